@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * forkvm's hypervisor memory manager: the public API.
+ *
+ * A family of VMs (a template and everything cloned from it) shares one frame
+ * pool.  Each VM's guest-physical memory is a space: a GPA -> frame table and a
+ * host window that KVM memslots point at.  Copy-on-write follows Linux's rule:
+ * reuse a frame only when it is obvious that we are its exclusive owner
+ * (page_count == 1); copy otherwise.  Devices pin frames before DMA.
+ *
+ * Nothing here includes a KVM header.  See docs/mm.md for the design.
+ */
+#ifndef FORKVM_MM_MM_H
+#define FORKVM_MM_MM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define MM_PAGE_SHIFT 12
+#define MM_PAGE_SIZE (1UL << MM_PAGE_SHIFT)
+/* A pin counts this much in page_count, as Linux's GUP_PIN_COUNTING_BIAS. */
+#define MM_PIN_BIAS 1024u
+/* A frame number that names no frame. */
+#define MM_NO_FRAME UINT64_MAX
+
+struct pool;
+struct space;
+
+/* The write-fault rule.  Only PAGECOUNT is correct; the others exist to show
+ * that the DMA-safety tests can see the bugs they cause. */
+enum mm_policy {
+	MM_POLICY_PAGECOUNT = 0, /* reuse iff page_count == 1 (default) */
+	MM_POLICY_MAPCOUNT,	 /* reuse iff one space maps the frame */
+	MM_POLICY_NOPIN,	 /* page_count reuse, but fork shares pinned frames */
+};
+
+struct pool_config {
+	/* Most guest memory the family may address at once (offset space of
+	 * the pool, and the size of the direct map).  0: 64 GiB. */
+	uint64_t max_bytes;
+	enum mm_policy policy;
+	/* Pages copied together on a COW fault (aligned block; 1 = only the
+	 * faulting page).  0: the default (see docs/mm.md). */
+	unsigned int cow_batch;
+	/* Use only what Linux 6.1's userfaultfd offers, even on a newer
+	 * kernel (to test that path).  Also forced by FORKVM_UFFD_COMPAT=1. */
+	bool uffd_compat;
+};
+
+struct pool_stats {
+	uint64_t live_frames;	/* frames with page_count > 0 */
+	uint64_t fresh;		/* frames given to never-written pages */
+	uint64_t copies;	/* COW copies (faults, pins, fork of pinned) */
+	uint64_t reuses;	/* COW faults resolved by reusing in place */
+	uint64_t fork_copies;	/* maybe-pinned frames copied for a child */
+	uint64_t pins;		/* pin calls */
+	uint64_t pinned_frames; /* frames pinned right now */
+	uint64_t faults;	/* write faults served */
+	uint64_t spaces;	/* live spaces */
+};
+
+struct space_stats {
+	uint64_t pages;		/* guest pages */
+	uint64_t present;	/* pages that own or share a frame */
+	uint64_t shared;	/* present pages whose frame has page_count > 1 */
+	uint64_t protected_pages; /* pages write-protected in the window */
+	uint64_t vmas;		/* host VMAs covering the window */
+	bool has_pinned;
+};
+
+/* One range of guest-physical memory; a space has one or more. */
+struct space_range {
+	uint64_t gpa;
+	uint64_t size;
+};
+
+/**
+ * pool_create() - make the frame pool of a new family.
+ * @cfg: settings, or NULL for the defaults.
+ * @out: the new pool.
+ * Return: 0 or -errno (-ENOSYS: the kernel lacks userfaultfd write-protect
+ * on shared memory, Linux >= 5.19 is needed).
+ */
+int pool_create(const struct pool_config *cfg, struct pool **out)
+	__attribute__((warn_unused_result));
+
+/**
+ * pool_destroy() - free a pool.  Every space of it must be destroyed first;
+ * frames still referenced (pool_frame_get) are dropped.  NULL is a no-op.
+ */
+void pool_destroy(struct pool *pool);
+
+void pool_get_stats(struct pool *pool, struct pool_stats *st);
+enum mm_policy pool_policy(const struct pool *pool);
+const char *mm_policy_name(enum mm_policy policy);
+/** mm_policy_parse() - "pagecount", "mapcount", "nopin". Return: 0 or -EINVAL. */
+int mm_policy_parse(const char *name, enum mm_policy *out);
+
+/**
+ * pool_frame_ptr() - the direct map of one frame: never write-protected,
+ * the way devices (and snapshot writers) reach frames.  Valid while the
+ * caller holds a reference or a pin on the frame.
+ */
+void *pool_frame_ptr(struct pool *pool, uint64_t frame);
+
+/** pool_frame_count() - page_count of a frame (references + pins * bias). */
+uint32_t pool_frame_count(struct pool *pool, uint64_t frame);
+
+/** pool_frame_put() - drop a reference taken by space_ref_page(). */
+void pool_frame_put(struct pool *pool, uint64_t frame);
+
+/**
+ * space_create() - a new guest space of @nranges GPA ranges.  Ranges must be
+ * page-aligned, non-empty, non-overlapping and sorted; all pages read as zero.
+ * Return: 0 or -errno (-EINVAL bad ranges, -ENOMEM, -ENOSPC pool full).
+ */
+int space_create(struct pool *pool, const struct space_range *ranges, unsigned int nranges,
+		 struct space **out) __attribute__((warn_unused_result));
+
+/**
+ * space_destroy() - unmap the window and drop every frame reference.
+ * Pins must have been released.  NULL is a no-op.
+ */
+void space_destroy(struct space *space);
+
+/**
+ * space_fork() - clone @parent into a new space of the same family.
+ *
+ * Frames that may be pinned, in a space that has pinned, are copied for the
+ * child and stay writable in the parent (policy NOPIN shares them instead);
+ * every other present frame is shared and write-protected in both.  The
+ * caller stops the parent's vCPUs first: the child is the parent's memory at
+ * the moment of the call.  A failed fork leaves the parent as it was.
+ * Return: 0 or -errno.
+ */
+int space_fork(struct space *parent, struct space **child) __attribute__((warn_unused_result));
+
+struct pool *space_pool(const struct space *space);
+const struct space_range *space_ranges(const struct space *space, unsigned int *nranges);
+/** space_size() - bytes of guest memory (sum of the ranges). */
+uint64_t space_size(const struct space *space);
+
+/**
+ * space_hva() - host address of @gpa in the space's window (what a vCPU
+ * writes through, and what KVM memslots point at), or NULL if @gpa is not
+ * guest memory.  The window of one range is contiguous.
+ */
+void *space_hva(const struct space *space, uint64_t gpa);
+
+/** space_frame_of() - the frame behind @gpa, or MM_NO_FRAME (never written). */
+uint64_t space_frame_of(struct space *space, uint64_t gpa);
+
+void space_get_stats(struct space *space, struct space_stats *st);
+
+/*
+ * Pins: the device side.  A device pins the guest buffer of a request before
+ * it starts the I/O and unpins at completion.  Between the two it reaches the
+ * buffer through the iovecs, which point into the direct map.
+ */
+#define MM_PIN_WRITE (1u << 0) /* the device will write the buffer */
+
+#define MM_PIN_MAX_PAGES 1024 /* one pin covers at most 4 MiB */
+
+struct mm_pin {
+	struct space *space;
+	uint64_t gpa;
+	uint64_t len;
+	unsigned int flags;
+	unsigned int nframes;
+	uint64_t *frames;
+	unsigned int niov;
+	struct iovec *iov; /* into the direct map; adjacent frames merged */
+};
+
+/**
+ * space_pin() - pin [@gpa, @gpa + @len) for device access.
+ *
+ * For MM_PIN_WRITE the pages are made exclusive to this space first (COW is
+ * broken, never-written pages get a fresh frame), so that the device writes
+ * exactly the frames the guest will read.  A read pin of a shared frame does
+ * not unshare it: see docs/mm.md.  The first pin sets has_pinned for good.
+ * Return: 0 or -errno (-EFAULT outside guest memory, -EINVAL zero length or
+ * overflow, -E2BIG longer than MM_PIN_MAX_PAGES pages, -EOVERFLOW a frame
+ * would exceed its pin limit); on error nothing is pinned.
+ */
+int space_pin(struct space *space, uint64_t gpa, uint64_t len, unsigned int flags,
+	      struct mm_pin *pin) __attribute__((warn_unused_result));
+
+/** space_unpin() - release a pin taken by space_pin(); resets @pin. */
+void space_unpin(struct mm_pin *pin);
+
+/**
+ * space_read() / space_write() - copy between a host buffer and guest memory
+ * through the direct map (a short pin around a memcpy); space_write breaks
+ * COW like a CPU write.  For device rings and small fields.
+ * Return: 0 or -errno as space_pin().
+ */
+int space_read(struct space *space, uint64_t gpa, void *buf, size_t len);
+int space_write(struct space *space, uint64_t gpa, const void *buf, size_t len);
+
+/**
+ * space_ref_page() - take an extra reference on the frame behind @gpa (a
+ * snapshot writer's view) and write-protect the page so that the next guest
+ * write copies.  A never-written page gets a zero frame first.
+ * Return: 0 and *@frame, or -errno.  Drop with pool_frame_put().
+ */
+int space_ref_page(struct space *space, uint64_t gpa, uint64_t *frame);
+
+#endif /* FORKVM_MM_MM_H */
