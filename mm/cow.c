@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The write-fault rule, as Linux's do_wp_page() settled it: copy unless it is
+ * obvious that this space is the exclusive owner of the frame, and obvious
+ * means page_count == 1.  Everything here runs with the pool lock held.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "mm/mm_internal.h"
+
+/* Reuse only when it is obvious that we are the exclusive owner. */
+static bool frame_can_reuse(struct pool *pool, uint64_t f)
+{
+	/* Legacy policy: one mapping looks exclusive; pins and references are missed. */
+	if (pool->policy == MM_POLICY_MAPCOUNT)
+		return atomic_load(&frame_meta(pool, f)->maps) == 1;
+	/* A pin is a reference the mapping count cannot see. */
+	if (frame_maybe_pinned(pool, f))
+		return false;
+	/* Any other reference (a clone, a snapshot writer) forces a copy. */
+	return frame_count_locked(pool, f) == 1;
+}
+
+/* May a fault on a neighbour copy this page too, while it is at it? */
+static bool should_copy_along(struct space *s, uint64_t q)
+{
+	struct pool *pool = s->pool;
+	uint64_t f = s->frame[q];
+
+	/* Never written, or already writable: nothing to break. */
+	if (f == MM_NO_FRAME || !(s->pflags[q] & PG_WP))
+		return false;
+	/* A device may be using it: leave it to its own fault. */
+	if (frame_maybe_pinned(pool, f))
+		return false;
+	/* Ours alone: its own fault will reuse it in place, no copy. */
+	return !frame_can_reuse(pool, f);
+}
+
+/*
+ * Give page @p a frame of its own if it has none: its home slot, which holds
+ * whatever was written there without a fault (or reads as zero).
+ */
+int space_make_present(struct space *s, uint64_t p)
+{
+	if (s->frame[p] != MM_NO_FRAME)
+		return 0;
+	s->frame[p] = s->home->start + p;
+	frame_init(s->pool, s->frame[p]);
+	atomic_fetch_add(&s->pool->ctr->fresh, 1);
+	return 0;
+}
+
+/*
+ * Copy @n pages of @s (each shared and write-protected) into new frames and
+ * map those.  Pages whose new mapping failed keep their old frame.
+ */
+static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
+{
+	struct pool *pool = s->pool;
+	uint64_t nf[MM_MAX_COW_BATCH];
+	unsigned int i, j, done = 0;
+	int ret = 0;
+
+	for (i = 0; i < n; i++) {
+		nf[i] = frame_alloc_for(s, pages[i]);
+		if (nf[i] == MM_NO_FRAME) {
+			n = i;
+			ret = -ENOSPC;
+			break;
+		}
+		memcpy(frame_ptr(pool, nf[i]), frame_ptr(pool, s->frame[pages[i]]), MM_PAGE_SIZE);
+		frame_init(pool, nf[i]);
+	}
+	/* One mmap per run of neighbouring pages in neighbouring frames. */
+	for (i = 0; i < n && ret == 0; i = j) {
+		for (j = i + 1; j < n && pages[j] == pages[i] + (j - i) && nf[j] == nf[i] + (j - i);
+		     j++)
+			;
+		ret = window_map(s, pages[i], j - i, nf[i]);
+		if (ret == 0)
+			done = j;
+		else /* a failed MAP_FIXED may have unmapped the old pages */
+			for (unsigned int k = i; k < j; k++)
+				if (window_map(s, pages[k], 1, s->frame[pages[k]]) == 0)
+					window_protect(s, pages[k], 1, true);
+	}
+	for (i = 0; i < done; i++) {
+		frame_put(pool, s->frame[pages[i]], true);
+		s->frame[pages[i]] = nf[i];
+		s->pflags[pages[i]] &= ~PG_WP;
+	}
+	for (i = done; i < n; i++)
+		frame_put(pool, nf[i], true);
+	atomic_fetch_add(&pool->ctr->copies, done);
+	return ret;
+}
+
+/*
+ * Make page @p of @s writable, as a guest write needs it: a fresh frame if
+ * it has none, the same frame if we are its exclusive owner, else a copy.
+ * With @batch, shared neighbours in the same aligned block are copied along
+ * (one fault and one mmap for several pages; see docs/mm.md).
+ */
+int space_resolve_write(struct space *s, uint64_t p, bool batch)
+{
+	struct pool *pool = s->pool;
+	uint64_t pages[MM_MAX_COW_BATCH];
+	unsigned int n = 0, block;
+	uint64_t first;
+
+	if (s->frame[p] == MM_NO_FRAME) {
+		space_make_present(s, p);
+		if (!(s->pflags[p] & PG_WP))
+			return 0;
+		s->pflags[p] &= ~PG_WP;
+		return window_protect(s, p, 1, false);
+	}
+	/* Resolved already: a pin or another fault got here first. */
+	if (!(s->pflags[p] & PG_WP))
+		return 0;
+	if (frame_can_reuse(pool, s->frame[p])) {
+		s->pflags[p] &= ~PG_WP;
+		atomic_fetch_add(&pool->ctr->reuses, 1);
+		return window_protect(s, p, 1, false);
+	}
+	block = batch ? pool->cow_batch : 1;
+	first = p & ~(uint64_t)(block - 1);
+	for (uint64_t q = first; q < first + block && q < s->npages; q++)
+		if (q == p || should_copy_along(s, q))
+			pages[n++] = q;
+	return copy_pages(s, pages, n);
+}

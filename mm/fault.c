@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The fault service: one userfaultfd per process, in write-protect mode,
+ * over every space's window, and one thread that applies the write-fault
+ * rule.  A vCPU (or any thread) writing a write-protected page blocks in the
+ * kernel until this thread has copied or reused the frame and woken it; the
+ * write then re-executes and lands in the frame the space now maps.
+ *
+ * Locks: svc.lock (the address -> space table) is taken before a pool lock,
+ * never after: the handler holds svc.lock while it resolves, so a space
+ * cannot be destroyed under it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "mm/mm_internal.h"
+
+#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
+#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
+#endif
+
+static struct {
+	pthread_mutex_t lock;
+	int uffd;
+	int stop_fd;
+	pthread_t thread;
+	unsigned int users;
+	struct space **spaces;
+	unsigned int nspaces, cap;
+	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
+	uint64_t features;
+} svc = { .lock = PTHREAD_MUTEX_INITIALIZER, .uffd = -1, .stop_fd = -1 };
+
+int fault_uffd(void)
+{
+	return svc.uffd;
+}
+
+bool fault_wp_spans_vmas(void)
+{
+	return svc.spans_vmas;
+}
+
+static int uffd_open(uint64_t want, uint64_t *have)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = want };
+	int fd;
+
+	/* Not UFFD_USER_MODE_ONLY: KVM takes these faults from kernel mode. */
+	fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, UFFDIO_API, &api) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	*have = api.features;
+	return fd;
+}
+
+static int uffd_register(int fd, void *addr, uint64_t len)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (uintptr_t)addr, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+
+	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Linux 6.1 wants one UFFDIO_WRITEPROTECT inside one VMA; later kernels walk
+ * the range.  Ask the kernel: two VMAs of one memfd, at offsets that cannot
+ * merge, write-protected with one call.
+ */
+static bool probe_wp_spans_vmas(int uffd)
+{
+	struct uffdio_writeprotect wp;
+	bool spans = false;
+	uint8_t *va;
+	int fd;
+
+	fd = memfd_create("forkvm-probe", MFD_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (ftruncate(fd, 4 * MM_PAGE_SIZE) < 0)
+		goto out_fd;
+	va = mmap(NULL, 2 * MM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (va == MAP_FAILED)
+		goto out_fd;
+	if (mmap(va + MM_PAGE_SIZE, MM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+		 fd, 3 * MM_PAGE_SIZE) == MAP_FAILED)
+		goto out_map;
+	if (uffd_register(uffd, va, 2 * MM_PAGE_SIZE) < 0)
+		goto out_map;
+	wp = (struct uffdio_writeprotect){
+		.range = { .start = (uintptr_t)va, .len = 2 * MM_PAGE_SIZE },
+		.mode = UFFDIO_WRITEPROTECT_MODE_WP,
+	};
+	spans = ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0;
+out_map:
+	munmap(va, 2 * MM_PAGE_SIZE); /* unregisters too */
+out_fd:
+	close(fd);
+	return spans;
+}
+
+static struct space *space_at(uintptr_t addr)
+{
+	for (unsigned int i = 0; i < svc.nspaces; i++) {
+		struct space *s = svc.spaces[i];
+		uintptr_t base = (uintptr_t)s->window;
+
+		if (addr >= base && addr - base < (s->npages << MM_PAGE_SHIFT))
+			return s;
+	}
+	return NULL;
+}
+
+static void wake(uintptr_t addr)
+{
+	struct uffdio_range r = { .start = addr & ~(MM_PAGE_SIZE - 1), .len = MM_PAGE_SIZE };
+
+	ioctl(svc.uffd, UFFDIO_WAKE, &r);
+}
+
+static void handle_fault(const struct uffd_msg *msg)
+{
+	uintptr_t addr = msg->arg.pagefault.address;
+	struct space *s;
+	int ret;
+
+	pthread_mutex_lock(&svc.lock);
+	s = space_at(addr);
+	if (s) {
+		uint64_t p = (addr - (uintptr_t)s->window) >> MM_PAGE_SHIFT;
+
+		pthread_mutex_lock(&s->pool->lock);
+		atomic_fetch_add(&s->pool->ctr->faults, 1);
+		ret = space_resolve_write(s, p, true);
+		pthread_mutex_unlock(&s->pool->lock);
+		if (ret < 0)
+			fprintf(stderr, "forkvm: mm: write fault at page %#lx failed: %s\n",
+				(unsigned long)p, strerror(-ret));
+	}
+	pthread_mutex_unlock(&svc.lock);
+	wake(addr);
+}
+
+static void *fault_thread(void *arg)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = svc.uffd, .events = POLLIN },
+		{ .fd = svc.stop_fd, .events = POLLIN },
+	};
+	struct uffd_msg msg[16];
+
+	for (;;) {
+		ssize_t n;
+
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		n = read(svc.uffd, msg, sizeof(msg));
+		if (n < 0)
+			continue; /* EAGAIN: another reader, or a spurious wakeup */
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(msg[0]); i++)
+			if (msg[i].event == UFFD_EVENT_PAGEFAULT)
+				handle_fault(&msg[i]);
+	}
+	return NULL;
+}
+
+static int service_start(void)
+{
+	uint64_t have;
+	int fd, ret;
+
+	fd = uffd_open(0, &have);
+	if (fd < 0)
+		return fd == -EPERM ? -EPERM : -ENOSYS;
+	close(fd);
+	/* Write-protect on shared memory came in Linux 5.19. */
+	if (!(have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
+		return -ENOSYS;
+	fd = uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &svc.features);
+	if (fd < 0)
+		return fd;
+	svc.uffd = fd;
+	svc.spans_vmas = probe_wp_spans_vmas(fd);
+	svc.stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (svc.stop_fd < 0) {
+		ret = -errno;
+		goto err_uffd;
+	}
+	ret = -pthread_create(&svc.thread, NULL, fault_thread, NULL);
+	if (ret < 0)
+		goto err_stop;
+	return 0;
+
+err_stop:
+	close(svc.stop_fd);
+	svc.stop_fd = -1;
+err_uffd:
+	close(svc.uffd);
+	svc.uffd = -1;
+	return ret;
+}
+
+static void service_stop(void)
+{
+	uint64_t one = 1;
+
+	if (write(svc.stop_fd, &one, sizeof(one)) < 0)
+		return;
+	pthread_join(svc.thread, NULL);
+	close(svc.stop_fd);
+	close(svc.uffd);
+	svc.stop_fd = svc.uffd = -1;
+}
+
+/* Starts the service with its first user.  Called without a pool lock. */
+static int service_get(void)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&svc.lock);
+	if (svc.users == 0)
+		ret = service_start();
+	if (ret == 0)
+		svc.users++;
+	pthread_mutex_unlock(&svc.lock);
+	return ret;
+}
+
+static void service_put(void)
+{
+	pthread_mutex_lock(&svc.lock);
+	if (--svc.users == 0)
+		service_stop();
+	pthread_mutex_unlock(&svc.lock);
+}
+
+/*
+ * Registers @s's window and makes its faults findable.  The window may be
+ * many VMAs: UFFDIO_REGISTER walks them.  Called without a pool lock.
+ */
+int fault_service_add(struct space *s)
+{
+	int ret;
+
+	ret = service_get();
+	if (ret < 0)
+		return ret;
+	ret = uffd_register(svc.uffd, s->window, s->npages << MM_PAGE_SHIFT);
+	if (ret < 0)
+		goto err_put;
+	pthread_mutex_lock(&svc.lock);
+	if (svc.nspaces == svc.cap) {
+		unsigned int cap = svc.cap ? svc.cap * 2 : 16;
+		struct space **n = realloc(svc.spaces, sizeof(*n) * cap);
+
+		if (!n) {
+			pthread_mutex_unlock(&svc.lock);
+			ret = -ENOMEM;
+			goto err_put;
+		}
+		svc.spaces = n;
+		svc.cap = cap;
+	}
+	svc.spaces[svc.nspaces++] = s;
+	s->registered = true;
+	pthread_mutex_unlock(&svc.lock);
+	return 0;
+
+err_put:
+	service_put();
+	return ret;
+}
+
+/* After this no fault is resolved for @s.  Called without a pool lock. */
+void fault_service_remove(struct space *s)
+{
+	if (!s->registered)
+		return;
+	pthread_mutex_lock(&svc.lock);
+	for (unsigned int i = 0; i < svc.nspaces; i++) {
+		if (svc.spaces[i] == s) {
+			svc.spaces[i] = svc.spaces[--svc.nspaces];
+			break;
+		}
+	}
+	s->registered = false;
+	pthread_mutex_unlock(&svc.lock);
+	service_put();
+}
+
+/* A new mapping inside a registered window is a new, unregistered VMA. */
+int window_register(struct space *s, uint64_t p, uint64_t n)
+{
+	return uffd_register(svc.uffd, s->window + (p << MM_PAGE_SHIFT), n << MM_PAGE_SHIFT);
+}
+
+static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
+{
+	struct uffdio_writeprotect w = {
+		.range = { .start = (uintptr_t)s->window + (p << MM_PAGE_SHIFT),
+			   .len = n << MM_PAGE_SHIFT },
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+	};
+	int tries = 0;
+
+	while (ioctl(svc.uffd, UFFDIO_WRITEPROTECT, &w) < 0) {
+		/* EAGAIN: the address space changed under us (mmap_changing). */
+		if (errno != EAGAIN || ++tries > 1000)
+			return -errno;
+	}
+	return 0;
+}
+
+/*
+ * Write-protect (or unprotect and wake) pages [p, p + n) of the window.
+ * Where one call may not cross VMAs, split at every place the pool offsets
+ * stop being contiguous (a VMA never crosses one), and page by page if a
+ * run was still not one VMA.
+ */
+int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp)
+{
+	uint64_t end = p + n;
+
+	if (svc.spans_vmas && !s->pool->uffd_compat)
+		return wp_ioctl(s, p, n, wp);
+	while (p < end) {
+		uint64_t q = p + 1;
+		int ret;
+
+		while (q < end && space_mapped_frame(s, q) == space_mapped_frame(s, q - 1) + 1)
+			q++;
+		ret = wp_ioctl(s, p, q - p, wp);
+		/* Not one VMA after all (neighbours not merged): page by page. */
+		if (ret == -ENOENT) {
+			ret = 0;
+			for (uint64_t i = p; i < q && ret == 0; i++)
+				ret = wp_ioctl(s, i, 1, wp);
+		}
+		if (ret < 0)
+			return ret;
+		p = q;
+	}
+	return 0;
+}

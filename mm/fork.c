@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Fork of a guest space: the child shares every present frame with the
+ * parent, write-protected in both, except frames a device may have pinned,
+ * which are copied for the child at once (Linux's copy-on-fork of
+ * maybe-pinned pages): a device keeps writing into the parent's frame, and
+ * the parent's next CPU write must not move away from it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "mm/mm_internal.h"
+
+/* Must the child get its own copy of frame @f now? */
+static bool fork_must_copy(const struct space *parent, uint64_t f)
+{
+	struct pool *pool = parent->pool;
+
+	/* Legacy policy: share pinned frames like any other (wrong-way COW). */
+	if (pool->policy == MM_POLICY_NOPIN)
+		return false;
+	/* A space that never pinned cannot hold a pinned frame. */
+	if (!parent->has_pinned)
+		return false;
+	return frame_maybe_pinned(pool, f);
+}
+
+/* Write-protect every run of pages whose pflags say PG_WP but @was does not. */
+static int protect_new(struct space *s, const uint8_t *was)
+{
+	uint64_t p = 0;
+	int ret;
+
+	while (p < s->npages) {
+		uint64_t q;
+
+		if (!(s->pflags[p] & PG_WP) || (was && (was[p] & PG_WP))) {
+			p++;
+			continue;
+		}
+		for (q = p + 1; q < s->npages && (s->pflags[q] & PG_WP) && !(was && (was[q] & PG_WP)); q++)
+			;
+		ret = window_protect(s, p, q - p, true);
+		if (ret < 0)
+			return ret;
+		p = q;
+	}
+	return 0;
+}
+
+/* Undo the child's share of frames after a failure.  Pool lock held. */
+static void child_drop(struct space *child)
+{
+	for (uint64_t p = 0; p < child->npages; p++)
+		if (child->frame[p] != MM_NO_FRAME)
+			frame_put(child->pool, child->frame[p], true);
+	region_put(child->pool, child->home);
+	region_put(child->pool, child->copy);
+}
+
+int space_fork(struct space *parent, struct space **childp)
+{
+	struct pool *pool = parent->pool;
+	uint64_t bytes = parent->npages << MM_PAGE_SHIFT;
+	struct region *parent_copy;
+	struct space *child;
+	uint8_t *was;
+	int ret;
+
+	child = calloc(1, sizeof(*child));
+	was = malloc(parent->npages);
+	if (!child || !was) {
+		ret = -ENOMEM;
+		goto err_alloc;
+	}
+	/* The fields before the window: pool, ranges, sizes. */
+	memcpy(child, parent, offsetof(struct space, window));
+	child->frame = malloc(parent->npages * sizeof(*child->frame));
+	child->pflags = calloc(parent->npages, 1);
+	child->window = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			     -1, 0);
+	if (!child->frame || !child->pflags || child->window == MAP_FAILED) {
+		ret = -ENOMEM;
+		goto err_tables;
+	}
+
+	pthread_mutex_lock(&pool->lock);
+	child->home = region_alloc(pool, parent->npages);
+	parent_copy = region_alloc(pool, parent->npages);
+	if (!child->home || !parent_copy) {
+		ret = -ENOSPC;
+		goto err_regions;
+	}
+	child->home->users++;
+	child->copy = child->home;
+
+	/* The parent's vCPUs are stopped: this is the instant of the fork. */
+	space_adopt_written(parent);
+	memcpy(was, parent->pflags, parent->npages);
+	for (uint64_t p = 0; p < parent->npages; p++) {
+		uint64_t f = parent->frame[p];
+
+		child->frame[p] = f;
+		if (f == MM_NO_FRAME)
+			continue;
+		if (fork_must_copy(parent, f)) {
+			uint64_t nf = child->home->start + p;
+
+			memcpy(frame_ptr(pool, nf), frame_ptr(pool, f), MM_PAGE_SIZE);
+			frame_init(pool, nf);
+			child->frame[p] = nf;
+			atomic_fetch_add(&pool->ctr->fork_copies, 1);
+			continue;
+		}
+		frame_get(pool, f);
+		atomic_fetch_add(&frame_meta(pool, f)->maps, 1);
+		child->pflags[p] = PG_WP;
+	}
+
+	ret = space_map_all(child);
+	if (ret < 0)
+		goto err_child;
+	ret = window_register(child, 0, child->npages);
+	if (ret < 0)
+		goto err_child;
+	ret = protect_new(child, NULL);
+	if (ret < 0)
+		goto err_child;
+	for (uint64_t p = 0; p < parent->npages; p++)
+		if (child->pflags[p] & PG_WP)
+			parent->pflags[p] |= PG_WP;
+	ret = protect_new(parent, was);
+	if (ret < 0) {
+		/* Leave the parent as it was: writable where it was writable. */
+		memcpy(parent->pflags, was, parent->npages);
+		window_protect(parent, 0, parent->npages, false);
+		protect_new(parent, NULL);
+		goto err_child;
+	}
+	/* The parent's old copies are shared now: new copies go elsewhere. */
+	region_put(pool, parent->copy);
+	parent->copy = parent_copy;
+	pool->nspaces++;
+	pthread_mutex_unlock(&pool->lock);
+	free(was);
+
+	ret = fault_service_add(child);
+	if (ret < 0) {
+		space_destroy(child);
+		return ret;
+	}
+	*childp = child;
+	return 0;
+
+err_child:
+	child_drop(child);
+	child->home = NULL;
+err_regions:
+	if (child->home)
+		region_put(pool, child->home);
+	if (parent_copy)
+		region_put(pool, parent_copy);
+	pthread_mutex_unlock(&pool->lock);
+err_tables:
+	if (child->window != MAP_FAILED)
+		munmap(child->window, bytes);
+	free(child->frame);
+	free(child->pflags);
+err_alloc:
+	free(child);
+	free(was);
+	return ret;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mm internals shared by the mm sources (and by white-box tests).  Not an API.
+ *
+ * Frames live in one memfd per family (the pool); frame n is the 4 KiB at
+ * offset n * 4 KiB.  Per-frame metadata lives in a second memfd, so that a
+ * clone in another process (fork(2) of the VMM) sees the same page_count.
+ *
+ * Locking: pool->lock (the family lock) protects every space's table, the
+ * window layout, the region list and the frame metadata.  The metadata
+ * fields are atomics as well, for the multi-process future; in-process every
+ * update happens under the lock.
+ */
+#ifndef FORKVM_MM_MM_INTERNAL_H
+#define FORKVM_MM_MM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "mm/mm.h"
+
+#define MM_MAX_RANGES 8
+#define MM_DEFAULT_MAX_BYTES (64ULL << 30)
+#define MM_DEFAULT_COW_BATCH 8
+#define MM_MAX_COW_BATCH 512
+/* page_count may not grow past this: a pin that would is refused. */
+#define MM_COUNT_LIMIT (UINT32_MAX - 2 * MM_PIN_BIAS)
+
+struct frame_meta {
+	_Atomic uint32_t count; /* references + pins * MM_PIN_BIAS (page_count) */
+	_Atomic uint32_t maps;	/* spaces whose table holds the frame (mapcount) */
+};
+
+/*
+ * A region is a run of frame numbers handed out together: a space's home
+ * (where its never-written pages live, page p at start + p) or its copy
+ * target (where its COW copies go), or a spill run for copies that cannot go
+ * home.  Regions keep a space's private frames contiguous so that adjacent
+ * window pages map adjacent pool offsets and their VMAs merge.
+ */
+struct region {
+	uint64_t start;
+	uint64_t nframes;
+	uint64_t live;	   /* frames of the region with count > 0 */
+	unsigned int users; /* spaces using it as home or copy target */
+	uint64_t spill_next; /* spill regions: next unused frame */
+};
+
+struct pool_counters {
+	_Atomic uint64_t live_frames;
+	_Atomic uint64_t fresh;
+	_Atomic uint64_t copies;
+	_Atomic uint64_t reuses;
+	_Atomic uint64_t fork_copies;
+	_Atomic uint64_t pins;
+	_Atomic uint64_t pinned_frames;
+	_Atomic uint64_t faults;
+};
+
+struct pool {
+	pthread_mutex_t lock;
+	int fd;	     /* frames */
+	int meta_fd; /* struct frame_meta per frame, then the counters */
+	struct frame_meta *meta;
+	struct pool_counters *ctr;
+	uint8_t *dmap; /* direct map of every frame; never write-protected */
+	uint64_t nframes;
+	enum mm_policy policy;
+	unsigned int cow_batch;
+	bool uffd_compat;
+
+	/* Regions sorted by start; free frame-number space as extents. */
+	struct region **regions;
+	unsigned int nregions, regions_cap;
+	struct extent {
+		uint64_t start, len;
+	} *free_ext;
+	unsigned int nfree, free_cap;
+	struct region *spill; /* current spill region, or NULL */
+	unsigned int nspaces;
+};
+
+/* Per-page state bits in space->pflags. */
+#define PG_WP (1u << 0) /* write-protected in the window (uffd-wp) */
+
+struct space {
+	struct pool *pool;
+	struct space_range ranges[MM_MAX_RANGES];
+	uint64_t range_page[MM_MAX_RANGES]; /* first page index of each range */
+	unsigned int nranges;
+	uint64_t npages;
+	uint8_t *window; /* npages pages of host VA */
+	uint64_t *frame; /* page -> frame, MM_NO_FRAME when never written */
+	uint8_t *pflags;
+	/*
+	 * home: frame home + p backs page p while p owns no frame, so a first
+	 * write lands there with no fault at all (adopted into the table
+	 * later, see space_adopt_written()).  copy: COW copies of page p go
+	 * to copy + p.  A child starts with copy == home; a parent gets a new
+	 * copy region at each fork, because its old copies are shared now.
+	 */
+	struct region *home, *copy;
+	bool has_pinned;
+	bool registered; /* with the fault service */
+	unsigned int active_pins;
+};
+
+/* pool.c: frames and regions.  Called with pool->lock held. */
+static inline struct frame_meta *frame_meta(struct pool *pool, uint64_t f)
+{
+	return &pool->meta[f];
+}
+uint32_t frame_count_locked(struct pool *pool, uint64_t f);
+bool frame_maybe_pinned(struct pool *pool, uint64_t f);
+void frame_init(struct pool *pool, uint64_t f);
+void frame_get(struct pool *pool, uint64_t f);
+void frame_put(struct pool *pool, uint64_t f, bool mapped);
+struct region *region_alloc(struct pool *pool, uint64_t nframes);
+void region_put(struct pool *pool, struct region *r);
+/* A free frame for a copy of page @p of @s: copy + p when free, else spill. */
+uint64_t frame_alloc_for(struct space *s, uint64_t p);
+int pool_punch(struct pool *pool, uint64_t f, uint64_t n);
+static inline void *frame_ptr(struct pool *pool, uint64_t f)
+{
+	return pool->dmap + (f << MM_PAGE_SHIFT);
+}
+
+/* space.c: the window. */
+int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f);
+int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp);
+uint64_t space_page_of(const struct space *s, uint64_t gpa);
+/* The frame the window maps at page @p: its own, or its home slot. */
+uint64_t space_mapped_frame(const struct space *s, uint64_t p);
+void space_adopt_written(struct space *s);
+int space_map_all(struct space *s);
+uint64_t vma_count(const void *start, uint64_t len);
+
+/* cow.c: the write-fault rule. */
+int space_resolve_write(struct space *s, uint64_t p, bool batch);
+int space_make_present(struct space *s, uint64_t p);
+
+/* fault.c: the userfaultfd service. */
+int fault_service_add(struct space *s);
+void fault_service_remove(struct space *s);
+int fault_uffd(void);
+int window_register(struct space *s, uint64_t p, uint64_t n);
+bool fault_wp_spans_vmas(void);
+
+#endif /* FORKVM_MM_MM_INTERNAL_H */

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The device side of guest memory: pins (Linux's FOLL_PIN) and short copies.
+ * A device pins a request's buffer before the I/O and reaches it through the
+ * direct map, which no write-protection covers: that is why a write pin
+ * breaks COW first, and why fork copies maybe-pinned frames.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mm/mm_internal.h"
+
+/* Pages [*first, *first + *n) of @s for a guest range, or -errno. */
+static int range_pages(const struct space *s, uint64_t gpa, uint64_t len, uint64_t *first,
+		       uint64_t *n)
+{
+	uint64_t last_gpa, last;
+
+	/* @gpa and @len come from the guest (descriptors) or a file. */
+	if (len == 0)
+		return -EINVAL;
+	if (__builtin_add_overflow(gpa, len - 1, &last_gpa))
+		return -EINVAL;
+	*first = space_page_of(s, gpa);
+	last = space_page_of(s, last_gpa);
+	if (*first == UINT64_MAX || last == UINT64_MAX)
+		return -EFAULT;
+	/* A buffer must be contiguous in guest-physical memory. */
+	if (last - *first != (last_gpa >> MM_PAGE_SHIFT) - (gpa >> MM_PAGE_SHIFT))
+		return -EFAULT;
+	*n = last - *first + 1;
+	return 0;
+}
+
+/* Make page @p exclusive and writable for a device or host write. */
+static int make_exclusive(struct space *s, uint64_t p)
+{
+	if (s->frame[p] == MM_NO_FRAME)
+		return space_make_present(s, p);
+	return space_resolve_write(s, p, false);
+}
+
+static void unpin_frames(struct pool *pool, const uint64_t *frames, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		struct frame_meta *m = frame_meta(pool, frames[i]);
+		uint32_t old = atomic_fetch_sub(&m->count, MM_PIN_BIAS);
+
+		if (old - MM_PIN_BIAS < MM_PIN_BIAS)
+			atomic_fetch_sub(&pool->ctr->pinned_frames, 1);
+		/* The last reference was the pin (the mapping went meanwhile). */
+		if (old == MM_PIN_BIAS) {
+			atomic_store(&m->count, 1);
+			frame_put(pool, frames[i], false);
+		}
+	}
+}
+
+int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags,
+	      struct mm_pin *pin)
+{
+	struct pool *pool = s->pool;
+	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1), left = len;
+	unsigned int i;
+	int ret;
+
+	memset(pin, 0, sizeof(*pin));
+	if (flags & ~MM_PIN_WRITE)
+		return -EINVAL;
+	ret = range_pages(s, gpa, len, &first, &n);
+	if (ret < 0)
+		return ret;
+	if (n > MM_PIN_MAX_PAGES)
+		return -E2BIG;
+	pin->frames = malloc(n * sizeof(*pin->frames));
+	pin->iov = malloc(n * sizeof(*pin->iov));
+	if (!pin->frames || !pin->iov) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+
+	pthread_mutex_lock(&pool->lock);
+	for (i = 0; i < n; i++) {
+		uint64_t p = first + i;
+
+		/* A write pin needs the frame the guest will read afterwards. */
+		ret = flags & MM_PIN_WRITE ? make_exclusive(s, p) : space_make_present(s, p);
+		if (ret < 0)
+			goto err_unpin;
+		if (frame_count_locked(pool, s->frame[p]) > MM_COUNT_LIMIT - MM_PIN_BIAS) {
+			ret = -EOVERFLOW;
+			goto err_unpin;
+		}
+		if (atomic_fetch_add(&frame_meta(pool, s->frame[p])->count, MM_PIN_BIAS) < MM_PIN_BIAS)
+			atomic_fetch_add(&pool->ctr->pinned_frames, 1);
+		pin->frames[i] = s->frame[p];
+	}
+	s->has_pinned = true; /* never cleared, as Linux's mm->has_pinned */
+	s->active_pins++;
+	atomic_fetch_add(&pool->ctr->pins, 1);
+	pthread_mutex_unlock(&pool->lock);
+
+	for (i = 0; i < n; i++) {
+		uint64_t chunk = MM_PAGE_SIZE - off < left ? MM_PAGE_SIZE - off : left;
+		uint8_t *va = (uint8_t *)frame_ptr(pool, pin->frames[i]) + off;
+
+		if (pin->niov && (uint8_t *)pin->iov[pin->niov - 1].iov_base +
+					     pin->iov[pin->niov - 1].iov_len == va)
+			pin->iov[pin->niov - 1].iov_len += chunk;
+		else
+			pin->iov[pin->niov++] = (struct iovec){ va, chunk };
+		left -= chunk;
+		off = 0;
+	}
+	pin->space = s;
+	pin->gpa = gpa;
+	pin->len = len;
+	pin->flags = flags;
+	pin->nframes = n;
+	return 0;
+
+err_unpin:
+	unpin_frames(pool, pin->frames, i);
+	pthread_mutex_unlock(&pool->lock);
+err_free:
+	free(pin->frames);
+	free(pin->iov);
+	memset(pin, 0, sizeof(*pin));
+	return ret;
+}
+
+void space_unpin(struct mm_pin *pin)
+{
+	struct space *s = pin->space;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->pool->lock);
+	unpin_frames(s->pool, pin->frames, pin->nframes);
+	s->active_pins--;
+	pthread_mutex_unlock(&s->pool->lock);
+	free(pin->frames);
+	free(pin->iov);
+	memset(pin, 0, sizeof(*pin));
+}
+
+int space_read(struct space *s, uint64_t gpa, void *buf, size_t len)
+{
+	struct pool *pool = s->pool;
+	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1);
+	uint8_t *out = buf;
+	int ret;
+
+	ret = range_pages(s, gpa, len, &first, &n);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&pool->lock);
+	for (uint64_t p = first; p < first + n; p++) {
+		size_t chunk = MM_PAGE_SIZE - off < len ? MM_PAGE_SIZE - off : len;
+
+		if (s->frame[p] != MM_NO_FRAME) {
+			memcpy(out, (uint8_t *)frame_ptr(pool, s->frame[p]) + off, chunk);
+		} else {
+			/* pread() of a hole reads zeros without allocating a page. */
+			off_t pos = ((s->home->start + p) << MM_PAGE_SHIFT) + off;
+
+			if (pread(pool->fd, out, chunk, pos) != (ssize_t)chunk) {
+				ret = -EIO;
+				break;
+			}
+		}
+		out += chunk;
+		len -= chunk;
+		off = 0;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return ret;
+}
+
+int space_write(struct space *s, uint64_t gpa, const void *buf, size_t len)
+{
+	struct pool *pool = s->pool;
+	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1);
+	const uint8_t *in = buf;
+	int ret;
+
+	ret = range_pages(s, gpa, len, &first, &n);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&pool->lock);
+	for (uint64_t p = first; p < first + n; p++) {
+		size_t chunk = MM_PAGE_SIZE - off < len ? MM_PAGE_SIZE - off : len;
+
+		ret = make_exclusive(s, p);
+		if (ret < 0)
+			break;
+		memcpy((uint8_t *)frame_ptr(pool, s->frame[p]) + off, in, chunk);
+		in += chunk;
+		len -= chunk;
+		off = 0;
+	}
+	pthread_mutex_unlock(&pool->lock);
+	return ret;
+}
+
+int space_ref_page(struct space *s, uint64_t gpa, uint64_t *frame)
+{
+	struct pool *pool = s->pool;
+	uint64_t p = space_page_of(s, gpa);
+	int ret = 0;
+
+	if (p == UINT64_MAX)
+		return -EFAULT;
+	pthread_mutex_lock(&pool->lock);
+	space_make_present(s, p);
+	if (frame_count_locked(pool, s->frame[p]) >= MM_COUNT_LIMIT) {
+		ret = -EOVERFLOW;
+		goto out;
+	}
+	/* The next guest write must see a second reference: protect first. */
+	if (!(s->pflags[p] & PG_WP)) {
+		ret = window_protect(s, p, 1, true);
+		if (ret < 0)
+			goto out;
+		s->pflags[p] |= PG_WP;
+	}
+	frame_get(pool, s->frame[p]);
+	*frame = s->frame[p];
+out:
+	pthread_mutex_unlock(&pool->lock);
+	return ret;
+}

@@ -1,0 +1,408 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The frame pool of a family: a memfd of 4 KiB frames, a reference count per
+ * frame (page_count, pins counted with a bias), regions of frame numbers, and
+ * the direct map devices reach frames through.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mm/mm_internal.h"
+
+static const char *const policy_names[] = {
+	[MM_POLICY_PAGECOUNT] = "pagecount",
+	[MM_POLICY_MAPCOUNT] = "mapcount",
+	[MM_POLICY_NOPIN] = "nopin",
+};
+
+const char *mm_policy_name(enum mm_policy policy)
+{
+	if ((unsigned int)policy >= sizeof(policy_names) / sizeof(policy_names[0]))
+		return "?";
+	return policy_names[policy];
+}
+
+int mm_policy_parse(const char *name, enum mm_policy *out)
+{
+	for (unsigned int i = 0; i < sizeof(policy_names) / sizeof(policy_names[0]); i++) {
+		if (strcmp(name, policy_names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+enum mm_policy pool_policy(const struct pool *pool)
+{
+	return pool->policy;
+}
+
+static bool env_true(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && *v && strcmp(v, "0") != 0;
+}
+
+int pool_create(const struct pool_config *cfg, struct pool **out)
+{
+	struct pool_config def = { 0 };
+	struct pool *pool;
+	uint64_t meta_bytes;
+	int ret;
+
+	if (!cfg)
+		cfg = &def;
+	if ((unsigned int)cfg->policy > MM_POLICY_NOPIN || cfg->cow_batch > MM_MAX_COW_BATCH)
+		return -EINVAL;
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->fd = pool->meta_fd = -1;
+	pool->policy = cfg->policy;
+	pool->cow_batch = cfg->cow_batch ? cfg->cow_batch : MM_DEFAULT_COW_BATCH;
+	/* A batch is an aligned block: keep it a power of two. */
+	if (pool->cow_batch & (pool->cow_batch - 1)) {
+		ret = -EINVAL;
+		goto err_free;
+	}
+	pool->uffd_compat = cfg->uffd_compat || env_true("FORKVM_UFFD_COMPAT");
+	pool->nframes = (cfg->max_bytes ? cfg->max_bytes : MM_DEFAULT_MAX_BYTES) >> MM_PAGE_SHIFT;
+	if (pool->nframes == 0 || pool->nframes > (1ULL << 36)) {
+		ret = -EINVAL;
+		goto err_free;
+	}
+	pthread_mutex_init(&pool->lock, NULL);
+
+	pool->fd = memfd_create("forkvm-frames", MFD_CLOEXEC);
+	pool->meta_fd = memfd_create("forkvm-frame-meta", MFD_CLOEXEC);
+	if (pool->fd < 0 || pool->meta_fd < 0) {
+		ret = -errno;
+		goto err_fds;
+	}
+	meta_bytes = pool->nframes * sizeof(struct frame_meta) + sizeof(struct pool_counters);
+	if (ftruncate(pool->fd, pool->nframes << MM_PAGE_SHIFT) < 0 ||
+	    ftruncate(pool->meta_fd, meta_bytes) < 0) {
+		ret = -errno;
+		goto err_fds;
+	}
+	pool->dmap = mmap(NULL, pool->nframes << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_NORESERVE, pool->fd, 0);
+	if (pool->dmap == MAP_FAILED) {
+		ret = -errno;
+		goto err_fds;
+	}
+	pool->meta = mmap(NULL, meta_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			  pool->meta_fd, 0);
+	if (pool->meta == MAP_FAILED) {
+		ret = -errno;
+		goto err_dmap;
+	}
+	pool->ctr = (struct pool_counters *)(pool->meta + pool->nframes);
+	pool->free_ext = malloc(sizeof(*pool->free_ext) * 16);
+	if (!pool->free_ext) {
+		ret = -ENOMEM;
+		goto err_meta;
+	}
+	pool->free_cap = 16;
+	pool->free_ext[0] = (struct extent){ 0, pool->nframes };
+	pool->nfree = 1;
+	*out = pool;
+	return 0;
+
+err_meta:
+	munmap(pool->meta, meta_bytes);
+err_dmap:
+	munmap(pool->dmap, pool->nframes << MM_PAGE_SHIFT);
+err_fds:
+	if (pool->fd >= 0)
+		close(pool->fd);
+	if (pool->meta_fd >= 0)
+		close(pool->meta_fd);
+	pthread_mutex_destroy(&pool->lock);
+err_free:
+	free(pool);
+	return ret;
+}
+
+void pool_destroy(struct pool *pool)
+{
+	if (!pool)
+		return;
+	munmap(pool->meta, pool->nframes * sizeof(struct frame_meta) + sizeof(struct pool_counters));
+	munmap(pool->dmap, pool->nframes << MM_PAGE_SHIFT);
+	close(pool->fd);
+	close(pool->meta_fd);
+	for (unsigned int i = 0; i < pool->nregions; i++)
+		free(pool->regions[i]);
+	free(pool->regions);
+	free(pool->free_ext);
+	pthread_mutex_destroy(&pool->lock);
+	free(pool);
+}
+
+void pool_get_stats(struct pool *pool, struct pool_stats *st)
+{
+	struct pool_counters *c = pool->ctr;
+
+	pthread_mutex_lock(&pool->lock);
+	st->live_frames = atomic_load(&c->live_frames);
+	st->fresh = atomic_load(&c->fresh);
+	st->copies = atomic_load(&c->copies);
+	st->reuses = atomic_load(&c->reuses);
+	st->fork_copies = atomic_load(&c->fork_copies);
+	st->pins = atomic_load(&c->pins);
+	st->pinned_frames = atomic_load(&c->pinned_frames);
+	st->faults = atomic_load(&c->faults);
+	st->spaces = pool->nspaces;
+	pthread_mutex_unlock(&pool->lock);
+}
+
+void *pool_frame_ptr(struct pool *pool, uint64_t frame)
+{
+	if (frame >= pool->nframes)
+		return NULL;
+	return frame_ptr(pool, frame);
+}
+
+uint32_t frame_count_locked(struct pool *pool, uint64_t f)
+{
+	/* Pairs with the updates in frame_get()/frame_put() and the pin path. */
+	return atomic_load_explicit(&frame_meta(pool, f)->count, memory_order_acquire);
+}
+
+uint32_t pool_frame_count(struct pool *pool, uint64_t frame)
+{
+	if (frame >= pool->nframes)
+		return 0;
+	return frame_count_locked(pool, frame);
+}
+
+/* As Linux's page_maybe_dma_pinned(): a count this high may hold a pin. */
+bool frame_maybe_pinned(struct pool *pool, uint64_t f)
+{
+	return frame_count_locked(pool, f) >= MM_PIN_BIAS;
+}
+
+/* Region lookup by frame number; regions are sorted by start. */
+static struct region *region_of(struct pool *pool, uint64_t f)
+{
+	unsigned int lo = 0, hi = pool->nregions;
+
+	while (lo < hi) {
+		unsigned int mid = (lo + hi) / 2;
+		struct region *r = pool->regions[mid];
+
+		if (f < r->start)
+			hi = mid;
+		else if (f >= r->start + r->nframes)
+			lo = mid + 1;
+		else
+			return r;
+	}
+	return NULL;
+}
+
+/* A new frame with one reference, held by one space's table. */
+void frame_init(struct pool *pool, uint64_t f)
+{
+	struct region *r = region_of(pool, f);
+
+	atomic_store(&frame_meta(pool, f)->count, 1);
+	atomic_store(&frame_meta(pool, f)->maps, 1);
+	atomic_fetch_add(&pool->ctr->live_frames, 1);
+	if (r)
+		r->live++;
+}
+
+void frame_get(struct pool *pool, uint64_t f)
+{
+	atomic_fetch_add(&frame_meta(pool, f)->count, 1);
+}
+
+int pool_punch(struct pool *pool, uint64_t f, uint64_t n)
+{
+	if (fallocate(pool->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f << MM_PAGE_SHIFT,
+		      n << MM_PAGE_SHIFT) < 0)
+		return -errno;
+	return 0;
+}
+
+static void region_release(struct pool *pool, struct region *r);
+
+/*
+ * Drop one reference (and one mapping, if @mapped).  At zero the frame is
+ * freed: its memory goes back to the host (hole punched).
+ */
+void frame_put(struct pool *pool, uint64_t f, bool mapped)
+{
+	struct frame_meta *m = frame_meta(pool, f);
+	struct region *r;
+
+	if (mapped)
+		atomic_fetch_sub(&m->maps, 1);
+	if (atomic_fetch_sub(&m->count, 1) != 1)
+		return;
+	atomic_store(&m->maps, 0);
+	pool_punch(pool, f, 1);
+	atomic_fetch_sub(&pool->ctr->live_frames, 1);
+	r = region_of(pool, f);
+	if (r && --r->live == 0 && r->users == 0)
+		region_release(pool, r);
+}
+
+void pool_frame_put(struct pool *pool, uint64_t frame)
+{
+	if (frame >= pool->nframes)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	if (frame_count_locked(pool, frame) > 0)
+		frame_put(pool, frame, false);
+	pthread_mutex_unlock(&pool->lock);
+}
+
+static int grow(void **arr, unsigned int *cap, unsigned int need, size_t elem)
+{
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	n = realloc(*arr, elem * (*cap * 2));
+	if (!n)
+		return -ENOMEM;
+	*arr = n;
+	*cap *= 2;
+	return 0;
+}
+
+/* First fit in the free extents. */
+static int ext_take(struct pool *pool, uint64_t n, uint64_t *start)
+{
+	for (unsigned int i = 0; i < pool->nfree; i++) {
+		struct extent *e = &pool->free_ext[i];
+
+		if (e->len < n)
+			continue;
+		*start = e->start;
+		e->start += n;
+		e->len -= n;
+		if (e->len == 0) {
+			memmove(e, e + 1, sizeof(*e) * (pool->nfree - i - 1));
+			pool->nfree--;
+		}
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+static void ext_give(struct pool *pool, uint64_t start, uint64_t n)
+{
+	unsigned int i = 0;
+
+	while (i < pool->nfree && pool->free_ext[i].start < start)
+		i++;
+	/* Merge with the previous and/or next extent when they touch. */
+	if (i > 0 && pool->free_ext[i - 1].start + pool->free_ext[i - 1].len == start) {
+		pool->free_ext[i - 1].len += n;
+		if (i < pool->nfree && start + n == pool->free_ext[i].start) {
+			pool->free_ext[i - 1].len += pool->free_ext[i].len;
+			memmove(&pool->free_ext[i], &pool->free_ext[i + 1],
+				sizeof(struct extent) * (pool->nfree - i - 1));
+			pool->nfree--;
+		}
+		return;
+	}
+	if (i < pool->nfree && start + n == pool->free_ext[i].start) {
+		pool->free_ext[i].start = start;
+		pool->free_ext[i].len += n;
+		return;
+	}
+	/* On allocation failure the extent is leaked, never reused: safe. */
+	if (grow((void **)&pool->free_ext, &pool->free_cap, pool->nfree + 1,
+		 sizeof(struct extent)) < 0)
+		return;
+	memmove(&pool->free_ext[i + 1], &pool->free_ext[i],
+		sizeof(struct extent) * (pool->nfree - i));
+	pool->free_ext[i] = (struct extent){ start, n };
+	pool->nfree++;
+}
+
+struct region *region_alloc(struct pool *pool, uint64_t nframes)
+{
+	struct region *r;
+	uint64_t start;
+	unsigned int i;
+
+	if (!pool->regions) {
+		pool->regions = malloc(sizeof(*pool->regions) * 16);
+		if (!pool->regions)
+			return NULL;
+		pool->regions_cap = 16;
+	}
+	if (grow((void **)&pool->regions, &pool->regions_cap, pool->nregions + 1,
+		 sizeof(*pool->regions)) < 0)
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	if (ext_take(pool, nframes, &start) < 0) {
+		free(r);
+		return NULL;
+	}
+	*r = (struct region){ .start = start, .nframes = nframes, .users = 1 };
+	for (i = 0; i < pool->nregions && pool->regions[i]->start < start; i++)
+		;
+	memmove(&pool->regions[i + 1], &pool->regions[i],
+		sizeof(*pool->regions) * (pool->nregions - i));
+	pool->regions[i] = r;
+	pool->nregions++;
+	return r;
+}
+
+static void region_release(struct pool *pool, struct region *r)
+{
+	unsigned int i = 0;
+
+	while (pool->regions[i] != r)
+		i++;
+	/* Frames written but never adopted (a home's lazy pages) go too. */
+	pool_punch(pool, r->start, r->nframes);
+	ext_give(pool, r->start, r->nframes);
+	if (pool->spill == r)
+		pool->spill = NULL;
+	memmove(&pool->regions[i], &pool->regions[i + 1],
+		sizeof(*pool->regions) * (pool->nregions - i - 1));
+	pool->nregions--;
+	free(r);
+}
+
+void region_put(struct pool *pool, struct region *r)
+{
+	if (--r->users == 0 && r->live == 0)
+		region_release(pool, r);
+}
+
+#define SPILL_FRAMES 512
+
+uint64_t frame_alloc_for(struct space *s, uint64_t p)
+{
+	struct pool *pool = s->pool;
+	uint64_t f = s->copy->start + p;
+
+	/* Home position in the copy region: keeps neighbours mergeable. */
+	if (frame_count_locked(pool, f) == 0)
+		return f;
+	if (!pool->spill || pool->spill->spill_next == pool->spill->nframes) {
+		if (pool->spill)
+			region_put(pool, pool->spill);
+		pool->spill = region_alloc(pool, SPILL_FRAMES);
+		if (!pool->spill)
+			return MM_NO_FRAME;
+	}
+	return pool->spill->start + pool->spill->spill_next++;
+}

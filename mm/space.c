@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Guest spaces: the GPA -> frame table of one VM and the host window that
+ * KVM memslots point at.  Page p of the window is a MAP_SHARED mapping of
+ * the pool at the page's frame, or at its home slot while it has none.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "mm/mm_internal.h"
+
+uint64_t space_mapped_frame(const struct space *s, uint64_t p)
+{
+	return s->frame[p] != MM_NO_FRAME ? s->frame[p] : s->home->start + p;
+}
+
+/* Page index of @gpa, or UINT64_MAX when it is not guest memory. */
+uint64_t space_page_of(const struct space *s, uint64_t gpa)
+{
+	for (unsigned int i = 0; i < s->nranges; i++) {
+		const struct space_range *r = &s->ranges[i];
+
+		if (gpa >= r->gpa && gpa - r->gpa < r->size)
+			return s->range_page[i] + ((gpa - r->gpa) >> MM_PAGE_SHIFT);
+	}
+	return UINT64_MAX;
+}
+
+static int check_ranges(const struct space_range *ranges, unsigned int n, uint64_t *npages)
+{
+	uint64_t total = 0, end = 0;
+
+	if (n == 0 || n > MM_MAX_RANGES)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t last;
+
+		if ((ranges[i].gpa | ranges[i].size) & (MM_PAGE_SIZE - 1) || ranges[i].size == 0)
+			return -EINVAL;
+		if (__builtin_add_overflow(ranges[i].gpa, ranges[i].size - 1, &last))
+			return -EINVAL;
+		if (i > 0 && ranges[i].gpa < end)
+			return -EINVAL; /* overlapping or unsorted */
+		end = last + 1;
+		if (__builtin_add_overflow(total, ranges[i].size >> MM_PAGE_SHIFT, &total))
+			return -EINVAL;
+	}
+	*npages = total;
+	return 0;
+}
+
+static struct space *space_alloc(struct pool *pool, const struct space_range *ranges,
+				 unsigned int n, uint64_t npages)
+{
+	struct space *s = calloc(1, sizeof(*s));
+	uint64_t page = 0;
+
+	if (!s)
+		return NULL;
+	s->pool = pool;
+	s->nranges = n;
+	s->npages = npages;
+	for (unsigned int i = 0; i < n; i++) {
+		s->ranges[i] = ranges[i];
+		s->range_page[i] = page;
+		page += ranges[i].size >> MM_PAGE_SHIFT;
+	}
+	s->frame = malloc(npages * sizeof(*s->frame));
+	s->pflags = calloc(npages, 1);
+	if (!s->frame || !s->pflags) {
+		free(s->frame);
+		free(s->pflags);
+		free(s);
+		return NULL;
+	}
+	memset(s->frame, 0xff, npages * sizeof(*s->frame)); /* MM_NO_FRAME */
+	return s;
+}
+
+static void space_free(struct space *s)
+{
+	free(s->frame);
+	free(s->pflags);
+	free(s);
+}
+
+/* Gives @s a home region (also its first copy target).  Pool lock held. */
+static int space_take_home(struct space *s)
+{
+	s->home = region_alloc(s->pool, s->npages);
+	if (!s->home)
+		return -ENOSPC;
+	s->home->users++; /* one reference as home, one as copy target */
+	s->copy = s->home;
+	return 0;
+}
+
+int space_create(struct pool *pool, const struct space_range *ranges, unsigned int nranges,
+		 struct space **out)
+{
+	uint64_t npages;
+	struct space *s;
+	int ret;
+
+	ret = check_ranges(ranges, nranges, &npages);
+	if (ret < 0)
+		return ret;
+	if (npages > pool->nframes)
+		return -ENOSPC;
+	s = space_alloc(pool, ranges, nranges, npages);
+	if (!s)
+		return -ENOMEM;
+	pthread_mutex_lock(&pool->lock);
+	ret = space_take_home(s);
+	pthread_mutex_unlock(&pool->lock);
+	if (ret < 0)
+		goto err_free;
+	/* Every page at its home slot: one VMA, no frame until written. */
+	s->window = mmap(NULL, npages << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_NORESERVE, pool->fd, s->home->start << MM_PAGE_SHIFT);
+	if (s->window == MAP_FAILED) {
+		ret = -errno;
+		goto err_home;
+	}
+	ret = fault_service_add(s);
+	if (ret < 0)
+		goto err_window;
+	pthread_mutex_lock(&pool->lock);
+	pool->nspaces++;
+	pthread_mutex_unlock(&pool->lock);
+	*out = s;
+	return 0;
+
+err_window:
+	munmap(s->window, npages << MM_PAGE_SHIFT);
+err_home:
+	pthread_mutex_lock(&pool->lock);
+	region_put(pool, s->home);
+	region_put(pool, s->copy);
+	pthread_mutex_unlock(&pool->lock);
+err_free:
+	space_free(s);
+	return ret;
+}
+
+/* Drops every frame of @s and its regions.  Pool lock held. */
+static void space_release_frames(struct space *s)
+{
+	struct pool *pool = s->pool;
+
+	space_adopt_written(s);
+	for (uint64_t p = 0; p < s->npages; p++) {
+		if (s->frame[p] != MM_NO_FRAME)
+			frame_put(pool, s->frame[p], true);
+		s->frame[p] = MM_NO_FRAME;
+	}
+	region_put(pool, s->home);
+	region_put(pool, s->copy);
+}
+
+void space_destroy(struct space *s)
+{
+	struct pool *pool;
+
+	if (!s)
+		return;
+	pool = s->pool;
+	fault_service_remove(s);
+	pthread_mutex_lock(&pool->lock);
+	if (s->active_pins)
+		fprintf(stderr, "forkvm: mm: space destroyed with %u pins held\n", s->active_pins);
+	space_release_frames(s);
+	pool->nspaces--;
+	pthread_mutex_unlock(&pool->lock);
+	munmap(s->window, s->npages << MM_PAGE_SHIFT);
+	space_free(s);
+}
+
+/*
+ * Adopt the pages @s wrote without a fault: a page with no frame maps its
+ * home slot writable, so a first write lands there directly.  Finding them
+ * costs two lseek() calls per written extent.  Pool lock held.
+ */
+void space_adopt_written(struct space *s)
+{
+	struct pool *pool = s->pool;
+	off_t base = s->home->start << MM_PAGE_SHIFT;
+	off_t end = base + (s->npages << MM_PAGE_SHIFT);
+	off_t pos = base;
+
+	while (pos < end) {
+		off_t data = lseek(pool->fd, pos, SEEK_DATA);
+		off_t hole;
+
+		if (data < 0 || data >= end)
+			break;
+		hole = lseek(pool->fd, data, SEEK_HOLE);
+		if (hole < 0 || hole > end)
+			hole = end;
+		for (uint64_t p = (data - base) >> MM_PAGE_SHIFT; p < (uint64_t)(hole - base) >> MM_PAGE_SHIFT; p++) {
+			if (s->frame[p] != MM_NO_FRAME)
+				continue; /* the slot belongs to a frame in use */
+			s->frame[p] = s->home->start + p;
+			frame_init(pool, s->frame[p]);
+			atomic_fetch_add(&pool->ctr->fresh, 1);
+		}
+		pos = hole;
+	}
+}
+
+/* Map pages [p, p + n) of the window to frames [f, f + n).  Pool lock held. */
+int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
+{
+	void *va = s->window + (p << MM_PAGE_SHIFT);
+
+	if (mmap(va, n << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+		 s->pool->fd, f << MM_PAGE_SHIFT) == MAP_FAILED)
+		return -errno;
+	return window_register(s, p, n);
+}
+
+/* Lay the whole window out from the table, one mmap per contiguous run. */
+int space_map_all(struct space *s)
+{
+	uint64_t p = 0;
+
+	while (p < s->npages) {
+		uint64_t f = space_mapped_frame(s, p), q = p + 1;
+
+		while (q < s->npages && space_mapped_frame(s, q) == f + (q - p))
+			q++;
+		if (mmap(s->window + (p << MM_PAGE_SHIFT), (q - p) << MM_PAGE_SHIFT,
+			 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, s->pool->fd,
+			 f << MM_PAGE_SHIFT) == MAP_FAILED)
+			return -errno;
+		p = q;
+	}
+	return 0;
+}
+
+struct pool *space_pool(const struct space *s)
+{
+	return s->pool;
+}
+
+const struct space_range *space_ranges(const struct space *s, unsigned int *nranges)
+{
+	*nranges = s->nranges;
+	return s->ranges;
+}
+
+uint64_t space_size(const struct space *s)
+{
+	return s->npages << MM_PAGE_SHIFT;
+}
+
+void *space_hva(const struct space *s, uint64_t gpa)
+{
+	uint64_t p = space_page_of(s, gpa);
+
+	if (p == UINT64_MAX)
+		return NULL;
+	return s->window + (p << MM_PAGE_SHIFT) + (gpa & (MM_PAGE_SIZE - 1));
+}
+
+uint64_t space_frame_of(struct space *s, uint64_t gpa)
+{
+	uint64_t p = space_page_of(s, gpa), f;
+
+	if (p == UINT64_MAX)
+		return MM_NO_FRAME;
+	pthread_mutex_lock(&s->pool->lock);
+	f = s->frame[p];
+	if (f == MM_NO_FRAME) {
+		off_t off = (s->home->start + p) << MM_PAGE_SHIFT;
+
+		/* Written without a fault?  Then it owns its home frame now. */
+		if (lseek(s->pool->fd, off, SEEK_DATA) == off) {
+			f = s->frame[p] = s->home->start + p;
+			frame_init(s->pool, f);
+			atomic_fetch_add(&s->pool->ctr->fresh, 1);
+		}
+	}
+	pthread_mutex_unlock(&s->pool->lock);
+	return f;
+}
+
+/* Host VMAs that overlap [start, start + len), from /proc/self/maps. */
+uint64_t vma_count(const void *start, uint64_t len)
+{
+	uintptr_t lo = (uintptr_t)start, hi = lo + len;
+	char line[512];
+	uint64_t n = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/maps", "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+
+		if (sscanf(line, "%lx-%lx", &a, &b) == 2 && a < hi && b > lo)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+void space_get_stats(struct space *s, struct space_stats *st)
+{
+	struct pool *pool = s->pool;
+
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&pool->lock);
+	space_adopt_written(s);
+	st->pages = s->npages;
+	for (uint64_t p = 0; p < s->npages; p++) {
+		if (s->pflags[p] & PG_WP)
+			st->protected_pages++;
+		if (s->frame[p] == MM_NO_FRAME)
+			continue;
+		st->present++;
+		if (frame_count_locked(pool, s->frame[p]) > 1)
+			st->shared++;
+	}
+	st->has_pinned = s->has_pinned;
+	pthread_mutex_unlock(&pool->lock);
+	st->vmas = vma_count(s->window, s->npages << MM_PAGE_SHIFT);
+}
