@@ -39,6 +39,10 @@ struct guest_mem {
 	/* Pin [gpa, gpa+len) for the device; @write: the device will write it. */
 	int (*pin)(void *opaque, uint64_t gpa, uint64_t len, bool write, struct dma_buf *out);
 	void (*unpin)(void *opaque, struct dma_buf *buf);
+	/* Optional (may be NULL): 0 if [gpa, gpa+len) is all guest memory,
+	 * else -EFAULT (-EINVAL for len 0 or overflow).  Without it the
+	 * virtqueue probes the first and last byte with read(). */
+	int (*check)(void *opaque, uint64_t gpa, uint64_t len);
 	void *opaque;
 };
 
