@@ -21,4 +21,7 @@ void serial_destroy(struct serial *s);
 /** serial_region() - the port region (base 0x3f8, length 8) to put on the I/O bus. */
 struct bus_region serial_region(struct serial *s);
 
+/** serial_irq_count() - interrupts raised so far (edges of the line; tests). */
+uint64_t serial_irq_count(struct serial *s);
+
 #endif /* FORKVM_DEVICES_SERIAL_H */
