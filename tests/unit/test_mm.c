@@ -1,0 +1,658 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The memory manager, exercised for real: writes go through a space's window
+ * (the fault service resolves them), device DMA goes through pinned
+ * direct-map iovecs.  The scenarios follow Linux's selftests/mm/cow.c.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mm/mm.h"
+#include "mm/mm_internal.h"
+
+#define PAGE MM_PAGE_SIZE
+#define NPAGES 64
+
+static struct pool *pool;
+
+static void setup_policy(enum mm_policy policy, bool compat, unsigned int batch)
+{
+	struct pool_config cfg = {
+		.max_bytes = 1ULL << 30, .policy = policy, .cow_batch = batch, .uffd_compat = compat
+	};
+
+	cr_assert_eq(pool_create(&cfg, &pool), 0);
+}
+
+static void setup(void)
+{
+	setup_policy(MM_POLICY_PAGECOUNT, false, 1);
+}
+
+static void setup_compat(void)
+{
+	setup_policy(MM_POLICY_PAGECOUNT, true, 1);
+}
+
+static void setup_nopin(void)
+{
+	setup_policy(MM_POLICY_NOPIN, false, 1);
+}
+
+static void setup_mapcount(void)
+{
+	setup_policy(MM_POLICY_MAPCOUNT, false, 1);
+}
+
+static void teardown(void)
+{
+	struct pool_stats st;
+
+	pool_get_stats(pool, &st);
+	cr_expect_eq(st.spaces, 0, "every space destroyed");
+	pool_destroy(pool);
+	pool = NULL;
+}
+
+static struct space *new_space(uint64_t pages)
+{
+	struct space_range r = { .gpa = 0, .size = pages * PAGE };
+	struct space *s;
+
+	cr_assert_eq(space_create(pool, &r, 1, &s), 0);
+	return s;
+}
+
+static uint8_t *page(struct space *s, uint64_t p)
+{
+	return space_hva(s, p * PAGE);
+}
+
+static void fill(struct space *s, uint64_t p, uint8_t v)
+{
+	memset(page(s, p), v, PAGE);
+}
+
+static bool page_is(const void *va, uint8_t v)
+{
+	const uint8_t *b = va;
+
+	for (size_t i = 0; i < PAGE; i++)
+		if (b[i] != v)
+			return false;
+	return true;
+}
+
+static struct pool_stats stats(void)
+{
+	struct pool_stats st;
+
+	pool_get_stats(pool, &st);
+	return st;
+}
+
+static struct space *fork_of(struct space *s)
+{
+	struct space *c;
+
+	cr_assert_eq(space_fork(s, &c), 0);
+	return c;
+}
+
+/* ---- never-written pages ---------------------------------------------- */
+
+static void unwritten_pages_read_zero_and_get_fresh_frames(void)
+{
+	struct space *s = new_space(NPAGES);
+
+	cr_assert(page_is(page(s, 3), 0));
+	cr_assert_eq(space_frame_of(s, 5 * PAGE), MM_NO_FRAME);
+	fill(s, 5, 0xab);
+	cr_assert_neq(space_frame_of(s, 5 * PAGE), MM_NO_FRAME);
+	cr_assert_eq(stats().copies, 0, "a first write is never a copy");
+	cr_assert_eq(stats().fresh, 1);
+	cr_assert_eq(stats().live_frames, 1);
+	space_destroy(s);
+	cr_assert_eq(stats().live_frames, 0);
+}
+
+Test(mm, unwritten_pages_read_zero_and_get_fresh_frames, .init = setup, .fini = teardown)
+{
+	unwritten_pages_read_zero_and_get_fresh_frames();
+}
+
+/* ---- 1. COW after fork, both directions ------------------------------- */
+
+static void write_in_child_leaves_parent_intact(void)
+{
+	struct space *parent = new_space(NPAGES), *child;
+
+	for (int p = 0; p < NPAGES; p++)
+		fill(parent, p, 0x11);
+	child = fork_of(parent);
+	cr_assert(page_is(page(child, 7), 0x11));
+	fill(child, 7, 0x22);
+	cr_assert(page_is(page(child, 7), 0x22));
+	cr_assert(page_is(page(parent, 7), 0x11), "the parent must not see the child's write");
+	fill(parent, 9, 0x33);
+	cr_assert(page_is(page(parent, 9), 0x33));
+	cr_assert(page_is(page(child, 9), 0x11), "the child must not see the parent's write");
+	/* A page neither wrote is still one frame, shared. */
+	cr_assert_eq(space_frame_of(parent, 20 * PAGE), space_frame_of(child, 20 * PAGE));
+	cr_assert_eq(pool_frame_count(pool, space_frame_of(child, 20 * PAGE)), 2);
+	/* Pages the parent never wrote stay separate after the fork too. */
+	fill(child, NPAGES - 1, 0x44);
+	fill(parent, NPAGES - 1, 0x55);
+	cr_assert(page_is(page(child, NPAGES - 1), 0x44));
+	space_destroy(child);
+	space_destroy(parent);
+	cr_assert_eq(stats().live_frames, 0);
+}
+
+Test(mm, write_in_child_leaves_parent_intact, .init = setup, .fini = teardown)
+{
+	write_in_child_leaves_parent_intact();
+}
+
+Test(mm, write_in_child_leaves_parent_intact_on_the_6_1_uffd_path, .init = setup_compat,
+     .fini = teardown)
+{
+	write_in_child_leaves_parent_intact();
+}
+
+Test(mm, never_written_pages_of_a_parent_stay_private_after_fork, .init = setup, .fini = teardown)
+{
+	struct space *parent = new_space(NPAGES), *child;
+
+	fill(parent, 0, 1);
+	child = fork_of(parent);
+	fill(parent, 10, 0x5a); /* never written before the fork: no fault */
+	fill(child, 11, 0xa5);
+	cr_assert(page_is(page(child, 10), 0));
+	cr_assert(page_is(page(parent, 11), 0));
+	space_destroy(child);
+	space_destroy(parent);
+}
+
+/* ---- 2. after one side copies, the other reuses ------------------------ */
+
+static void other_side_reuses_after_one_side_copies(void)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	uint64_t old;
+
+	fill(parent, 4, 0x10);
+	child = fork_of(parent);
+	old = space_frame_of(parent, 4 * PAGE);
+	fill(parent, 4, 0x20);
+	cr_assert_eq(stats().copies, 1);
+	cr_assert_neq(space_frame_of(parent, 4 * PAGE), old, "the parent moved to a copy");
+	cr_assert_eq(pool_frame_count(pool, old), 1);
+	fill(child, 4, 0x30);
+	cr_assert_eq(stats().copies, 1, "page_count == 1: no second copy");
+	cr_assert_eq(stats().reuses, 1);
+	cr_assert_eq(space_frame_of(child, 4 * PAGE), old, "the child reused the frame in place");
+	cr_assert(page_is(page(parent, 4), 0x20));
+	cr_assert(page_is(page(child, 4), 0x30));
+	space_destroy(child);
+	space_destroy(parent);
+}
+
+Test(mm, other_side_reuses_after_one_side_copies, .init = setup, .fini = teardown)
+{
+	other_side_reuses_after_one_side_copies();
+}
+
+Test(mm, other_side_reuses_after_one_side_copies_on_the_6_1_uffd_path, .init = setup_compat,
+     .fini = teardown)
+{
+	other_side_reuses_after_one_side_copies();
+}
+
+/* ---- 3. generations and leaks ---------------------------------------- */
+
+Test(mm, three_generations_then_destroy_all_leaves_no_frame, .init = setup, .fini = teardown)
+{
+	struct space *g0 = new_space(NPAGES), *g1, *g2, *g3;
+
+	for (int p = 0; p < NPAGES; p++)
+		fill(g0, p, 1);
+	g1 = fork_of(g0);
+	fill(g1, 1, 2);
+	g2 = fork_of(g1);
+	fill(g2, 2, 3);
+	fill(g1, 2, 4);
+	g3 = fork_of(g2);
+	fill(g3, 3, 5);
+	fill(g0, 3, 6);
+	cr_assert(page_is(page(g3, 1), 2) && page_is(page(g3, 2), 3) && page_is(page(g3, 3), 5));
+	cr_assert(page_is(page(g2, 1), 2) && page_is(page(g2, 2), 3) && page_is(page(g2, 3), 1));
+	cr_assert(page_is(page(g1, 2), 4) && page_is(page(g1, 3), 1));
+	cr_assert(page_is(page(g0, 1), 1) && page_is(page(g0, 3), 6));
+	space_destroy(g1); /* a middle generation first */
+	cr_assert(page_is(page(g2, 1), 2));
+	space_destroy(g0);
+	space_destroy(g3);
+	space_destroy(g2);
+	cr_assert_eq(stats().live_frames, 0);
+	cr_assert_eq(pool->nregions, 0, "every region released");
+}
+
+/* ---- 4. and 5. pinned pages across fork ------------------------------ */
+
+/*
+ * The parent's device holds a write pin on page 3 across a fork and keeps
+ * writing through it afterwards; the parent's CPU writes the page too.
+ * Returns true when the parent saw every device write and the child none.
+ */
+static bool pinned_page_survives_fork(void)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	struct mm_pin pin;
+	uint8_t *dma;
+	bool ok = true;
+
+	fill(parent, 3, 0x01);
+	cr_assert_eq(space_pin(parent, 3 * PAGE, PAGE, MM_PIN_WRITE, &pin), 0);
+	cr_assert_eq(pin.niov, 1);
+	dma = pin.iov[0].iov_base;
+	child = fork_of(parent);
+
+	dma[0] = 0xd1;	    /* device write after the fork */
+	page(parent, 3)[8] = 0xc1; /* parent CPU write to the same page */
+	dma[16] = 0xd2;	    /* and the device goes on writing */
+	ok &= page(parent, 3)[0] == 0xd1 && page(parent, 3)[16] == 0xd2;
+	ok &= page(parent, 3)[8] == 0xc1;
+	ok &= page(child, 3)[0] == 0x01 && page(child, 3)[16] == 0x01 && page(child, 3)[8] == 0x01;
+	space_unpin(&pin);
+	space_destroy(child);
+	space_destroy(parent);
+	cr_assert_eq(stats().live_frames, 0);
+	return ok;
+}
+
+Test(mm, frame_pinned_at_fork_is_copied_for_the_child, .init = setup, .fini = teardown)
+{
+	cr_assert(pinned_page_survives_fork(),
+		  "device writes after fork must reach the parent and never the child");
+	cr_assert_eq(stats().fork_copies, 1);
+}
+
+Test(mm, nopin_policy_loses_device_writes_and_the_test_sees_it, .init = setup_nopin,
+     .fini = teardown)
+{
+	cr_assert_not(pinned_page_survives_fork(),
+		      "under nopin the parent COWs away from its pinned frame (wrong-way COW)");
+	cr_assert_eq(stats().fork_copies, 0);
+}
+
+Test(mm, parent_cpu_write_does_not_move_a_pinned_page, .init = setup, .fini = teardown)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	struct mm_pin pin;
+	uint64_t f;
+
+	fill(parent, 3, 1);
+	cr_assert_eq(space_pin(parent, 3 * PAGE, PAGE, MM_PIN_WRITE, &pin), 0);
+	f = space_frame_of(parent, 3 * PAGE);
+	child = fork_of(parent);
+	fill(parent, 3, 2);
+	cr_assert_eq(space_frame_of(parent, 3 * PAGE), f);
+	cr_assert_neq(space_frame_of(child, 3 * PAGE), f);
+	cr_assert_eq(stats().faults, 0, "the pinned page stayed writable in the parent");
+	space_unpin(&pin);
+	space_destroy(child);
+	space_destroy(parent);
+}
+
+Test(mm, write_pin_of_a_shared_page_breaks_cow_first, .init = setup, .fini = teardown)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	struct mm_pin pin;
+
+	fill(parent, 6, 0x61);
+	child = fork_of(parent);
+	cr_assert_eq(space_pin(child, 6 * PAGE + 100, 200, MM_PIN_WRITE, &pin), 0);
+	memset(pin.iov[0].iov_base, 0x62, 200);
+	cr_assert_eq(page(child, 6)[100], 0x62, "the device wrote what the child reads");
+	cr_assert_eq(page(child, 6)[99], 0x61);
+	cr_assert(page_is(page(parent, 6), 0x61), "and never the parent's frame");
+	space_unpin(&pin);
+	space_destroy(child);
+	space_destroy(parent);
+}
+
+Test(mm, pin_across_pages_gives_merged_iovecs_in_the_direct_map, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin pin;
+
+	cr_assert_eq(space_pin(s, 2 * PAGE + 10, 3 * PAGE, MM_PIN_WRITE, &pin), 0);
+	cr_assert_eq(pin.nframes, 4);
+	cr_assert_eq(pin.niov, 1, "home frames are contiguous: one iovec");
+	cr_assert_eq(pin.iov[0].iov_len, 3 * PAGE);
+	memset(pin.iov[0].iov_base, 0x77, 3 * PAGE);
+	cr_assert_eq(page(s, 2)[10], 0x77);
+	cr_assert_eq(page(s, 5)[9], 0x77);
+	cr_assert_eq(page(s, 5)[10], 0);
+	cr_assert_eq(stats().pinned_frames, 4);
+	space_unpin(&pin);
+	cr_assert_eq(stats().pinned_frames, 0);
+	space_destroy(s);
+}
+
+/* ---- 6. an extra reference (a snapshot reader) ------------------------ */
+
+/* Returns true when the reader's view stayed as it was at the reference. */
+static bool reader_view_survives_write(void)
+{
+	struct space *s = new_space(NPAGES);
+	uint64_t f;
+	bool intact;
+
+	fill(s, 8, 0x80);
+	cr_assert_eq(space_ref_page(s, 8 * PAGE, &f), 0);
+	fill(s, 8, 0x81);
+	cr_assert(page_is(page(s, 8), 0x81));
+	intact = page_is(pool_frame_ptr(pool, f), 0x80);
+	pool_frame_put(pool, f);
+	space_destroy(s);
+	cr_assert_eq(stats().live_frames, 0);
+	return intact;
+}
+
+Test(mm, pagecount_copies_when_a_reader_holds_a_reference, .init = setup, .fini = teardown)
+{
+	cr_assert(reader_view_survives_write(), "the snapshot reader's view was torn");
+	cr_assert_eq(stats().copies, 1);
+}
+
+Test(mm, mapcount_policy_tears_the_reader_view_and_the_test_sees_it, .init = setup_mapcount,
+     .fini = teardown)
+{
+	cr_assert_not(reader_view_survives_write(), "mapcount reuses in place under a reader");
+	cr_assert_eq(stats().reuses, 1);
+}
+
+/* ---- 7. read pins of shared pages ------------------------------------ */
+
+Test(mm, read_pin_of_a_shared_page_reads_consistent_data, .init = setup, .fini = teardown)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	struct mm_pin pin;
+	uint8_t *dma;
+
+	fill(parent, 12, 0x12);
+	child = fork_of(parent);
+	cr_assert_eq(space_pin(child, 12 * PAGE, PAGE, 0, &pin), 0);
+	cr_assert_eq(stats().copies, 0, "a read pin does not unshare (docs/mm.md)");
+	dma = pin.iov[0].iov_base;
+	fill(parent, 12, 0x13); /* the other sharer writes during the DMA */
+	cr_assert(page_is(dma, 0x12), "the device must read the data as of the pin");
+	fill(child, 12, 0x14); /* and so does the pinning space itself */
+	cr_assert(page_is(dma, 0x12));
+	cr_assert(page_is(page(child, 12), 0x14));
+	space_unpin(&pin);
+	space_destroy(child);
+	space_destroy(parent);
+	cr_assert_eq(stats().live_frames, 0);
+}
+
+/* ---- batching and the mapping budget ---------------------------------- */
+
+Test(mm, batched_cow_copies_the_block_and_merges_mappings, .init = NULL, .fini = teardown)
+{
+	struct space *parent, *child;
+	struct space_stats st;
+
+	setup_policy(MM_POLICY_PAGECOUNT, false, 8);
+	parent = new_space(NPAGES);
+	for (int p = 0; p < NPAGES; p++)
+		fill(parent, p, 9);
+	child = fork_of(parent);
+	for (int p = 0; p < 16; p++)
+		fill(child, p, 10);
+	cr_assert_eq(stats().faults, 2, "one fault per 8-page block");
+	cr_assert_eq(stats().copies, 16);
+	space_get_stats(child, &st);
+	cr_assert_leq(st.vmas, 2, "copied pages merge into one VMA, got %lu", st.vmas);
+	cr_assert(page_is(page(parent, 15), 9));
+	space_destroy(child);
+	space_destroy(parent);
+}
+
+/* ---- 9. bad calls ----------------------------------------------------- */
+
+Test(mm, bad_ranges_are_refused, .init = setup, .fini = teardown)
+{
+	struct space_range bad[][2] = {
+		{ { 0, 0 } },			      /* empty */
+		{ { 100, PAGE } },		      /* unaligned */
+		{ { UINT64_MAX - PAGE + 1, 2 * PAGE } }, /* wraps */
+		{ { 0, 4 * PAGE }, { 2 * PAGE, PAGE } }, /* overlap */
+	};
+	unsigned int n[] = { 1, 1, 1, 2 };
+	struct space *s = NULL;
+
+	for (unsigned int i = 0; i < 4; i++)
+		cr_assert_eq(space_create(pool, bad[i], n[i], &s), -EINVAL, "case %u", i);
+	cr_assert_eq(space_create(pool, bad[0], 0, &s), -EINVAL);
+	cr_assert_null(s);
+}
+
+Test(mm, bad_pins_and_copies_return_errors_and_change_nothing, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin pin;
+	uint8_t buf[16];
+	uint64_t f;
+
+	fill(s, 0, 0x42);
+	cr_assert_eq(space_pin(s, 0, 0, 0, &pin), -EINVAL);
+	cr_assert_eq(space_pin(s, UINT64_MAX - 3, 8, 0, &pin), -EINVAL);
+	cr_assert_eq(space_pin(s, NPAGES * PAGE - 4, 8, 0, &pin), -EFAULT);
+	cr_assert_eq(space_pin(s, NPAGES * PAGE, 1, 0, &pin), -EFAULT);
+	cr_assert_eq(space_pin(s, 0, 8, 0x80, &pin), -EINVAL);
+	cr_assert_eq(space_read(s, NPAGES * PAGE, buf, 1), -EFAULT);
+	cr_assert_eq(space_write(s, UINT64_MAX, buf, 2), -EINVAL);
+	cr_assert_eq(space_ref_page(s, NPAGES * PAGE, &f), -EFAULT);
+	cr_assert_null(space_hva(s, NPAGES * PAGE));
+	cr_assert_eq(stats().pins, 0);
+	cr_assert_eq(stats().pinned_frames, 0);
+	cr_assert(page_is(page(s, 0), 0x42));
+	space_destroy(s);
+}
+
+Test(mm, pin_longer_than_the_limit_is_refused, .init = NULL, .fini = teardown)
+{
+	struct space *s;
+	struct mm_pin pin;
+
+	setup_policy(MM_POLICY_PAGECOUNT, false, 1);
+	s = new_space(MM_PIN_MAX_PAGES + 2);
+	cr_assert_eq(space_pin(s, 0, (MM_PIN_MAX_PAGES + 1) * PAGE, 0, &pin), -E2BIG);
+	space_destroy(s);
+}
+
+Test(mm, pin_count_overflow_is_refused_and_releases_what_it_took, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin pin;
+	uint64_t f1;
+
+	fill(s, 0, 1);
+	fill(s, 1, 1);
+	f1 = space_frame_of(s, PAGE);
+	/* White box: page 1's frame is one pin away from the limit. */
+	atomic_store(&pool->meta[f1].count, MM_COUNT_LIMIT - MM_PIN_BIAS + 1);
+	cr_assert_eq(space_pin(s, 0, 2 * PAGE, 0, &pin), -EOVERFLOW);
+	cr_assert_eq(pool_frame_count(pool, space_frame_of(s, 0)), 1, "page 0's pin undone");
+	atomic_store(&pool->meta[f1].count, 1);
+	space_destroy(s);
+}
+
+Test(mm, bad_pool_configs_are_refused, .init = NULL, .fini = NULL)
+{
+	struct pool_config c = { .cow_batch = 3 };
+	struct pool *p;
+
+	cr_assert_eq(pool_create(&c, &p), -EINVAL, "batch not a power of two");
+	c = (struct pool_config){ .policy = 7 };
+	cr_assert_eq(pool_create(&c, &p), -EINVAL);
+	c = (struct pool_config){ .cow_batch = 1024 };
+	cr_assert_eq(pool_create(&c, &p), -EINVAL);
+}
+
+Test(mm, policies_parse_by_name, .init = NULL, .fini = NULL)
+{
+	enum mm_policy p;
+
+	cr_assert_eq(mm_policy_parse("nopin", &p), 0);
+	cr_assert_eq(p, MM_POLICY_NOPIN);
+	cr_assert_str_eq(mm_policy_name(MM_POLICY_MAPCOUNT), "mapcount");
+	cr_assert_eq(mm_policy_parse("bogus", &p), -EINVAL);
+}
+
+/* ---- 8. stress: writers, forks and pins against a model --------------- */
+
+#define S_PAGES 256
+#define S_SPACES 6
+#define S_WRITERS 3
+#define S_ROUNDS 20000
+
+struct stress_space {
+	struct space *s;
+	pthread_rwlock_t quiesce; /* writers hold it shared; fork takes it exclusive */
+	uint64_t model[S_PAGES];  /* the tag every word of the page must hold */
+};
+
+static struct stress_space sp[S_SPACES];
+static unsigned int nsp;
+static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void tag_page(uint64_t *words, uint64_t tag)
+{
+	for (size_t i = 0; i < PAGE / 8; i++)
+		words[i] = tag;
+}
+
+static bool page_has_tag(const uint64_t *words, uint64_t tag)
+{
+	for (size_t i = 0; i < PAGE / 8; i++)
+		if (words[i] != tag)
+			return false;
+	return true;
+}
+
+/* One step on space i: a CPU write through the window, or a device write
+ * through a write pin. */
+static void stress_step(unsigned int i, unsigned int *seed, uint64_t tag)
+{
+	struct stress_space *x = &sp[i];
+	unsigned int p = rand_r(seed) % S_PAGES;
+
+	pthread_rwlock_wrlock(&x->quiesce); /* one writer per space at a time */
+	if (rand_r(seed) % 8 == 0) {
+		struct mm_pin pin;
+
+		cr_assert_eq(space_pin(x->s, (uint64_t)p * PAGE, PAGE, MM_PIN_WRITE, &pin), 0);
+		tag_page(pin.iov[0].iov_base, tag);
+		space_unpin(&pin);
+	} else {
+		tag_page((uint64_t *)page(x->s, p), tag);
+	}
+	x->model[p] = tag;
+	pthread_rwlock_unlock(&x->quiesce);
+}
+
+static void *stress_writer(void *arg)
+{
+	unsigned int seed = (unsigned int)(uintptr_t)arg, id = seed;
+
+	for (uint64_t r = 0; r < S_ROUNDS; r++) {
+		unsigned int n;
+
+		pthread_mutex_lock(&sp_lock);
+		n = nsp;
+		pthread_mutex_unlock(&sp_lock);
+		stress_step(rand_r(&seed) % n, &seed, ((uint64_t)id << 48) | (r + 1));
+	}
+	return NULL;
+}
+
+static void *stress_forker(void *arg)
+{
+	unsigned int seed = 77;
+
+	for (;;) {
+		unsigned int i, n;
+		struct space *c;
+
+		usleep(2000);
+		pthread_mutex_lock(&sp_lock);
+		n = nsp;
+		pthread_mutex_unlock(&sp_lock);
+		if (n == S_SPACES)
+			break;
+		i = rand_r(&seed) % n;
+		/* Pause the parent's "vCPUs", as the VMM does for a clone. */
+		pthread_rwlock_wrlock(&sp[i].quiesce);
+		cr_assert_eq(space_fork(sp[i].s, &c), 0);
+		sp[n].s = c;
+		memcpy(sp[n].model, sp[i].model, sizeof(sp[n].model));
+		pthread_rwlock_init(&sp[n].quiesce, NULL);
+		pthread_rwlock_unlock(&sp[i].quiesce);
+		pthread_mutex_lock(&sp_lock);
+		nsp = n + 1;
+		pthread_mutex_unlock(&sp_lock);
+	}
+	return NULL;
+}
+
+static void stress(void)
+{
+	pthread_t w[S_WRITERS], f;
+
+	nsp = 1;
+	sp[0].s = new_space(S_PAGES);
+	memset(sp[0].model, 0, sizeof(sp[0].model));
+	pthread_rwlock_init(&sp[0].quiesce, NULL);
+	for (uintptr_t i = 0; i < S_WRITERS; i++)
+		pthread_create(&w[i], NULL, stress_writer, (void *)(i + 1));
+	pthread_create(&f, NULL, stress_forker, NULL);
+	for (int i = 0; i < S_WRITERS; i++)
+		pthread_join(w[i], NULL);
+	pthread_join(f, NULL);
+	for (unsigned int i = 0; i < nsp; i++)
+		for (unsigned int p = 0; p < S_PAGES; p++)
+			cr_assert(page_has_tag((uint64_t *)page(sp[i].s, p), sp[i].model[p]),
+				  "space %u page %u: want tag %#lx, word 0 is %#lx", i, p,
+				  sp[i].model[p], *(uint64_t *)page(sp[i].s, p));
+	cr_assert_eq(stats().pinned_frames, 0);
+	cr_log_info("stress: %u spaces, %lu faults, %lu copies, %lu reuses, %lu pins",
+		    nsp, stats().faults, stats().copies, stats().reuses, stats().pins);
+	cr_assert_eq(nsp, S_SPACES);
+	cr_assert_gt(stats().copies, 100);
+	cr_assert_gt(stats().reuses, 0);
+	cr_assert_gt(stats().pins, 100);
+	for (unsigned int i = 0; i < nsp; i++)
+		space_destroy(sp[i].s);
+	cr_assert_eq(stats().live_frames, 0, "no frame leaked");
+}
+
+Test(mm, stress_writers_forks_and_pins_match_the_model, .init = setup, .fini = teardown,
+     .timeout = 120)
+{
+	stress();
+}
+
+Test(mm, stress_on_the_6_1_uffd_path_with_batched_cow, .init = NULL, .fini = teardown,
+     .timeout = 120)
+{
+	setup_policy(MM_POLICY_PAGECOUNT, true, 8);
+	stress();
+}
