@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: MIT
+/* vCPU threads as a group: start, kick, pause/resume, stop, wait. */
+#include "vmm/cpus.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+
+#include "vmm/vm.h"
+
+#define CPUID_MAX_ENTRIES 256
+
+static void kick_handler(int sig)
+{
+	/* Nothing: its delivery is what makes KVM_RUN return -EINTR. */
+	(void)sig;
+}
+
+static int kick_signal(void)
+{
+	return SIGRTMIN + 1;
+}
+
+static int install_kick_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = kick_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(kick_signal(), &sa, NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Called with c->lock held. */
+static void kick_all(struct cpus *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->n; i++) {
+		struct vcpu *v = &c->vcpu[i];
+
+		if (!v->thread_live)
+			continue;
+		/* Pairs with the vCPU thread clearing it under c->lock. */
+		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+		pthread_kill(v->thread, kick_signal());
+	}
+}
+
+static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
+{
+	unsigned int n = CPUID_MAX_ENTRIES;
+	struct kvm_cpuid2 *cpuid;
+
+	for (;;) {
+		cpuid = calloc(1, sizeof(*cpuid) + n * sizeof(cpuid->entries[0]));
+		if (!cpuid)
+			return NULL;
+		cpuid->nent = n;
+		if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
+			return cpuid;
+		free(cpuid);
+		if (errno != E2BIG || n >= 4096)
+			return NULL;
+		n *= 2;
+	}
+}
+
+int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	memset(c, 0, sizeof(*c));
+	c->vm = vm;
+	for (i = 0; i < CPUS_MAX; i++)
+		c->vcpu[i].fd = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->print_results = true;
+
+	if (n < 1 || n > CPUS_MAX || n > vm->kvm->max_vcpus) {
+		snprintf(err, errlen, "%u vCPUs asked, KVM allows 1..%u", n,
+			 vm->kvm->max_vcpus < CPUS_MAX ? vm->kvm->max_vcpus : CPUS_MAX);
+		return -EINVAL;
+	}
+	ret = install_kick_handler();
+	if (ret) {
+		snprintf(err, errlen, "sigaction: %s", strerror(-ret));
+		return ret;
+	}
+	c->cpuid = get_supported_cpuid(vm->kvm->fd);
+	if (!c->cpuid) {
+		ret = -errno ? -errno : -ENOMEM;
+		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		return ret;
+	}
+	for (i = 0; i < n; i++) {
+		ret = vcpu_create(vm, c, i, c->cpuid, &c->vcpu[i], err, errlen);
+		if (ret)
+			goto err_vcpus;
+		c->n = i + 1;
+	}
+	return 0;
+
+err_vcpus:
+	cpus_destroy(c);
+	return ret;
+}
+
+int cpus_start(struct cpus *c)
+{
+	sigset_t block, old;
+	unsigned int i;
+	int ret = 0;
+
+	/* Threads start with the kick blocked; each unblocks it for itself. */
+	sigemptyset(&block);
+	sigaddset(&block, kick_signal());
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+
+	pthread_mutex_lock(&c->lock);
+	c->started = true;
+	for (i = 0; i < c->n; i++) {
+		struct vcpu *v = &c->vcpu[i];
+
+		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		if (ret) {
+			v->thread = 0;
+			break;
+		}
+		v->thread_live = true;
+		c->nlive++;
+	}
+	pthread_mutex_unlock(&c->lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret)
+		cpus_stop(c, CPUS_STATUS_HOST_ERROR, "cannot start a vCPU thread");
+	return ret;
+}
+
+int cpus_pause(struct cpus *c)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->stop) {
+		pthread_mutex_unlock(&c->lock);
+		return -ESRCH;
+	}
+	c->pause_req = true;
+	kick_all(c);
+	while (!c->stop && c->nparked < c->nlive)
+		pthread_cond_wait(&c->cond, &c->lock);
+	if (c->stop)
+		ret = -ESRCH;
+	pthread_mutex_unlock(&c->lock);
+	return ret;
+}
+
+void cpus_resume(struct cpus *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->pause_req = false;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cpus_stop(struct cpus *c, int status, const char *reason)
+{
+	pthread_mutex_lock(&c->lock);
+	if (!c->stop) {
+		c->stop = true;
+		c->status = status;
+		if (reason)
+			snprintf(c->reason, sizeof(c->reason), "%s", reason);
+	}
+	kick_all(c);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+static void deadline_after(struct timespec *ts, unsigned int ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+static int cond_wait_until(struct cpus *c, const struct timespec *deadline)
+{
+	/* The condvar uses the realtime clock; recompute from the monotonic deadline. */
+	struct timespec now, rt;
+	long long left_ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left_ns = (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
+	if (left_ns <= 0)
+		return ETIMEDOUT;
+	if (left_ns > 100000000LL)
+		left_ns = 100000000LL;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	rt.tv_sec += left_ns / 1000000000LL;
+	rt.tv_nsec += left_ns % 1000000000LL;
+	if (rt.tv_nsec >= 1000000000L) {
+		rt.tv_sec++;
+		rt.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&c->cond, &c->lock, &rt);
+	return 0;
+}
+
+static void join_all(struct cpus *c)
+{
+	unsigned int i;
+
+	for (i = 0; i < c->n; i++) {
+		struct vcpu *v = &c->vcpu[i];
+		bool joinable;
+
+		pthread_mutex_lock(&c->lock);
+		joinable = c->started && v->thread;
+		pthread_mutex_unlock(&c->lock);
+		if (joinable) {
+			pthread_join(v->thread, NULL);
+			v->thread = 0;
+		}
+	}
+}
+
+int cpus_wait(struct cpus *c, unsigned int timeout_ms)
+{
+	struct timespec deadline;
+	char msg[64];
+	int status;
+
+	if (timeout_ms)
+		deadline_after(&deadline, timeout_ms);
+	pthread_mutex_lock(&c->lock);
+	while (!c->stop) {
+		if (!timeout_ms) {
+			pthread_cond_wait(&c->cond, &c->lock);
+			continue;
+		}
+		if (cond_wait_until(c, &deadline) == ETIMEDOUT) {
+			pthread_mutex_unlock(&c->lock);
+			snprintf(msg, sizeof(msg), "guest timed out after %u ms", timeout_ms);
+			cpus_stop(c, CPUS_STATUS_GUEST_CRASH, msg);
+			pthread_mutex_lock(&c->lock);
+		}
+	}
+	status = c->status;
+	pthread_mutex_unlock(&c->lock);
+	join_all(c);
+	return status;
+}
+
+void cpus_add_result(struct cpus *c, uint32_t value)
+{
+	pthread_mutex_lock(&c->lock);
+	if (c->nresults < CPUS_MAX_RESULTS)
+		c->results[c->nresults++] = value;
+	if (c->print_results) {
+		printf("result: 0x%08x\n", value);
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&c->lock);
+}
+
+void cpus_destroy(struct cpus *c)
+{
+	unsigned int i;
+
+	if (c->started) {
+		cpus_stop(c, CPUS_STATUS_HOST_ERROR, "machine destroyed");
+		join_all(c);
+		c->started = false;
+	}
+	for (i = 0; i < c->n; i++)
+		vcpu_destroy(&c->vcpu[i]);
+	c->n = 0;
+	free(c->cpuid);
+	c->cpuid = NULL;
+}

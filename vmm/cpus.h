@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The vCPUs of a VM and their life cycle: start, pause and resume at an
+ * instruction boundary, stop (guest exit or a fatal exit on any vCPU), wait.
+ *
+ * Kick: a real-time signal with a no-op handler, unblocked only in vCPU
+ * threads, plus kvm_run->immediate_exit (the KVM API's recommended form:
+ * "Rather than blocking the signal outside KVM_RUN, userspace can set up a
+ * signal handler that sets run->immediate_exit").  The kicker sets
+ * immediate_exit under cpus->lock after raising the request, and a vCPU thread
+ * clears it only under the lock after seeing no request, so no kick is lost.
+ */
+#ifndef FORKVM_VMM_CPUS_H
+#define FORKVM_VMM_CPUS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/vcpu.h"
+
+#define CPUS_MAX 64
+#define CPUS_MAX_RESULTS 64
+
+/* Exit statuses besides the guest's own (0-255 from port 0x501). */
+#define CPUS_STATUS_HOST_ERROR 1  /* a KVM call failed */
+#define CPUS_STATUS_GUEST_CRASH 3 /* exception, triple fault, KVM could not run it */
+
+struct vm;
+
+struct cpus {
+	struct vm *vm;
+	unsigned int n;
+	struct vcpu vcpu[CPUS_MAX];
+	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, shared by all */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	/* Under lock: */
+	bool started;
+	bool stop;	     /* every vCPU leaves its loop */
+	int status;	     /* the VMM's exit status once stopped */
+	char reason[640];    /* why it stopped, when not a clean guest exit */
+	bool pause_req;
+	unsigned int nlive;  /* threads in their loop */
+	unsigned int nparked;
+	unsigned int nresults;
+	uint32_t results[CPUS_MAX_RESULTS]; /* values written to port 0x503 */
+	bool print_results; /* print "result: 0x%08x" lines on stdout */
+};
+
+/** cpus_create() - @n vCPUs for @vm (not running yet). Return: 0 or -errno, @err says why. */
+int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/** cpus_start() - one thread per vCPU, all entering the guest at once. */
+int cpus_start(struct cpus *c) __attribute__((warn_unused_result));
+
+/**
+ * cpus_pause() - stop every vCPU at an instruction boundary and wait until all
+ * are parked (their state is then readable with vcpu_save_state()).  Returns
+ * -ESRCH if the machine stopped instead.  Return: 0 or -errno.
+ */
+int cpus_pause(struct cpus *c);
+
+/** cpus_resume() - let paused vCPUs run again. */
+void cpus_resume(struct cpus *c);
+
+/**
+ * cpus_stop() - make every vCPU leave its loop; the first call sets the
+ * status and @reason (NULL or "" for a clean guest exit).
+ */
+void cpus_stop(struct cpus *c, int status, const char *reason);
+
+/**
+ * cpus_wait() - wait until the machine stops, or @timeout_ms passes (0: no
+ * limit; then it stops it with a "timed out" reason), join the threads.
+ * Return: the exit status.
+ */
+int cpus_wait(struct cpus *c, unsigned int timeout_ms);
+
+/** cpus_add_result() - record a port-0x503 value (and print it). */
+void cpus_add_result(struct cpus *c, uint32_t value);
+
+/** cpus_destroy() - stop and join the threads if needed, close the vCPUs. Safe twice. */
+void cpus_destroy(struct cpus *c);
+
+#endif /* FORKVM_VMM_CPUS_H */

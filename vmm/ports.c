@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: MIT
+/* Ports 0x501-0x503: guest exit, exception reports, results. */
+#include "vmm/ports.h"
+
+#include <stdio.h>
+
+#include "vmm/cpus.h"
+#include "vmm/vcpu.h"
+
+static const char *const exception_names[32] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+	"#NP", "#SS", "#GP", "#PF", "",	   "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+};
+
+const char *ports_exception_name(uint32_t vector)
+{
+	if (vector < 32 && exception_names[vector])
+		return exception_names[vector];
+	return "";
+}
+
+static void exception_word(struct vcpu *v, uint32_t value)
+{
+	char msg[256];
+	uint64_t rip;
+
+	v->exc[v->nexc++] = value;
+	if (v->nexc < 4)
+		return;
+	v->nexc = 0;
+	rip = (uint64_t)v->exc[3] << 32 | v->exc[2];
+	snprintf(msg, sizeof(msg),
+		 "guest exception on vCPU %u: vector %u %s, error code 0x%x, RIP 0x%llx", v->index,
+		 v->exc[0], ports_exception_name(v->exc[0]), v->exc[1], (unsigned long long)rip);
+	cpus_stop(v->cpus, CPUS_STATUS_GUEST_CRASH, msg);
+}
+
+bool ports_out(struct vcpu *v, uint16_t port, uint32_t value)
+{
+	switch (port) {
+	case PORT_EXIT:
+		/* Guest value: the protocol says 0-255; anything larger still fails. */
+		cpus_stop(v->cpus, value > 255 ? 255 : (int)value, NULL);
+		return true;
+	case PORT_EXCEPTION:
+		exception_word(v, value);
+		return true;
+	case PORT_RESULT:
+		cpus_add_result(v->cpus, value);
+		return true;
+	default:
+		return false;
+	}
+}

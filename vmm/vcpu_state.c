@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: MIT
+/* Saving and restoring the full state of a paused vCPU. */
+#include "vmm/vcpu_state.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+struct msr_buf {
+	struct kvm_msrs hdr;
+	struct kvm_msr_entry e[VCPU_STATE_MAX_MSRS];
+};
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
+static int save_msrs(struct vcpu *v, struct vcpu_state *st)
+{
+	struct msr_buf buf;
+	unsigned int i;
+	int n;
+
+	memset(&buf, 0, sizeof(buf));
+	buf.hdr.nmsrs = v->nmsrs;
+	for (i = 0; i < v->nmsrs; i++)
+		buf.e[i].index = v->msr_index[i];
+	n = ioctl(v->fd, KVM_GET_MSRS, &buf);
+	if (n < 0)
+		return -errno;
+	if ((unsigned int)n != v->nmsrs)
+		return -EIO;
+	st->nmsrs = v->nmsrs;
+	for (i = 0; i < v->nmsrs; i++) {
+		st->msrs[i].index = buf.e[i].index;
+		st->msrs[i].data = buf.e[i].data;
+	}
+	return 0;
+}
+
+static int save_xsave(struct vcpu *v, struct vcpu_state *st)
+{
+	unsigned long req = v->vm->kvm->has_xsave2 ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+	int ret;
+
+	/* KVM writes xsave_size bytes (>= sizeof(struct kvm_xsave)). */
+	ret = xioctl(v->fd, req, st->xsave);
+	if (ret)
+		return ret;
+	st->xsave_size = v->xsave_size;
+	return 0;
+}
+
+int vcpu_save_state(struct vcpu *v, struct vcpu_state *st)
+{
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	st->magic = VCPU_STATE_MAGIC;
+	st->version = VCPU_STATE_VERSION;
+	st->index = v->index;
+
+	/* Firecracker's order: MP state first, events and MSRs after the rest. */
+	ret = xioctl(v->fd, KVM_GET_MP_STATE, &st->mp_state);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_REGS, &st->regs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_SREGS, &st->sregs);
+	if (!ret)
+		ret = save_xsave(v, st);
+	if (!ret && v->vm->kvm->has_xcrs) {
+		ret = xioctl(v->fd, KVM_GET_XCRS, &st->xcrs);
+		st->has_xcrs = 1;
+	}
+	if (!ret && v->vm->kvm->has_debugregs) {
+		ret = xioctl(v->fd, KVM_GET_DEBUGREGS, &st->debugregs);
+		st->has_debugregs = 1;
+	}
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_LAPIC, &st->lapic);
+	if (!ret)
+		ret = save_msrs(v, st);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_GET_VCPU_EVENTS, &st->events);
+	return ret;
+}
+
+int vcpu_state_msr(const struct vcpu_state *st, uint32_t index, uint64_t *val)
+{
+	unsigned int i;
+
+	for (i = 0; i < st->nmsrs && i < VCPU_STATE_MAX_MSRS; i++) {
+		if (st->msrs[i].index == index) {
+			*val = st->msrs[i].data;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* @st comes from a file one day: check it before any of it reaches KVM. */
+static int check_state(struct vcpu *v, const struct vcpu_state *st)
+{
+	if (st->magic != VCPU_STATE_MAGIC || st->version != VCPU_STATE_VERSION)
+		return -EINVAL;
+	if (st->nmsrs > VCPU_STATE_MAX_MSRS)
+		return -EINVAL;
+	if (st->xsave_size < sizeof(struct kvm_xsave) || st->xsave_size > VCPU_STATE_XSAVE_MAX ||
+	    st->xsave_size > v->xsave_size)
+		return -EINVAL;
+	return 0;
+}
+
+static int restore_msrs(struct vcpu *v, const struct vcpu_state *st)
+{
+	struct msr_buf buf;
+	unsigned int i;
+	int n;
+
+	memset(&buf, 0, sizeof(buf));
+	buf.hdr.nmsrs = st->nmsrs;
+	for (i = 0; i < st->nmsrs; i++) {
+		buf.e[i].index = st->msrs[i].index;
+		buf.e[i].data = st->msrs[i].data;
+	}
+	n = ioctl(v->fd, KVM_SET_MSRS, &buf);
+	if (n < 0)
+		return -errno;
+	return (unsigned int)n == st->nmsrs ? 0 : -EIO;
+}
+
+static int restore_xsave(struct vcpu *v, const struct vcpu_state *st)
+{
+	void *buf;
+	int ret;
+
+	/* KVM_SET_XSAVE reads the VM's full XSAVE size: give it a zero-padded copy. */
+	buf = aligned_alloc(64, VCPU_STATE_XSAVE_MAX);
+	if (!buf)
+		return -ENOMEM;
+	memset(buf, 0, VCPU_STATE_XSAVE_MAX);
+	memcpy(buf, st->xsave, st->xsave_size);
+	ret = xioctl(v->fd, KVM_SET_XSAVE, buf);
+	free(buf);
+	return ret;
+}
+
+int vcpu_restore_state(struct vcpu *v, const struct vcpu_state *st)
+{
+	struct kvm_vcpu_events events;
+	struct kvm_mp_state mp;
+	int ret;
+
+	ret = check_state(v, st);
+	if (ret)
+		return ret;
+
+	ret = restore_msrs(v, st);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_REGS, (void *)&st->regs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_SREGS, (void *)&st->sregs);
+	if (!ret)
+		ret = restore_xsave(v, st);
+	if (!ret && st->has_xcrs)
+		ret = xioctl(v->fd, KVM_SET_XCRS, (void *)&st->xcrs);
+	if (!ret && st->has_debugregs)
+		ret = xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)&st->debugregs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_LAPIC, (void *)&st->lapic);
+	if (!ret) {
+		mp = st->mp_state;
+		ret = xioctl(v->fd, KVM_SET_MP_STATE, &mp);
+	}
+	if (!ret) {
+		events = st->events;
+		/* Restore everything the saved events describe. */
+		events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR |
+				KVM_VCPUEVENT_VALID_SHADOW;
+		ret = xioctl(v->fd, KVM_SET_VCPU_EVENTS, &events);
+	}
+	return ret;
+}
