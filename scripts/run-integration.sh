@@ -57,8 +57,8 @@ for t in "$OUT"/tests/integration/test_*; do
 	failed=$((failed + f))
 	skipped=$((skipped + s))
 	[ "$f" -eq 0 ] || failed_bins+=("$name")
-	printf 'integration: %s: %s passed, %s failed, %s skipped of %s (exit %s, %d.%d s)\n' \
-		"$name" "$p" "$f" "$s" "$n" "$rc" $((dt / 10)) $((dt % 10))
+	printf 'integration: %s: %s passed, %s failed, %s skipped (exit %s, %d.%d s)\n' \
+		"$name" "$p" "$f" "$s" "$rc" $((dt / 10)) $((dt % 10))
 done
 
 dt=$((($(now_us) - t_all) / 100000))

@@ -25,7 +25,7 @@ run_unit() {
 
 run_integration() {
 	echo "== integration tests (KVM)"
-	scripts/in-kvm scripts/run-integration.sh "$OUT"
+	FORKVM_OUT="$OUT" scripts/in-kvm scripts/run-integration.sh "$OUT"
 	local rc=$?
 	if [ $rc -eq 0 ]; then
 		passed=$((passed + 1))
