@@ -111,8 +111,8 @@ static inline int mkvm_open(struct mkvm *m)
 	if (ret < 0)
 		goto err;
 	m->run_size = (size_t)ret;
-	m->boot = mmap(NULL, MKVM_BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	m->boot =
+	    mmap(NULL, MKVM_BOOT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (m->boot == MAP_FAILED) {
 		m->boot = NULL;
 		goto err;
@@ -210,8 +210,8 @@ static inline int mkvm_enter_long_mode(struct mkvm *m, unsigned int cpl, uint64_
 	sregs.idt.limit = 0;
 	sregs.cr3 = MKVM_BOOT_GPA + MKVM_PML4;
 	sregs.cr4 = (1 << 5) | (1 << 9) | (1 << 10); /* PAE, OSFXSR, OSXMMEXCPT */
-	sregs.cr0 = 0x80050033;			    /* PG, WP, NE, ET, MP, PE */
-	sregs.efer = 0x500;			    /* LMA, LME */
+	sregs.cr0 = 0x80050033; /* PG, WP, NE, ET, MP, PE */
+	sregs.efer = 0x500; /* LMA, LME */
 	if (ioctl(m->vcpu, KVM_SET_SREGS, &sregs) < 0)
 		return -errno;
 
@@ -312,6 +312,54 @@ static inline void mkvm_in32(uint8_t **p, uint16_t port)
 
 	mkvm_emit(p, mov_dx, 4);
 	mkvm_emit(p, "\xed", 1);
+}
+
+/*
+ * mkvm_program_write_pages() - at @code: store the qword @value at @gpa,
+ * @gpa + @stride, ... (@n stores), then write @n to @done_port (32 bits) and
+ * spin.  Return: the code's length.
+ */
+static inline size_t mkvm_program_write_pages(uint8_t *code, uint64_t gpa, uint64_t stride,
+					      uint32_t n, uint64_t value, uint16_t done_port)
+{
+	uint8_t *p = code;
+	uint8_t add_rdi[3] = { 0x48, 0x81, 0xc7 };
+	uint32_t imm = (uint32_t)stride;
+
+	mkvm_mov_imm(&p, MKVM_RDI, gpa);
+	mkvm_mov_imm(&p, MKVM_RCX, n);
+	mkvm_mov_imm(&p, MKVM_RAX, value);
+	mkvm_emit(&p, "\x48\x89\x07", 3); /* 1: mov %rax,(%rdi) */
+	mkvm_emit(&p, add_rdi, 3); /* add $stride,%rdi */
+	mkvm_emit(&p, &imm, 4);
+	mkvm_emit(&p, "\x48\xff\xc9", 3); /* dec %rcx */
+	mkvm_emit(&p, "\x75\xf1", 2); /* jnz 1b */
+	mkvm_mov_imm(&p, MKVM_RAX, n);
+	mkvm_out(&p, done_port, 4);
+	mkvm_emit(&p, "\xeb\xfe", 2); /* jmp . */
+	return (size_t)(p - code);
+}
+
+/*
+ * mkvm_program_out_loop() - at @code: write %ecx (counting down from @n) to
+ * @port @n times, then write 0 to @done_port and spin.  Return: the length.
+ */
+static inline size_t mkvm_program_out_loop(uint8_t *code, uint16_t port, uint32_t n,
+					   uint16_t done_port)
+{
+	uint8_t *p = code;
+	uint8_t mov_dx[4] = { 0x66, 0xba, (uint8_t)port, (uint8_t)(port >> 8) };
+
+	mkvm_mov_imm(&p, MKVM_RCX, n);
+	mkvm_emit(&p, mov_dx, 4);
+	mkvm_emit(&p, "\x89\xc8", 2); /* 1: mov %ecx,%eax */
+	mkvm_emit(&p, "\xef", 1); /* out %eax,(%dx) */
+	mkvm_emit(&p, "\x48\xff\xc9", 3); /* dec %rcx */
+	mkvm_emit(&p, "\x75\xf8", 2); /* jnz 1b */
+	mkvm_mov_imm(&p, MKVM_RAX, 0);
+	mkvm_out(&p, done_port, 4);
+	mkvm_emit(&p, "\xeb\xfe", 2); /* jmp . */
+	return (size_t)(p - code);
 }
 
 #endif /* FORKVM_TESTS_HELPERS_MINI_KVM_H */

@@ -45,19 +45,19 @@ static void write_program(void)
 	uint8_t *p = code;
 
 	mkvm_mov_imm(&p, MKVM_RCX, LOOP_N);
-	mkvm_emit(&p, "\x31\xc0", 2);		 /* xor %eax,%eax */
-	mkvm_emit(&p, "\x48\x01\xc8", 3);	 /* 1: add %rcx,%rax */
-	mkvm_emit(&p, "\x48\xff\xc9", 3);	 /* dec %rcx */
-	mkvm_emit(&p, "\x75\xf8", 2);		 /* jnz 1b */
+	mkvm_emit(&p, "\x31\xc0", 2); /* xor %eax,%eax */
+	mkvm_emit(&p, "\x48\x01\xc8", 3); /* 1: add %rcx,%rax */
+	mkvm_emit(&p, "\x48\xff\xc9", 3); /* dec %rcx */
+	mkvm_emit(&p, "\x75\xf8", 2); /* jnz 1b */
 	mkvm_mov_imm(&p, MKVM_RBX, MKVM_BOOT_GPA + MKVM_DATA);
-	mkvm_emit(&p, "\x48\x89\x03", 3);	 /* mov %rax,(%rbx) */
+	mkvm_emit(&p, "\x48\x89\x03", 3); /* mov %rax,(%rbx) */
 	mkvm_out(&p, PORT_SUM, 4);
 	mkvm_mov_imm(&p, MKVM_RAX, 0x42);
 	mkvm_out(&p, PORT_BYTE, 1);
 	mkvm_in32(&p, PORT_IN);
 	mkvm_emit(&p, "\x48\x89\x43\x08", 4); /* mov %rax,8(%rbx) */
 	mkvm_out(&p, PORT_DONE, 4);
-	mkvm_emit(&p, "\xeb\xfe", 2);		 /* jmp . */
+	mkvm_emit(&p, "\xeb\xfe", 2); /* jmp . */
 }
 
 struct io_expect {
@@ -90,8 +90,8 @@ static void run_and_check(unsigned int cpl)
 		const struct io_expect *e = &expect[i];
 
 		ret = mkvm_run(&vm);
-		cr_assert_eq(ret, KVM_EXIT_IO, "exit %u: expected KVM_EXIT_IO on port 0x%x, got %s", i,
-			     e->port, mkvm_describe_exit(&vm, ret, why, sizeof(why)));
+		cr_assert_eq(ret, KVM_EXIT_IO, "exit %u: expected KVM_EXIT_IO on port 0x%x, got %s",
+			     i, e->port, mkvm_describe_exit(&vm, ret, why, sizeof(why)));
 		cr_assert_eq(vm.run->io.port, e->port, "exit %u: port 0x%x, expected 0x%x", i,
 			     vm.run->io.port, e->port);
 		cr_assert_eq(vm.run->io.direction, e->direction, "exit %u: wrong direction", i);
@@ -106,8 +106,7 @@ static void run_and_check(unsigned int cpl)
 			mkvm_io_set_value(&vm, e->value);
 	}
 
-	cr_assert_eq(data[0], SUM_N, "guest stored sum %" PRIu64 ", expected %llu", data[0],
-		     SUM_N);
+	cr_assert_eq(data[0], SUM_N, "guest stored sum %" PRIu64 ", expected %llu", data[0], SUM_N);
 	cr_assert_eq(data[1], IN_VALUE, "guest stored the IN value 0x%" PRIx64 ", expected 0x%llx",
 		     data[1], IN_VALUE);
 	cr_assert_eq(ioctl(vm.vcpu, KVM_GET_REGS, &regs), 0);
