@@ -1,0 +1,362 @@
+// SPDX-License-Identifier: MIT
+/* Parsing forkvm's command line; every error names the argument. */
+#include "vmm/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "vmm/cpus.h"
+#include "vmm/layout.h"
+
+static const char usage[] =
+	"usage: forkvm run --guest test --workload NAME [options]\n"
+	"       forkvm mkdisk [--seed S] [--check] FILE [SIZE]\n"
+	"       forkvm --help\n"
+	"\n"
+	"run: boot the test guest and run one workload; exits with the guest's code.\n"
+	"  --guest test          the guest to boot (only the freestanding test guest so far)\n"
+	"  --workload NAME       hello, memcheck, atomics, blkread, blkwrite, badvirtio, ...\n"
+	"  --args STRING         workload arguments, passed in /chosen/forkvm,args\n"
+	"  --mem SIZE            guest RAM, 16M..3G (default 128M); suffixes K, M, G\n"
+	"  --cpus N              vCPUs, 1..64 (default 1)\n"
+	"  --disk FILE[,ro]      a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
+	"                        + 0x1000 each, interrupts GSI 5, 6, ...\n"
+	"  --console FILE        the guest's serial console goes to FILE (default stdout)\n"
+	"  --guest-elf PATH      the test guest image (default $FORKVM_GUEST, else\n"
+	"                        guest/test.elf next to this binary)\n"
+	"  --timeout SECONDS     stop the guest after this long (exit status 3)\n"
+	"  --pause-test N        while the guest runs, pause all vCPUs N times, read and\n"
+	"                        check their full state, write it back and resume\n"
+	"\n"
+	"mkdisk: make FILE of SIZE bytes (default 4M) with the test disk pattern of\n"
+	"docs/boot-protocol.md, or with --check verify that FILE holds it.\n"
+	"  --seed S              pattern seed (default 0x666f726b766d, what blkread reads)\n"
+	"  --check               verify instead of write\n"
+	"\n"
+	"Exit status: the guest's code (0-255); 1 host error (no KVM, bad file, ...);\n"
+	"2 bad arguments; 3 the guest crashed (exception, triple fault, timeout).\n"
+	"KVM: needs /dev/kvm; where there is none, use scripts/in-kvm (nested QEMU guest).\n";
+
+const char *cli_usage(void)
+{
+	return usage;
+}
+
+int cli_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned int shift = 0;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'k': case 'K':
+		shift = 10;
+		break;
+	case 'm': case 'M':
+		shift = 20;
+		break;
+	case 'g': case 'G':
+		shift = 30;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end && end[1] && strcmp(end + 1, "iB") && strcmp(end + 1, "B"))
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
+{
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(s, &end, 0);
+	if (errno || *end || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+static int bad(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg ? arg : "");
+	return -EINVAL;
+}
+
+static bool valid_workload(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	/* The guest keeps the name in a 32-byte buffer. */
+	if (!n || n > 31)
+		return false;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static int parse_disk(struct cli *cli, char *arg, char *err, size_t errlen)
+{
+	struct machine_disk *d;
+	char *comma;
+
+	if (cli->cfg.ndisks == LAYOUT_MAX_DISKS)
+		return bad(err, errlen, "--disk: at most 8 disks%s", "");
+	d = &cli->cfg.disks[cli->cfg.ndisks];
+	comma = strrchr(arg, ',');
+	d->readonly = false;
+	if (comma) {
+		if (strcmp(comma + 1, "ro"))
+			return bad(err, errlen, "--disk '%s': the only option is ',ro'", arg);
+		*comma = '\0';
+		d->readonly = true;
+	}
+	if (!*arg)
+		return bad(err, errlen, "--disk: empty file name%s", "");
+	d->path = arg;
+	cli->cfg.ndisks++;
+	return 0;
+}
+
+/* dirname(argv[0])/guest/test.elf, or the same next to /proc/self/exe. */
+static void default_guest_elf(struct cli *cli, const char *argv0)
+{
+	char dir[PATH_MAX];
+	const char *env = getenv("FORKVM_GUEST");
+	ssize_t n;
+
+	if (env && *env) {
+		cli->cfg.guest_elf = env;
+		return;
+	}
+	if (argv0 && strchr(argv0, '/')) {
+		snprintf(dir, sizeof(dir), "%s", argv0);
+	} else {
+		n = readlink("/proc/self/exe", dir, sizeof(dir) - 1);
+		if (n < 0)
+			n = 0;
+		dir[n] = '\0';
+	}
+	snprintf(cli->guest_elf_buf, sizeof(cli->guest_elf_buf), "%s/guest/test.elf", dirname(dir));
+	cli->cfg.guest_elf = cli->guest_elf_buf;
+}
+
+enum {
+	OPT_GUEST = 256,
+	OPT_WORKLOAD,
+	OPT_ARGS,
+	OPT_MEM,
+	OPT_CPUS,
+	OPT_DISK,
+	OPT_CONSOLE,
+	OPT_GUEST_ELF,
+	OPT_TIMEOUT,
+	OPT_PAUSE_TEST,
+	OPT_SEED,
+	OPT_CHECK,
+	OPT_HELP,
+};
+
+static const struct option run_opts[] = {
+	{ "guest", required_argument, NULL, OPT_GUEST },
+	{ "workload", required_argument, NULL, OPT_WORKLOAD },
+	{ "args", required_argument, NULL, OPT_ARGS },
+	{ "mem", required_argument, NULL, OPT_MEM },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "console", required_argument, NULL, OPT_CONSOLE },
+	{ "guest-elf", required_argument, NULL, OPT_GUEST_ELF },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "pause-test", required_argument, NULL, OPT_PAUSE_TEST },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const struct option mkdisk_opts[] = {
+	{ "seed", required_argument, NULL, OPT_SEED },
+	{ "check", no_argument, NULL, OPT_CHECK },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* getopt's own complaint, as one line naming the argument. */
+static int getopt_error(char **argv, int c, char *err, size_t errlen)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		return bad(err, errlen, "%s: missing value", arg);
+	return bad(err, errlen, "%s: unknown option (see --help)", arg);
+}
+
+static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
+{
+	unsigned long long n;
+	bool guest = false;
+	int c;
+
+	cli->cfg.mem_size = 128ULL << 20;
+	cli->cfg.ncpus = 1;
+	while ((c = getopt_long(argc, argv, ":", run_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_GUEST:
+			if (strcmp(optarg, "test"))
+				return bad(err, errlen,
+					   "--guest '%s': only 'test' (the test guest) is supported",
+					   optarg);
+			guest = true;
+			break;
+		case OPT_WORKLOAD:
+			if (!valid_workload(optarg))
+				return bad(err, errlen,
+					   "--workload '%s': expected 1-31 characters of [a-z0-9_-]",
+					   optarg);
+			cli->cfg.workload = optarg;
+			break;
+		case OPT_ARGS:
+			if (strlen(optarg) > 4096)
+				return bad(err, errlen, "--args: longer than 4096 bytes%s", "");
+			cli->cfg.args = optarg;
+			break;
+		case OPT_MEM:
+			if (cli_parse_size(optarg, &cli->cfg.mem_size) ||
+			    cli->cfg.mem_size < LAYOUT_MEM_MIN || cli->cfg.mem_size > LAYOUT_MEM_MAX ||
+			    cli->cfg.mem_size % 4096)
+				return bad(err, errlen,
+					   "--mem '%s': expected a size from 16M to 3G, a multiple of 4K",
+					   optarg);
+			break;
+		case OPT_CPUS:
+			if (parse_uint(optarg, CPUS_MAX, &n) || n < 1)
+				return bad(err, errlen, "--cpus '%s': expected 1 to 64", optarg);
+			cli->cfg.ncpus = (unsigned int)n;
+			break;
+		case OPT_DISK:
+			if (parse_disk(cli, optarg, err, errlen))
+				return -EINVAL;
+			break;
+		case OPT_CONSOLE:
+			if (!*optarg)
+				return bad(err, errlen, "--console: empty file name%s", "");
+			cli->cfg.console = optarg;
+			break;
+		case OPT_GUEST_ELF:
+			if (!*optarg)
+				return bad(err, errlen, "--guest-elf: empty file name%s", "");
+			cli->cfg.guest_elf = optarg;
+			break;
+		case OPT_TIMEOUT:
+			if (parse_uint(optarg, 86400, &n) || n < 1)
+				return bad(err, errlen, "--timeout '%s': expected 1 to 86400 seconds",
+					   optarg);
+			cli->timeout_ms = (unsigned int)n * 1000;
+			break;
+		case OPT_PAUSE_TEST:
+			if (parse_uint(optarg, 100000, &n))
+				return bad(err, errlen, "--pause-test '%s': expected 0 to 100000",
+					   optarg);
+			cli->pause_test = (unsigned int)n;
+			break;
+		case OPT_HELP:
+			cli->cmd = CLI_HELP;
+			return 0;
+		default:
+			return getopt_error(argv, c, err, errlen);
+		}
+	}
+	if (optind < argc)
+		return bad(err, errlen, "'%s': unexpected argument (see --help)", argv[optind]);
+	if (!guest)
+		return bad(err, errlen, "--guest: missing (use --guest test)%s", "");
+	if (!cli->cfg.workload)
+		return bad(err, errlen, "--workload: missing%s", "");
+	if (!cli->cfg.guest_elf)
+		default_guest_elf(cli, cli->argv0);
+	cli->cmd = CLI_RUN;
+	return 0;
+}
+
+static int parse_mkdisk(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
+{
+	unsigned long long n;
+	int c;
+
+	cli->disk_seed = CLI_DEFAULT_DISK_SEED;
+	cli->disk_size = CLI_DEFAULT_DISK_SIZE;
+	while ((c = getopt_long(argc, argv, ":", mkdisk_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_SEED:
+			if (parse_uint(optarg, ULLONG_MAX, &n))
+				return bad(err, errlen, "--seed '%s': expected a number", optarg);
+			cli->disk_seed = n;
+			break;
+		case OPT_CHECK:
+			cli->disk_check = true;
+			break;
+		case OPT_HELP:
+			cli->cmd = CLI_HELP;
+			return 0;
+		default:
+			return getopt_error(argv, c, err, errlen);
+		}
+	}
+	if (optind >= argc)
+		return bad(err, errlen, "FILE: missing (forkvm mkdisk [--seed S] [--check] FILE [SIZE])%s",
+			   "");
+	cli->disk_path = argv[optind++];
+	if (optind < argc) {
+		const char *s = argv[optind++];
+
+		if (cli_parse_size(s, &cli->disk_size) || !cli->disk_size || cli->disk_size % 512)
+			return bad(err, errlen, "SIZE '%s': expected a non-zero multiple of 512 bytes",
+				   s);
+		cli->disk_size_given = true;
+	}
+	if (optind < argc)
+		return bad(err, errlen, "'%s': unexpected argument", argv[optind]);
+	cli->cmd = CLI_MKDISK;
+	return 0;
+}
+
+int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
+{
+	memset(cli, 0, sizeof(*cli));
+	cli->argv0 = argv[0];
+	optind = 1;
+	opterr = 0;
+	if (argc < 2)
+		return bad(err, errlen, "missing command: run or mkdisk (see --help)%s", "");
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		cli->cmd = CLI_HELP;
+		return 0;
+	}
+	/* Parse the options after the command word. */
+	if (!strcmp(argv[1], "run"))
+		return parse_run(argc - 1, argv + 1, cli, err, errlen);
+	if (!strcmp(argv[1], "mkdisk"))
+		return parse_mkdisk(argc - 1, argv + 1, cli, err, errlen);
+	return bad(err, errlen, "'%s': unknown command (run, mkdisk, --help)", argv[1]);
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT */
+/* The command line: `forkvm run ...` and `forkvm mkdisk ...`. */
+#ifndef FORKVM_VMM_CLI_H
+#define FORKVM_VMM_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vmm/machine.h"
+
+enum cli_cmd {
+	CLI_HELP,
+	CLI_RUN,
+	CLI_MKDISK,
+};
+
+#define CLI_DEFAULT_DISK_SEED 0x666f726b766dULL /* "forkvm": what blkread checks */
+#define CLI_DEFAULT_DISK_SIZE (4ULL << 20)
+
+struct cli {
+	enum cli_cmd cmd;
+	const char *argv0;
+	/* run */
+	struct machine_config cfg;
+	unsigned int timeout_ms;   /* --timeout SECONDS; 0: none */
+	unsigned int pause_test;   /* --pause-test N: pause/check/resume N times */
+	char guest_elf_buf[4096];  /* the default guest path, when not given */
+	/* mkdisk */
+	const char *disk_path;
+	uint64_t disk_size;
+	bool disk_size_given;
+	uint64_t disk_seed;
+	bool disk_check;
+};
+
+/**
+ * cli_parse() - parse argv into @cli.  On a bad argument, @err names it
+ * (one line).  Return: 0 or -EINVAL.
+ */
+int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/** cli_parse_size() - "512M", "1G", "65536", "64K": bytes. Return: 0 or -EINVAL. */
+int cli_parse_size(const char *s, uint64_t *out);
+
+/** cli_usage() - the --help text. */
+const char *cli_usage(void);
+
+#endif /* FORKVM_VMM_CLI_H */

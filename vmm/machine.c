@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/* Assembling a machine for the test guest, and taking it apart. */
+#include "vmm/machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libfdt.h>
+
+#include "devices/serial.h"
+#include "mm/mm.h"
+#include "vmm/boot.h"
+#include "vmm/disks.h"
+#include "vmm/fdt.h"
+
+static int add_dev(struct machine *m, void *obj, void (*destroy)(void *obj))
+{
+	if (m->ndevs == MACHINE_MAX_DEVS)
+		return -ENOSPC;
+	m->devs[m->ndevs].obj = obj;
+	m->devs[m->ndevs].destroy = destroy;
+	m->ndevs++;
+	return 0;
+}
+
+static void serial_destroy_cb(void *obj)
+{
+	serial_destroy(obj);
+}
+
+static int add_console(struct machine *m, const char *path, char *err, size_t errlen)
+{
+	struct bus_region r;
+	struct serial *s;
+	int fd = STDOUT_FILENO, ret;
+
+	if (path) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "--console %s: %s", path, strerror(errno));
+			return ret;
+		}
+		m->console_fd = fd;
+	}
+	ret = serial_create(fd, &m->vm.host, SERIAL_COM1_GSI, &s);
+	if (ret) {
+		snprintf(err, errlen, "serial: %s", strerror(-ret));
+		return ret;
+	}
+	ret = add_dev(m, s, serial_destroy_cb);
+	if (ret) {
+		serial_destroy(s);
+		return ret;
+	}
+	r = serial_region(s);
+	ret = iobus_add(&m->vm.pio, &r);
+	if (ret)
+		snprintf(err, errlen, "serial: port region: %s", strerror(-ret));
+	return ret;
+}
+
+static int add_disks(struct machine *m, const struct machine_config *cfg,
+		     struct fdt_machine *desc, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < cfg->ndisks; i++) {
+		struct fdt_mmio_dev *d = &desc->virtio[i];
+		struct disk_dev disk;
+
+		d->base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_STRIDE;
+		d->size = LAYOUT_VIRTIO_STRIDE;
+		d->gsi = LAYOUT_VIRTIO_GSI0 + i;
+		ret = disk_create(&cfg->disks[i], d->base, d->gsi, m->space, &m->vm.host, &disk,
+				  err, errlen);
+		if (ret)
+			return ret;
+		ret = add_dev(m, disk.obj, disk.destroy);
+		if (ret) {
+			disk.destroy(disk.obj);
+			return ret;
+		}
+		ret = iobus_add(&m->vm.mmio, &disk.region);
+		if (ret) {
+			snprintf(err, errlen, "--disk %s: MMIO region: %s", cfg->disks[i].path,
+				 strerror(-ret));
+			return ret;
+		}
+		desc->nvirtio++;
+	}
+	return 0;
+}
+
+static int write_fdt(struct machine *m, const struct fdt_machine *desc, char *err, size_t errlen)
+{
+	void *buf = calloc(1, LAYOUT_FDT_MAX);
+	int ret;
+
+	if (!buf)
+		return -ENOMEM;
+	ret = fdt_build(desc, buf, LAYOUT_FDT_MAX);
+	if (ret) {
+		snprintf(err, errlen, "device tree: %s (--args too long?)", strerror(-ret));
+		goto out;
+	}
+	/* fdt_finish() packed it: write only what it used. */
+	ret = space_write(m->space, LAYOUT_FDT, buf, fdt_totalsize(buf));
+	if (ret)
+		snprintf(err, errlen, "device tree: writing guest memory: %s", strerror(-ret));
+out:
+	free(buf);
+	return ret;
+}
+
+static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char *err,
+		       size_t errlen)
+{
+	struct boot_entry entry = {
+		.rip = m->image.entry,
+		.fdt_gpa = LAYOUT_FDT,
+		.ncpus = cfg->ncpus,
+	};
+	unsigned int i;
+	int ret;
+
+	ret = cpus_create(&m->vm, cfg->ncpus, &m->cpus, err, errlen);
+	if (ret)
+		return ret;
+	m->cpus_created = true;
+	m->cpus.print_results = !cfg->quiet_results;
+	for (i = 0; i < cfg->ncpus; i++) {
+		ret = boot_setup_vcpu(&m->cpus.vcpu[i], &entry, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int machine_create(const struct machine_config *cfg, struct machine **out, char *err,
+		   size_t errlen)
+{
+	struct space_range ram = { .gpa = 0, .size = cfg->mem_size };
+	struct fdt_machine desc;
+	struct machine *m;
+	int ret;
+
+	if (cfg->mem_size < LAYOUT_MEM_MIN || cfg->mem_size > LAYOUT_MEM_MAX ||
+	    cfg->mem_size % MM_PAGE_SIZE || cfg->ndisks > LAYOUT_MAX_DISKS || !cfg->workload) {
+		snprintf(err, errlen, "bad machine configuration");
+		return -EINVAL;
+	}
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->console_fd = -1;
+	m->kvm.fd = -1;
+
+	ret = kvm_open(&m->kvm, err, errlen);
+	if (ret)
+		goto err;
+	ret = pool_create(NULL, &m->pool);
+	if (ret) {
+		snprintf(err, errlen, "guest memory pool: %s", strerror(-ret));
+		goto err;
+	}
+	ret = space_create(m->pool, &ram, 1, &m->space);
+	if (ret) {
+		snprintf(err, errlen, "guest memory of %llu MiB: %s",
+			 (unsigned long long)(cfg->mem_size >> 20), strerror(-ret));
+		goto err;
+	}
+	ret = vm_create(&m->kvm, m->space, &m->vm, err, errlen);
+	if (ret)
+		goto err;
+	m->vm_created = true;
+
+	ret = elf_load_file(m->space, cfg->guest_elf, &m->image, err, errlen);
+	if (ret)
+		goto err;
+	ret = boot_write_tables(m->space);
+	if (ret) {
+		snprintf(err, errlen, "boot tables: %s", strerror(-ret));
+		goto err;
+	}
+
+	memset(&desc, 0, sizeof(desc));
+	desc.mem_size = cfg->mem_size;
+	desc.ncpus = cfg->ncpus;
+	desc.workload = cfg->workload;
+	desc.args = cfg->args;
+	desc.free_start = m->image.end;
+	desc.free_size = cfg->mem_size - m->image.end;
+
+	ret = add_console(m, cfg->console, err, errlen);
+	if (ret)
+		goto err;
+	ret = add_disks(m, cfg, &desc, err, errlen);
+	if (ret)
+		goto err;
+	ret = write_fdt(m, &desc, err, errlen);
+	if (ret)
+		goto err;
+	ret = setup_vcpus(m, cfg, err, errlen);
+	if (ret)
+		goto err;
+	*out = m;
+	return 0;
+
+err:
+	machine_destroy(m);
+	return ret;
+}
+
+int machine_start(struct machine *m)
+{
+	return cpus_start(&m->cpus);
+}
+
+int machine_wait(struct machine *m, unsigned int timeout_ms)
+{
+	return cpus_wait(&m->cpus, timeout_ms);
+}
+
+const char *machine_stop_reason(struct machine *m)
+{
+	return m->cpus.reason;
+}
+
+/* What any vCPU of the test guest must look like whenever it is paused. */
+static int check_guest_state(const struct vcpu_state *st, char *err, size_t errlen)
+{
+	if (st->sregs.cs.selector != 0x1b && st->sregs.cs.selector != 0x08) {
+		snprintf(err, errlen, "vCPU %u paused with CS 0x%x", st->index, st->sregs.cs.selector);
+		return -EPROTO;
+	}
+	if (!(st->sregs.efer & (1u << 10)) || st->sregs.cr3 != LAYOUT_PML4) {
+		snprintf(err, errlen, "vCPU %u paused outside long mode (EFER 0x%llx CR3 0x%llx)",
+			 st->index, (unsigned long long)st->sregs.efer,
+			 (unsigned long long)st->sregs.cr3);
+		return -EPROTO;
+	}
+	if (st->nmsrs == 0 || st->xsave_size < 4096) {
+		snprintf(err, errlen, "vCPU %u: no MSRs or XSAVE area saved", st->index);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int machine_pause_check(struct machine *m, char *err, size_t errlen)
+{
+	struct vcpu_state *st;
+	unsigned int i;
+	int ret;
+
+	st = aligned_alloc(64, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	ret = cpus_pause(&m->cpus);
+	if (ret)
+		goto out;
+	for (i = 0; i < m->cpus.n && !ret; i++) {
+		struct vcpu *v = &m->cpus.vcpu[i];
+
+		ret = vcpu_save_state(v, st);
+		if (ret) {
+			snprintf(err, errlen, "vCPU %u: save state: %s", i, strerror(-ret));
+			break;
+		}
+		ret = check_guest_state(st, err, errlen);
+		if (ret)
+			break;
+		/* Round trip: the guest must not notice. */
+		ret = vcpu_restore_state(v, st);
+		if (ret)
+			snprintf(err, errlen, "vCPU %u: restore state: %s", i, strerror(-ret));
+	}
+	cpus_resume(&m->cpus);
+out:
+	free(st);
+	return ret;
+}
+
+void machine_destroy(struct machine *m)
+{
+	unsigned int i;
+
+	if (!m)
+		return;
+	if (m->cpus_created)
+		cpus_destroy(&m->cpus);
+	/* Devices after the vCPUs (nobody calls them any more), in reverse order. */
+	for (i = m->ndevs; i-- > 0;)
+		m->devs[i].destroy(m->devs[i].obj);
+	m->ndevs = 0;
+	if (m->vm_created)
+		vm_destroy(&m->vm);
+	space_destroy(m->space);
+	pool_destroy(m->pool);
+	kvm_close(&m->kvm);
+	if (m->console_fd >= 0)
+		close(m->console_fd);
+	free(m);
+}
