@@ -1,0 +1,534 @@
+// SPDX-License-Identifier: MIT
+/* virtio-blk behind the virtio-mmio transport, driven through its registers,
+ * over a fake guest memory and a temporary backing file. */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/queue.h"
+#include "devices/virtio/virtio.h"
+#include "tests/helpers/fake_mem.h"
+
+#define MEM_SIZE (4u << 20)
+#define RING_GPA 0x1000u
+#define QSIZE 16u
+#define HDR 0x10000u
+#define STATUS 0x11000u
+#define DATA 0x20000u
+#define DISK_SECTORS 64u
+#define MMIO_BASE 0xd0000000u
+#define W VRING_DESC_F_WRITE
+#define N VRING_DESC_F_NEXT
+
+/* Register offsets, spelled out again here on purpose (the spec's values). */
+#define R_MAGIC 0x000
+#define R_VERSION 0x004
+#define R_DEVICE_ID 0x008
+#define R_DEV_FEATURES 0x010
+#define R_DEV_FEATURES_SEL 0x014
+#define R_DRV_FEATURES 0x020
+#define R_DRV_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_INT_STATUS 0x060
+#define R_INT_ACK 0x064
+#define R_STATUS 0x070
+#define R_DESC_LO 0x080
+#define R_DESC_HI 0x084
+#define R_DRIVER_LO 0x090
+#define R_DEVICE_LO 0x0a0
+#define R_CONFIG 0x100
+
+static struct fake_mem mem;
+static struct fake_vring ring;
+static struct virtio_mmio *mmio;
+static struct bus_region reg;
+static char path[] = "/tmp/forkvm-blk-XXXXXX";
+static int disk_fd = -1;
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v;
+
+	reg.read(reg.opaque, off, &v, 4);
+	return le32toh(v);
+}
+
+static void wr(uint64_t off, uint32_t v)
+{
+	v = htole32(v);
+	reg.write(reg.opaque, off, &v, 4);
+}
+
+static void make_disk(void)
+{
+	uint8_t sector[512];
+	unsigned int i;
+
+	disk_fd = mkstemp(path);
+	cr_assert_geq(disk_fd, 0);
+	for (i = 0; i < DISK_SECTORS; i++) {
+		memset(sector, (int)(i + 1), sizeof(sector));
+		cr_assert_eq(pwrite(disk_fd, sector, sizeof(sector), i * 512), 512);
+	}
+}
+
+static void open_device(bool readonly, const struct dev_host *host)
+{
+	struct virtio_blk_config cfg = { .path = path, .readonly = readonly };
+	struct virtio_dev *dev;
+
+	cr_assert_eq(virtio_blk_create(&cfg, &dev), 0);
+	cr_assert_eq(virtio_mmio_create(MMIO_BASE, 5, dev, &mem.gm, host, &mmio), 0);
+	reg = virtio_mmio_region(mmio);
+}
+
+/* The driver's side of initialization (virtio 1.x 3.1.1). */
+static void driver_init(uint64_t features)
+{
+	wr(R_STATUS, 0);
+	wr(R_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	wr(R_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	wr(R_DRV_FEATURES_SEL, 0);
+	wr(R_DRV_FEATURES, (uint32_t)features);
+	wr(R_DRV_FEATURES_SEL, 1);
+	wr(R_DRV_FEATURES, (uint32_t)(features >> 32));
+	wr(R_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
+			     VIRTIO_CONFIG_S_FEATURES_OK);
+}
+
+static void queue_setup(void)
+{
+	fake_vring_init(&ring, &mem, QSIZE, RING_GPA);
+	wr(R_QUEUE_SEL, 0);
+	wr(R_QUEUE_NUM, QSIZE);
+	wr(R_DESC_LO, (uint32_t)ring.desc);
+	wr(R_DESC_HI, 0);
+	wr(R_DRIVER_LO, (uint32_t)ring.avail);
+	wr(R_DEVICE_LO, (uint32_t)ring.used);
+	wr(R_QUEUE_READY, 1);
+	wr(R_STATUS, rd(R_STATUS) | VIRTIO_CONFIG_S_DRIVER_OK);
+}
+
+#define BASE_FEATURES (1ull << VIRTIO_F_VERSION_1)
+
+static void setup_dev(bool readonly, const struct dev_host *host)
+{
+	cr_assert_eq(fake_mem_init(&mem, 0, MEM_SIZE, true), 0);
+	make_disk();
+	open_device(readonly, host);
+	driver_init(BASE_FEATURES | (1ull << VIRTIO_RING_F_INDIRECT_DESC));
+	cr_assert(rd(R_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+	queue_setup();
+}
+
+static void setup(void)
+{
+	setup_dev(false, NULL);
+}
+
+static void setup_ro(void)
+{
+	setup_dev(true, NULL);
+}
+
+static void teardown(void)
+{
+	virtio_mmio_destroy(mmio);
+	cr_expect(fake_mem_pins_released(&mem), "pins %u unpins %u", mem.pins, mem.unpins);
+	fake_mem_fini(&mem);
+	close(disk_fd);
+	unlink(path);
+}
+
+/* A request header at HDR. */
+static void put_hdr(uint32_t type, uint64_t sector)
+{
+	uint32_t t = htole32(type), z = 0;
+	uint64_t s = htole64(sector);
+	uint8_t *p = fake_mem_ptr(&mem, HDR);
+
+	memcpy(p, &t, 4);
+	memcpy(p + 4, &z, 4);
+	memcpy(p + 8, &s, 8);
+}
+
+/* Submit header + data (@data_flags W for device-writable) + status; run. */
+static void submit(uint32_t type, uint64_t sector, uint32_t data_len, uint16_t data_flags)
+{
+	uint16_t head = (uint16_t)(ring.avail_idx * 3 % QSIZE);
+
+	put_hdr(type, sector);
+	fake_mem_set_u8(&mem, STATUS, 0xee);
+	if (data_len) {
+		fake_vring_desc(&ring, head, HDR, 16, N, head + 1);
+		fake_vring_desc(&ring, head + 1, DATA, data_len, data_flags | N, head + 2);
+		fake_vring_desc(&ring, head + 2, STATUS, 1, W, 0);
+	} else {
+		fake_vring_desc(&ring, head, HDR, 16, N, head + 1);
+		fake_vring_desc(&ring, head + 1, STATUS, 1, W, 0);
+	}
+	fake_vring_publish(&ring, head);
+	wr(R_QUEUE_NOTIFY, 0);
+}
+
+static uint32_t last_used_len(void)
+{
+	uint32_t id, len;
+
+	cr_assert_eq(fake_vring_used_idx(&ring), ring.avail_idx, "every request completed");
+	fake_vring_used(&ring, fake_vring_used_idx(&ring) - 1, &id, &len);
+	return len;
+}
+
+static uint8_t status(void)
+{
+	return fake_mem_u8(&mem, STATUS);
+}
+
+TestSuite(virtio_blk, .init = setup, .fini = teardown);
+
+Test(virtio_blk, mmio_identifies_as_version_2_block_device)
+{
+	cr_expect_eq(rd(R_MAGIC), 0x74726976);
+	cr_expect_eq(rd(R_VERSION), 2);
+	cr_expect_eq(rd(R_DEVICE_ID), VIRTIO_ID_BLOCK);
+	wr(R_QUEUE_SEL, 0);
+	cr_expect_eq(rd(R_QUEUE_NUM_MAX), 256);
+	wr(R_QUEUE_SEL, 1);
+	cr_expect_eq(rd(R_QUEUE_NUM_MAX), 0, "one queue only");
+}
+
+Test(virtio_blk, offers_version_1_and_indirect_and_event_idx)
+{
+	wr(R_DEV_FEATURES_SEL, 1);
+	cr_expect(rd(R_DEV_FEATURES) & (1u << (VIRTIO_F_VERSION_1 - 32)));
+	wr(R_DEV_FEATURES_SEL, 0);
+	cr_expect(rd(R_DEV_FEATURES) & (1u << VIRTIO_RING_F_INDIRECT_DESC));
+	cr_expect(rd(R_DEV_FEATURES) & (1u << VIRTIO_RING_F_EVENT_IDX));
+	cr_expect_not(rd(R_DEV_FEATURES) & (1u << 5), "not read-only");
+}
+
+Test(virtio_blk, features_without_version_1_are_refused)
+{
+	driver_init(1ull << VIRTIO_RING_F_INDIRECT_DESC);
+	cr_expect_not(rd(R_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+}
+
+Test(virtio_blk, features_not_offered_are_refused)
+{
+	driver_init(BASE_FEATURES | (1ull << 3));
+	cr_expect_not(rd(R_STATUS) & VIRTIO_CONFIG_S_FEATURES_OK);
+}
+
+Test(virtio_blk, config_space_holds_capacity_in_sectors)
+{
+	uint64_t cap;
+
+	reg.read(reg.opaque, R_CONFIG, &cap, 8);
+	cr_expect_eq(le64toh(cap), DISK_SECTORS);
+	cr_expect_eq(rd(R_CONFIG), DISK_SECTORS, "32-bit halves work too");
+}
+
+Test(virtio_blk, read_copies_disk_sectors_into_guest_memory)
+{
+	uint8_t *p = fake_mem_ptr(&mem, DATA);
+
+	submit(0, 3, 1024, W);
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(last_used_len(), 1025);
+	cr_expect_eq(p[0], 4);
+	cr_expect_eq(p[511], 4);
+	cr_expect_eq(p[512], 5);
+	cr_expect_eq(p[1023], 5);
+	cr_expect_eq(mem.write_pins, mem.pins, "a read pins guest memory for writing");
+	cr_expect_gt(mem.pins, 0);
+}
+
+Test(virtio_blk, write_stores_guest_data_in_the_file)
+{
+	uint8_t buf[512];
+
+	memset(fake_mem_ptr(&mem, DATA), 0xab, 512);
+	submit(1, 10, 512, 0);
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(last_used_len(), 1);
+	cr_assert_eq(pread(disk_fd, buf, 512, 10 * 512), 512);
+	cr_expect_eq(buf[0], 0xab);
+	cr_expect_eq(buf[511], 0xab);
+	cr_expect_eq(mem.write_pins, 0, "a write pins guest memory read-only");
+}
+
+Test(virtio_blk, large_read_spanning_many_pins_is_complete)
+{
+	uint8_t *p = fake_mem_ptr(&mem, DATA);
+	unsigned int i;
+
+	/* The whole 32 KiB disk, page-scattered by the fake pin. */
+	submit(0, 0, DISK_SECTORS * 512, W);
+	cr_expect_eq(status(), 0);
+	for (i = 0; i < DISK_SECTORS; i++)
+		cr_expect_eq(p[i * 512 + 100], i + 1, "sector %u", i);
+}
+
+Test(virtio_blk, flush_succeeds)
+{
+	submit(4, 0, 0, 0);
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(last_used_len(), 1);
+}
+
+Test(virtio_blk, get_id_returns_the_20_byte_serial)
+{
+	char id[21] = { 0 };
+
+	submit(8, 0, 20, W);
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(last_used_len(), 21);
+	memcpy(id, fake_mem_ptr(&mem, DATA), 20);
+	cr_expect_str_eq(id, strrchr(path, '/') + 1);
+}
+
+Test(virtio_blk, unknown_request_type_gets_unsupp)
+{
+	submit(77, 0, 512, W);
+	cr_expect_eq(status(), 2);
+	cr_expect_eq(last_used_len(), 1);
+}
+
+Test(virtio_blk, read_past_capacity_gets_ioerr)
+{
+	submit(0, DISK_SECTORS - 1, 1024, W);
+	cr_expect_eq(status(), 1);
+}
+
+Test(virtio_blk, sector_overflow_gets_ioerr)
+{
+	submit(0, UINT64_MAX / 256, 512, W);
+	cr_expect_eq(status(), 1);
+}
+
+Test(virtio_blk, length_not_a_multiple_of_512_gets_ioerr)
+{
+	submit(0, 0, 100, W);
+	cr_expect_eq(status(), 1);
+}
+
+Test(virtio_blk, malformed_chain_gets_ioerr_and_zero_length)
+{
+	/* Data buffer outside guest memory, valid status descriptor. */
+	put_hdr(0, 0);
+	fake_mem_set_u8(&mem, STATUS, 0xee);
+	fake_vring_desc(&ring, 0, HDR, 16, N, 1);
+	fake_vring_desc(&ring, 1, MEM_SIZE + 0x1000, 512, W | N, 2);
+	fake_vring_desc(&ring, 2, STATUS, 1, W, 0);
+	fake_vring_publish(&ring, 0);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_expect_eq(status(), 1);
+	cr_expect_eq(last_used_len(), 0);
+	cr_expect_eq(mem.pins, 0, "nothing pinned for a malformed chain");
+}
+
+Test(virtio_blk, completion_raises_used_buffer_interrupt)
+{
+	uint64_t before = virtio_mmio_irq_count(mmio);
+
+	submit(4, 0, 0, 0);
+	cr_expect_eq(virtio_mmio_irq_count(mmio), before + 1);
+	cr_expect_eq(rd(R_INT_STATUS) & 1, 1);
+	wr(R_INT_ACK, 1);
+	cr_expect_eq(rd(R_INT_STATUS), 0);
+}
+
+Test(virtio_blk, notify_of_queue_past_configured_queues_needs_reset)
+{
+	uint64_t before = virtio_mmio_irq_count(mmio);
+
+	wr(R_QUEUE_NOTIFY, 1);
+	cr_expect(rd(R_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	cr_expect_eq(rd(R_INT_STATUS) & 2, 2, "config-change interrupt");
+	cr_expect_eq(virtio_mmio_irq_count(mmio), before + 1);
+}
+
+Test(virtio_blk, avail_idx_jump_needs_reset_and_queue_is_ignored)
+{
+	fake_vring_set_avail_idx(&ring, QSIZE + 5);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_expect(rd(R_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	fake_vring_set_avail_idx(&ring, 0);
+	submit(4, 0, 0, 0);
+	cr_expect_eq(fake_vring_used_idx(&ring), 0, "ignored until reset");
+	cr_expect_eq(status(), 0xee);
+}
+
+Test(virtio_blk, reset_clears_needs_reset_and_queue_works_again)
+{
+	wr(R_QUEUE_NOTIFY, 3);
+	cr_assert(rd(R_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	wr(R_STATUS, 0);
+	cr_expect_eq(rd(R_STATUS), 0);
+	cr_expect_eq(rd(R_QUEUE_READY), 0);
+	driver_init(BASE_FEATURES);
+	memset(fake_mem_ptr(&mem, RING_GPA), 0, 0x2000);
+	queue_setup();
+	submit(4, 0, 0, 0);
+	cr_expect_eq(status(), 0);
+}
+
+Test(virtio_blk, bad_ring_address_at_queue_ready_needs_reset)
+{
+	wr(R_STATUS, 0);
+	driver_init(BASE_FEATURES);
+	wr(R_QUEUE_SEL, 0);
+	wr(R_QUEUE_NUM, QSIZE);
+	wr(R_DESC_LO, 0);
+	wr(R_DESC_HI, 0x10); /* 64 GiB: not guest memory */
+	wr(R_DRIVER_LO, 0x2000);
+	wr(R_DEVICE_LO, 0x3000);
+	wr(R_QUEUE_READY, 1);
+	cr_expect(rd(R_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	cr_expect_eq(rd(R_QUEUE_READY), 0);
+}
+
+Test(virtio_blk, narrow_register_access_is_ignored)
+{
+	uint8_t b = 0;
+
+	reg.read(reg.opaque, R_MAGIC, &b, 1);
+	cr_expect_eq(b, 0);
+	reg.write(reg.opaque, R_STATUS, &b, 1);
+	cr_expect(rd(R_STATUS) & VIRTIO_CONFIG_S_DRIVER_OK, "status not reset by a byte write");
+}
+
+Test(virtio_blk, config_access_past_the_end_reads_zero)
+{
+	cr_expect_eq(rd(R_CONFIG + 0x200), 0);
+}
+
+Test(virtio_blk_ro, write_to_readonly_disk_gets_ioerr, .init = setup_ro, .fini = teardown)
+{
+	uint8_t buf[512];
+
+	memset(fake_mem_ptr(&mem, DATA), 0xab, 512);
+	submit(1, 0, 512, 0);
+	cr_expect_eq(status(), 1);
+	cr_assert_eq(pread(disk_fd, buf, 512, 0), 512);
+	cr_expect_eq(buf[0], 1, "the file is unchanged");
+}
+
+Test(virtio_blk_ro, readonly_disk_offers_the_ro_feature, .init = setup_ro, .fini = teardown)
+{
+	wr(R_DEV_FEATURES_SEL, 0);
+	cr_expect(rd(R_DEV_FEATURES) & (1u << 5));
+}
+
+/* ---- with a host: the service thread, irqfd and ioeventfd --------------- */
+
+static int irq_efd = -1;
+static int kick_efd = -1;
+static bool accept_ioeventfd;
+
+static int host_irqfd(void *opaque, unsigned int gsi)
+{
+	return irq_efd;
+}
+
+static int host_ioeventfd(void *opaque, uint64_t addr, uint32_t datamatch, int fd)
+{
+	if (!accept_ioeventfd)
+		return -ENOSYS;
+	cr_expect_eq(addr, MMIO_BASE + 0x50);
+	cr_expect_eq(datamatch, 0);
+	kick_efd = fd;
+	return 0;
+}
+
+static const struct dev_host host = { .irqfd = host_irqfd, .ioeventfd = host_ioeventfd };
+
+static void setup_host(bool accept)
+{
+	irq_efd = eventfd(0, EFD_CLOEXEC);
+	cr_assert_geq(irq_efd, 0);
+	accept_ioeventfd = accept;
+	kick_efd = -1;
+	setup_dev(false, &host);
+}
+
+static void setup_host_noioevent(void)
+{
+	setup_host(false);
+}
+
+static void setup_host_ioevent(void)
+{
+	setup_host(true);
+}
+
+static void teardown_host(void)
+{
+	teardown();
+	close(irq_efd);
+}
+
+static void wait_irq(void)
+{
+	struct pollfd p = { .fd = irq_efd, .events = POLLIN };
+	uint64_t v;
+
+	cr_assert_eq(poll(&p, 1, 5000), 1, "interrupt within 5 s");
+	cr_assert_eq(read(irq_efd, &v, 8), 8);
+}
+
+Test(virtio_blk_host, request_runs_on_the_service_thread_without_ioeventfd,
+     .init = setup_host_noioevent, .fini = teardown_host)
+{
+	cr_expect_eq(virtio_mmio_ioeventfds(mmio), 0);
+	submit(0, 2, 512, W);
+	wait_irq();
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(fake_mem_u8(&mem, DATA), 3);
+}
+
+Test(virtio_blk_host, ioeventfd_signal_runs_the_queue, .init = setup_host_ioevent,
+     .fini = teardown_host)
+{
+	uint64_t one = 1;
+	uint16_t head = 0;
+
+	cr_assert_eq(virtio_mmio_ioeventfds(mmio), 1);
+	cr_assert_geq(kick_efd, 0);
+	/* What KVM does on the guest's QueueNotify write. */
+	put_hdr(0, 5);
+	fake_vring_desc(&ring, head, HDR, 16, N, 1);
+	fake_vring_desc(&ring, 1, DATA, 512, W | N, 2);
+	fake_vring_desc(&ring, 2, STATUS, 1, W, 0);
+	fake_vring_publish(&ring, head);
+	cr_assert_eq(write(kick_efd, &one, 8), 8);
+	wait_irq();
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(fake_mem_u8(&mem, DATA), 6);
+}
+
+Test(virtio_blk_host, pause_holds_requests_until_resume, .init = setup_host_noioevent,
+     .fini = teardown_host)
+{
+	struct pollfd p = { .fd = irq_efd, .events = POLLIN };
+
+	virtio_mmio_pause(mmio);
+	submit(0, 7, 512, W);
+	cr_expect_eq(poll(&p, 1, 200), 0, "no completion while paused");
+	cr_expect_eq(fake_vring_used_idx(&ring), 0);
+	virtio_mmio_resume(mmio);
+	wait_irq();
+	cr_expect_eq(fake_mem_u8(&mem, DATA), 8);
+}
