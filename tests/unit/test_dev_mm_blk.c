@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: MIT
+/* virtio-blk over a real mm guest space: the DMA path through space_pin. */
+#include <criterion/criterion.h>
+#include <endian.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "devices/disk_pattern.h"
+#include "devices/mm_guest_mem.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/mmio.h"
+#include "devices/virtio/queue.h"
+#include "devices/virtio/virtio.h"
+#include "mm/mm.h"
+
+#define MEM_SIZE (4u << 20)
+#define QSIZE 16u
+#define DESC 0x1000u
+#define AVAIL 0x2000u
+#define USED 0x3000u
+#define HDR 0x10000u
+#define STATUS 0x11000u
+#define DATA 0x20000u
+#define SEED 0x1234u
+
+static struct pool *pool;
+static struct space *space;
+static struct guest_mem gm;
+static struct virtio_mmio *mmio;
+static struct bus_region reg;
+static char path[] = "/tmp/forkvm-mmblk-XXXXXX";
+static int disk_fd = -1;
+static uint16_t avail_idx;
+
+static void wr(uint64_t off, uint32_t v)
+{
+	v = htole32(v);
+	reg.write(reg.opaque, off, &v, 4);
+}
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v;
+
+	reg.read(reg.opaque, off, &v, 4);
+	return le32toh(v);
+}
+
+static void put(uint64_t gpa, const void *p, size_t n)
+{
+	cr_assert_eq(space_write(space, gpa, p, n), 0);
+}
+
+static void desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+{
+	struct {
+		uint64_t a;
+		uint32_t l;
+		uint16_t f, n;
+	} d = { htole64(addr), htole32(len), htole16(flags), htole16(next) };
+
+	put(DESC + 16u * i, &d, 16);
+}
+
+static void publish(uint16_t head)
+{
+	uint16_t h = htole16(head), idx;
+
+	put(AVAIL + 4 + 2u * (avail_idx % QSIZE), &h, 2);
+	avail_idx++;
+	idx = htole16(avail_idx);
+	put(AVAIL + 2, &idx, 2);
+	wr(0x050, 0);
+}
+
+static void setup(void)
+{
+	struct space_range r = { 0, MEM_SIZE };
+	struct virtio_blk_config cfg = { .path = path };
+	struct virtio_dev *dev;
+	int ret;
+
+	ret = pool_create(NULL, &pool);
+	if (ret == -ENOSYS || ret == -EPERM)
+		cr_skip_test("no userfaultfd write-protect here (%d)", ret);
+	cr_assert_eq(ret, 0);
+	cr_assert_eq(space_create(pool, &r, 1, &space), 0);
+	mm_guest_mem_init(&gm, space);
+	disk_fd = mkstemp(path);
+	cr_assert_geq(disk_fd, 0);
+	cr_assert_eq(disk_pattern_fill(disk_fd, 64 * 512, SEED), 0);
+	cr_assert_eq(virtio_blk_create(&cfg, &dev), 0);
+	cr_assert_eq(virtio_mmio_create(0xd0000000, 5, dev, &gm, NULL, &mmio), 0);
+	reg = virtio_mmio_region(mmio);
+	avail_idx = 0;
+	wr(0x070, 1 | 2);
+	wr(0x024, 1);
+	wr(0x020, 1); /* VERSION_1 */
+	wr(0x070, 1 | 2 | 8);
+	wr(0x030, 0);
+	wr(0x038, QSIZE);
+	wr(0x080, DESC);
+	wr(0x090, AVAIL);
+	wr(0x0a0, USED);
+	wr(0x044, 1);
+	wr(0x070, 1 | 2 | 8 | 4);
+	cr_assert_eq(rd(0x070), 15);
+}
+
+static void teardown(void)
+{
+	virtio_mmio_destroy(mmio);
+	space_destroy(space);
+	pool_destroy(pool);
+	close(disk_fd);
+	unlink(path);
+}
+
+static uint8_t submit_read(uint64_t sector, uint32_t len)
+{
+	uint32_t hdr[4] = { htole32(0), 0, htole32((uint32_t)sector), 0 };
+	uint8_t st = 0xee;
+
+	put(HDR, hdr, 16);
+	put(STATUS, &st, 1);
+	desc(0, HDR, 16, VRING_DESC_F_NEXT, 1);
+	desc(1, DATA, len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
+	desc(2, STATUS, 1, VRING_DESC_F_WRITE, 0);
+	publish(0);
+	cr_assert_eq(space_read(space, STATUS, &st, 1), 0);
+	return st;
+}
+
+TestSuite(mm_blk, .init = setup, .fini = teardown);
+
+Test(mm_blk, read_lands_in_guest_memory_and_every_pin_is_released)
+{
+	struct pool_stats st;
+	uint8_t got[4096], want[4096];
+
+	cr_assert_eq(submit_read(8, 4096), 0);
+	cr_assert_eq(space_read(space, DATA, got, sizeof(got)), 0);
+	disk_pattern_fill_buf(want, 8 * 512, sizeof(want), SEED);
+	cr_expect_eq(memcmp(got, want, sizeof(got)), 0);
+	pool_get_stats(pool, &st);
+	cr_expect_gt(st.pins, 0);
+	cr_expect_eq(st.pinned_frames, 0, "no pin outlives its request");
+}
+
+Test(mm_blk, device_write_into_a_forked_page_leaves_the_child_intact)
+{
+	struct space *child;
+	uint8_t before[512], after[512];
+
+	memset(before, 0x5a, sizeof(before));
+	put(DATA, before, sizeof(before));
+	cr_assert_eq(space_fork(space, &child), 0);
+	/* The parent's device writes the shared page: the pin breaks COW. */
+	cr_assert_eq(submit_read(0, 512), 0);
+	cr_assert_eq(space_read(child, DATA, after, sizeof(after)), 0);
+	cr_expect_eq(memcmp(before, after, sizeof(after)), 0, "the child kept its copy");
+	cr_assert_eq(space_read(space, DATA, after, sizeof(after)), 0);
+	cr_expect_neq(memcmp(before, after, sizeof(after)), 0, "the parent got the data");
+	space_destroy(child);
+}
+
+Test(mm_blk, check_refuses_ranges_outside_the_space)
+{
+	cr_expect_eq(gm.check(gm.opaque, 0, MEM_SIZE), 0);
+	cr_expect_eq(gm.check(gm.opaque, MEM_SIZE - 1, 2), -EFAULT);
+	cr_expect_eq(gm.check(gm.opaque, UINT64_MAX, 2), -EINVAL);
+	cr_expect_eq(gm.check(gm.opaque, 0, 0), -EINVAL);
+}
+
+Test(mm_blk, read_past_capacity_gets_ioerr_without_pinning)
+{
+	struct pool_stats st;
+
+	cr_expect_eq(submit_read(63, 1024), 1);
+	pool_get_stats(pool, &st);
+	cr_expect_eq(st.pinned_frames, 0);
+}
