@@ -38,3 +38,17 @@ $(GUEST_ELF): $(GUEST_OBJS) $(GUEST_DIR)/linker.ld
 guest: $(GUEST_ELF)
 
 -include $(wildcard $(OUT)/guest/*.d)
+
+# hostrun: runs the guest as a Linux process (no KVM) with emulated ports and
+# a model virtio-blk device; a host tool for testing the guest, see
+# docs/test-guest.md.  `make guest-hostrun`, then
+# $(OUT)/guest/hostrun $(GUEST_ELF) WORKLOAD [options].
+GUEST_HOSTRUN := $(OUT)/guest/hostrun
+
+$(GUEST_HOSTRUN): $(GUEST_DIR)/hostrun/hostrun.c $(wildcard $(GUEST_DIR)/*.h) | $(DEPS_STAMP)
+	$(call say,CC,$<)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBFDT)
+
+.PHONY: guest-hostrun
+guest-hostrun: $(GUEST_HOSTRUN) $(GUEST_ELF)
