@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DISK_PATTERN_SEED_READ 0x666f726b766dull  /* "forkvm", blkread */
+#define DISK_PATTERN_SEED_READ 0x666f726b766dull /* "forkvm", blkread */
 #define DISK_PATTERN_SEED_WRITE 0x777269746521ull /* "write!", blkwrite */
 
 static inline uint64_t disk_pattern_splitmix64(uint64_t x)
@@ -43,6 +43,6 @@ int disk_pattern_fill(int fd, uint64_t size, uint64_t seed) __attribute__((warn_
  * differs; -errno on a read error.
  */
 int disk_pattern_check(int fd, uint64_t seed, uint64_t *bad_off)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_DEVICES_DISK_PATTERN_H */

@@ -7,9 +7,9 @@
 #include "devices/log.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static time_t log_second;	/* protected by log_lock */
-static unsigned int log_lines;	/* lines printed in log_second */
-static uint64_t log_dropped;	/* dropped since the last printed line */
+static time_t log_second; /* protected by log_lock */
+static unsigned int log_lines; /* lines printed in log_second */
+static uint64_t log_dropped; /* dropped since the last printed line */
 static uint64_t log_dropped_total;
 
 void dev_guest_err(const char *dev, const char *fmt, ...)

@@ -13,24 +13,24 @@
 #include "devices/serial.h"
 
 /* Register offsets (DLAB = LCR bit 7 selects DLL/DLM at 0 and 1). */
-#define UART_RX 0	/* RBR, read */
-#define UART_TX 0	/* THR, write */
+#define UART_RX 0 /* RBR, read */
+#define UART_TX 0 /* THR, write */
 #define UART_IER 1
-#define UART_IIR 2	/* read */
-#define UART_FCR 2	/* write */
+#define UART_IIR 2 /* read */
+#define UART_FCR 2 /* write */
 #define UART_LCR 3
 #define UART_MCR 4
 #define UART_LSR 5
 #define UART_MSR 6
 #define UART_SCR 7
 
-#define IER_RDI 0x01	/* received data available */
-#define IER_THRI 0x02	/* THR empty */
+#define IER_RDI 0x01 /* received data available */
+#define IER_THRI 0x02 /* THR empty */
 #define IER_MASK 0x0f
 #define IIR_NO_INT 0x01
 #define IIR_THRI 0x02
 #define IIR_RDI 0x04
-#define IIR_FIFO 0xc0	/* FIFOs enabled, as a 16550A reports */
+#define IIR_FIFO 0xc0 /* FIFOs enabled, as a 16550A reports */
 #define FCR_ENABLE 0x01
 #define LCR_DLAB 0x80
 #define MCR_DTR 0x01
@@ -50,14 +50,14 @@
 struct serial {
 	pthread_mutex_t lock; /* registers; taken by the vCPU threads */
 	int out_fd;
-	int irq_fd;	/* eventfd of the interrupt line, or -1 */
-	uint64_t irqs;	/* interrupts raised (for tests) */
+	int irq_fd; /* eventfd of the interrupt line, or -1 */
+	uint64_t irqs; /* interrupts raised (for tests) */
 	uint8_t ier, lcr, mcr, scr, fcr;
 	uint8_t dll, dlm;
 	bool thri_pending; /* THR-empty interrupt owed to the driver */
-	bool rx_full;	/* loopback: a byte in RBR */
+	bool rx_full; /* loopback: a byte in RBR */
 	uint8_t rbr;
-	bool line;	/* the interrupt output, as last computed */
+	bool line; /* the interrupt output, as last computed */
 };
 
 /* Which interrupt IIR reports now (the highest priority one). */
@@ -127,8 +127,10 @@ static uint8_t serial_in(struct serial *s, unsigned int off)
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP)
 			/* Loopback wires the modem outputs to the inputs. */
-			return ((s->mcr & MCR_RTS) ? MSR_CTS : 0) | ((s->mcr & MCR_DTR) ? MSR_DSR : 0) |
-			       ((s->mcr & MCR_OUT1) ? MSR_RI : 0) | ((s->mcr & MCR_OUT2) ? MSR_DCD : 0);
+			return ((s->mcr & MCR_RTS) ? MSR_CTS : 0) |
+			       ((s->mcr & MCR_DTR) ? MSR_DSR : 0) |
+			       ((s->mcr & MCR_OUT1) ? MSR_RI : 0) |
+			       ((s->mcr & MCR_OUT2) ? MSR_DCD : 0);
 		return MSR_DCD | MSR_DSR | MSR_CTS;
 	case UART_SCR:
 		return s->scr;

@@ -15,8 +15,8 @@ struct serial;
  * @host: may be NULL (no interrupt); else its irqfd() gives the line for @gsi.
  * Return: 0 or -errno.
  */
-int serial_create(int out_fd, const struct dev_host *host, unsigned int gsi,
-		  struct serial **out) __attribute__((warn_unused_result));
+int serial_create(int out_fd, const struct dev_host *host, unsigned int gsi, struct serial **out)
+    __attribute__((warn_unused_result));
 void serial_destroy(struct serial *s);
 /** serial_region() - the port region (base 0x3f8, length 8) to put on the I/O bus. */
 struct bus_region serial_region(struct serial *s);

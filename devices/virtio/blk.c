@@ -60,10 +60,10 @@ struct blk {
 	struct virtio_dev vdev; /* first: container */
 	int fd;
 	bool readonly;
-	uint64_t capacity;	/* sectors */
+	uint64_t capacity; /* sectors */
 	char id[BLK_ID_BYTES];
 	uint8_t config[BLK_CONFIG_SIZE];
-	struct vq_chain *chain;	/* scratch for one request */
+	struct vq_chain *chain; /* scratch for one request */
 	/* Pins of the request in progress (empty between requests). */
 	struct dma_buf *bufs;
 	unsigned int nbufs, bufs_cap;
@@ -82,8 +82,8 @@ static void blk_config_read(struct virtio_dev *dev, uint32_t off, void *data, un
 }
 
 /* Copy @len bytes at offset @off of the chain's readable area. */
-static int read_area(const struct guest_mem *mem, const struct vq_chain *c, uint32_t off,
-		     void *buf, uint32_t len)
+static int read_area(const struct guest_mem *mem, const struct vq_chain *c, uint32_t off, void *buf,
+		     uint32_t len)
 {
 	unsigned int i;
 	uint8_t *p = buf;
@@ -114,6 +114,9 @@ static void unpin_all(struct blk *b)
 
 	while (b->nbufs)
 		mem->unpin(mem->opaque, &b->bufs[--b->nbufs]);
+	/* Not even a stale host pointer survives the request. */
+	if (b->niov)
+		memset(b->iov, 0, b->niov * sizeof(*b->iov));
 	b->niov = 0;
 }
 
@@ -158,8 +161,7 @@ static int pin_one(struct blk *b, uint64_t gpa, uint32_t len, bool write)
  * area, in chunks, and gather the iovecs in b->iov.  On error nothing stays
  * pinned.
  */
-static int pin_area(struct blk *b, const struct vq_chain *c, bool write, uint32_t off,
-		    uint32_t len)
+static int pin_area(struct blk *b, const struct vq_chain *c, bool write, uint32_t off, uint32_t len)
 {
 	unsigned int i = write ? c->nread : 0, end = write ? c->nread + c->nwrite : c->nread;
 	int ret;
@@ -433,8 +435,8 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_dev **o
 	cap = htole64(b->capacity);
 	memcpy(b->config, &cap, 8);
 	put_le32(b->config + 8, BLK_PIN_CHUNK); /* size_max */
-	put_le32(b->config + 12, BLK_SEG_MAX);	 /* seg_max */
-	put_le32(b->config + 20, SECTOR_SIZE);	 /* blk_size (informative) */
+	put_le32(b->config + 12, BLK_SEG_MAX); /* seg_max */
+	put_le32(b->config + 20, SECTOR_SIZE); /* blk_size (informative) */
 
 	b->vdev = (struct virtio_dev){
 		.ops = &blk_ops,

@@ -14,6 +14,6 @@ struct virtio_blk_config {
 
 /** virtio_blk_create() - Return: 0 or -errno (the file cannot be opened, ...). */
 int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_dev **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_DEVICES_VIRTIO_BLK_H */

@@ -47,11 +47,11 @@
 #define REG_CONFIG_GENERATION 0x0fc
 #define REG_CONFIG 0x100
 
-#define MMIO_MAGIC 0x74726976	/* "virt" */
+#define MMIO_MAGIC 0x74726976 /* "virt" */
 #define MMIO_VERSION 2
-#define MMIO_VENDOR 0x4d564b46	/* "FKVM" */
-#define INT_VRING 0x1		/* InterruptStatus: used buffer */
-#define INT_CONFIG 0x2		/* InterruptStatus: config change */
+#define MMIO_VENDOR 0x4d564b46 /* "FKVM" */
+#define INT_VRING 0x1 /* InterruptStatus: used buffer */
+#define INT_CONFIG 0x2 /* InterruptStatus: config change */
 
 struct virtio_mmio {
 	uint64_t base;
@@ -70,11 +70,11 @@ struct virtio_mmio {
 	uint32_t config_gen;
 	uint64_t drv_features;
 	bool paused;
-	bool *kick_pending;	/* kicks that arrived while paused */
+	bool *kick_pending; /* kicks that arrived while paused */
 	struct virtqueue *vqs;
 
-	int irq_fd;		/* eventfd of the interrupt line, or -1 */
-	uint64_t irqs;		/* interrupts raised (tests read it) */
+	int irq_fd; /* eventfd of the interrupt line, or -1 */
+	uint64_t irqs; /* interrupts raised (tests read it) */
 
 	/* The service thread: one eventfd per queue (an ioeventfd when KVM
 	 * took it) and one to stop the thread. */

@@ -14,7 +14,10 @@ struct virtio_mmio;
  * virtio_mmio_create() - put @dev behind an MMIO window at @base.
  * Queue notifications arrive through an ioeventfd registered with @host
  * (falling back to the MMIO write path), interrupts leave through the
- * irqfd for @gsi.  Takes ownership of @dev.
+ * irqfd for @gsi.  Takes ownership of @dev on success only (on failure the
+ * caller still owns it: dev->ops->destroy(dev)).  With @host non-NULL a
+ * service thread per device runs the requests; with @host NULL (unit tests)
+ * they run synchronously inside the QueueNotify write.  @mem is copied.
  * Return: 0 or -errno.
  */
 int virtio_mmio_create(uint64_t base, unsigned int gsi, struct virtio_dev *dev,

@@ -141,8 +141,8 @@ static int read_desc(const struct virtqueue *vq, uint64_t table, uint16_t idx, s
 	int ret;
 
 	/* The one copy of this descriptor out of guest memory. */
-	ret = vq->mem->read(vq->mem->opaque, table + (uint64_t)idx * VQ_DESC_SIZE, &raw,
-			    sizeof(raw));
+	ret =
+	    vq->mem->read(vq->mem->opaque, table + (uint64_t)idx * VQ_DESC_SIZE, &raw, sizeof(raw));
 	if (ret)
 		return ret;
 	d->addr = le64toh(raw.addr);
@@ -392,8 +392,7 @@ bool vq_enable_notify(struct virtqueue *vq)
 
 	if (!vq->ready || vq->broken)
 		return false;
-	if (vq->event_idx &&
-	    write_le16(vq, vq->used_gpa + VQ_USED_RING(vq->num), vq->last_avail))
+	if (vq->event_idx && write_le16(vq, vq->used_gpa + VQ_USED_RING(vq->num), vq->last_avail))
 		return false;
 	/* avail_event store before the avail->idx load; pairs with the
 	 * driver's full barrier between its avail->idx store and its

@@ -37,16 +37,16 @@ struct vq_seg {
 /* Why a chain was refused (chain->error is -EINVAL for all of them). */
 enum vq_chain_err {
 	VQ_OK = 0,
-	VQ_ERR_HEAD,		/* head index >= queue size */
-	VQ_ERR_NEXT,		/* next index >= queue (or indirect table) size */
-	VQ_ERR_TOO_LONG,	/* more descriptors than the queue size: a loop */
-	VQ_ERR_RANGE,		/* buffer not inside guest memory */
-	VQ_ERR_OVERFLOW,	/* addr + len, or a total length, overflows */
-	VQ_ERR_ORDER,		/* device-readable after device-writable */
-	VQ_ERR_NESTED,		/* indirect descriptor inside an indirect table */
-	VQ_ERR_INDIRECT_LEN,	/* indirect table length 0 or not a multiple of 16 */
-	VQ_ERR_INDIRECT_FLAGS,	/* indirect with NEXT, or indirect not negotiated */
-	VQ_ERR_READ,		/* a descriptor could not be read */
+	VQ_ERR_HEAD, /* head index >= queue size */
+	VQ_ERR_NEXT, /* next index >= queue (or indirect table) size */
+	VQ_ERR_TOO_LONG, /* more descriptors than the queue size: a loop */
+	VQ_ERR_RANGE, /* buffer not inside guest memory */
+	VQ_ERR_OVERFLOW, /* addr + len, or a total length, overflows */
+	VQ_ERR_ORDER, /* device-readable after device-writable */
+	VQ_ERR_NESTED, /* indirect descriptor inside an indirect table */
+	VQ_ERR_INDIRECT_LEN, /* indirect table length 0 or not a multiple of 16 */
+	VQ_ERR_INDIRECT_FLAGS, /* indirect with NEXT, or indirect not negotiated */
+	VQ_ERR_READ, /* a descriptor could not be read */
 };
 
 /**
@@ -91,11 +91,11 @@ struct virtqueue {
 	bool indirect;
 	/* Device state. */
 	bool ready;
-	bool broken;		/* fatal queue error: ignored until reset */
-	uint16_t last_avail;	/* next avail ring entry to consume */
-	uint16_t used_idx;	/* our copy of used->idx */
+	bool broken; /* fatal queue error: ignored until reset */
+	uint16_t last_avail; /* next avail ring entry to consume */
+	uint16_t used_idx; /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx when we last decided about an interrupt */
-	bool signalled_valid;	/* signalled_used means something */
+	bool signalled_valid; /* signalled_used means something */
 };
 
 /** vq_init() - a queue in reset state; @mem is the guest memory to use. */

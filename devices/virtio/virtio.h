@@ -60,16 +60,16 @@ struct virtio_dev_ops {
  */
 struct virtio_dev {
 	const struct virtio_dev_ops *ops;
-	const char *name;	/* for log lines: "virtio-blk" */
-	uint32_t device_id;	/* VIRTIO_ID_BLOCK, ... */
-	uint64_t features;	/* offered (VIRTIO_F_VERSION_1 included) */
+	const char *name; /* for log lines: "virtio-blk" */
+	uint32_t device_id; /* VIRTIO_ID_BLOCK, ... */
+	uint64_t features; /* offered (VIRTIO_F_VERSION_1 included) */
 	unsigned int nqueues;
-	uint16_t queue_max;	/* power of two, <= VQ_MAX_SIZE */
+	uint16_t queue_max; /* power of two, <= VQ_MAX_SIZE */
 	uint32_t config_size;
 
 	/* Set by the transport. */
 	const struct guest_mem *mem;
-	uint64_t acked;		/* valid from FEATURES_OK */
+	uint64_t acked; /* valid from FEATURES_OK */
 	struct virtio_transport transport;
 };
 

@@ -103,8 +103,8 @@ static void driver_init(uint64_t features)
 	wr(R_DRV_FEATURES, (uint32_t)features);
 	wr(R_DRV_FEATURES_SEL, 1);
 	wr(R_DRV_FEATURES, (uint32_t)(features >> 32));
-	wr(R_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER |
-			     VIRTIO_CONFIG_S_FEATURES_OK);
+	wr(R_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
 }
 
 static void queue_setup(void)

@@ -10,8 +10,8 @@
 #define MEM_SIZE (1u << 20)
 #define RING_GPA 0x1000u
 #define QSIZE 16u
-#define BUF 0x10000u	 /* data buffers from here */
-#define TABLE 0x40000u	 /* indirect tables from here */
+#define BUF 0x10000u /* data buffers from here */
+#define TABLE 0x40000u /* indirect tables from here */
 #define OUTSIDE 0x200000u /* past the end of guest memory */
 #define W VRING_DESC_F_WRITE
 #define N VRING_DESC_F_NEXT
