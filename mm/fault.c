@@ -346,6 +346,13 @@ int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp)
 {
 	uint64_t end = p + n;
 
+	if (wp && s->unregistered) {
+		int ret = window_register(s, 0, s->npages);
+
+		if (ret < 0)
+			return ret;
+		s->unregistered = false;
+	}
 	if (svc.spans_vmas && !s->pool->uffd_compat)
 		return wp_ioctl(s, p, n, wp);
 	while (p < end) {

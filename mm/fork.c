@@ -114,17 +114,14 @@ int space_fork(struct space *parent, struct space **childp)
 			atomic_fetch_add(&pool->ctr->fork_copies, 1);
 			continue;
 		}
-		frame_get(pool, f);
-		atomic_fetch_add(&frame_meta(pool, f)->maps, 1);
+		frame_share_locked(pool, f);
 		child->pflags[p] = PG_WP;
 	}
 
 	ret = space_map_all(child);
 	if (ret < 0)
 		goto err_child;
-	ret = window_register(child, 0, child->npages);
-	if (ret < 0)
-		goto err_child;
+	child->unregistered = true;
 	ret = protect_new(child, NULL);
 	if (ret < 0)
 		goto err_child;

@@ -101,7 +101,8 @@ struct space {
 	 */
 	struct region *home, *copy;
 	bool has_pinned;
-	bool registered; /* with the fault service */
+	bool registered;   /* with the fault service */
+	bool unregistered; /* pages remapped since the window was last registered */
 	unsigned int active_pins;
 };
 
@@ -113,7 +114,9 @@ static inline struct frame_meta *frame_meta(struct pool *pool, uint64_t f)
 uint32_t frame_count_locked(struct pool *pool, uint64_t f);
 bool frame_maybe_pinned(struct pool *pool, uint64_t f);
 void frame_init(struct pool *pool, uint64_t f);
+void frames_init_run(struct pool *pool, uint64_t f, uint64_t n);
 void frame_get(struct pool *pool, uint64_t f);
+void frame_share_locked(struct pool *pool, uint64_t f);
 void frame_put(struct pool *pool, uint64_t f, bool mapped);
 struct region *region_alloc(struct pool *pool, uint64_t nframes);
 void region_put(struct pool *pool, struct region *r);

@@ -220,9 +220,38 @@ void frame_init(struct pool *pool, uint64_t f)
 		r->live++;
 }
 
+/*
+ * @n new frames [f, f + n) of one region, each held by one space's table.
+ * The bulk path of adoption: one region lookup, plain stores (pool lock held;
+ * the lock's release orders them for other threads).
+ */
+void frames_init_run(struct pool *pool, uint64_t f, uint64_t n)
+{
+	struct region *r = region_of(pool, f);
+
+	for (uint64_t i = 0; i < n; i++) {
+		atomic_store_explicit(&pool->meta[f + i].count, 1, memory_order_relaxed);
+		atomic_store_explicit(&pool->meta[f + i].maps, 1, memory_order_relaxed);
+	}
+	atomic_fetch_add(&pool->ctr->live_frames, n);
+	if (r)
+		r->live += n;
+}
+
 void frame_get(struct pool *pool, uint64_t f)
 {
 	atomic_fetch_add(&frame_meta(pool, f)->count, 1);
+}
+
+/* Another space maps @f: one more reference and mapping.  Pool lock held. */
+void frame_share_locked(struct pool *pool, uint64_t f)
+{
+	struct frame_meta *m = frame_meta(pool, f);
+
+	atomic_store_explicit(&m->count, atomic_load_explicit(&m->count, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&m->maps, atomic_load_explicit(&m->maps, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
 }
 
 int pool_punch(struct pool *pool, uint64_t f, uint64_t n)

@@ -180,6 +180,24 @@ void space_destroy(struct space *s)
 	space_free(s);
 }
 
+/* Adopt pages [p, end) that own no frame: their home slots hold data. */
+static void adopt_run(struct space *s, uint64_t p, uint64_t end)
+{
+	while (p < end) {
+		uint64_t q;
+
+		if (s->frame[p] != MM_NO_FRAME) {
+			p++; /* the slot belongs to a frame in use */
+			continue;
+		}
+		for (q = p; q < end && s->frame[q] == MM_NO_FRAME; q++)
+			s->frame[q] = s->home->start + q;
+		frames_init_run(s->pool, s->home->start + p, q - p);
+		atomic_fetch_add(&s->pool->ctr->fresh, q - p);
+		p = q;
+	}
+}
+
 /*
  * Adopt the pages @s wrote without a fault: a page with no frame maps its
  * home slot writable, so a first write lands there directly.  Finding them
@@ -201,18 +219,18 @@ void space_adopt_written(struct space *s)
 		hole = lseek(pool->fd, data, SEEK_HOLE);
 		if (hole < 0 || hole > end)
 			hole = end;
-		for (uint64_t p = (data - base) >> MM_PAGE_SHIFT; p < (uint64_t)(hole - base) >> MM_PAGE_SHIFT; p++) {
-			if (s->frame[p] != MM_NO_FRAME)
-				continue; /* the slot belongs to a frame in use */
-			s->frame[p] = s->home->start + p;
-			frame_init(pool, s->frame[p]);
-			atomic_fetch_add(&pool->ctr->fresh, 1);
-		}
+		adopt_run(s, (data - base) >> MM_PAGE_SHIFT, (hole - base) >> MM_PAGE_SHIFT);
 		pos = hole;
 	}
 }
 
-/* Map pages [p, p + n) of the window to frames [f, f + n).  Pool lock held. */
+/*
+ * Map pages [p, p + n) of the window to frames [f, f + n).  The new mapping
+ * is a new VMA that userfaultfd does not know; it is writable, so nothing
+ * needs to catch its writes until it is write-protected again, and
+ * window_protect() registers the window first (one call for all the pages
+ * remapped since).  Pool lock held.
+ */
 int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 {
 	void *va = s->window + (p << MM_PAGE_SHIFT);
@@ -220,7 +238,8 @@ int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 	if (mmap(va, n << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
 		 s->pool->fd, f << MM_PAGE_SHIFT) == MAP_FAILED)
 		return -errno;
-	return window_register(s, p, n);
+	s->unregistered = true;
+	return 0;
 }
 
 /* Lay the whole window out from the table, one mmap per contiguous run. */
