@@ -432,6 +432,44 @@ Test(virtio_blk_ro, readonly_disk_offers_the_ro_feature, .init = setup_ro, .fini
 	cr_expect(rd(R_DEV_FEATURES) & (1u << 5));
 }
 
+Test(virtio_blk, indirect_request_is_served)
+{
+	uint8_t *p = fake_mem_ptr(&mem, DATA);
+	uint64_t table = 0x30000;
+
+	put_hdr(0, 9);
+	fake_mem_set_u8(&mem, STATUS, 0xee);
+	fake_desc(&mem, table, 0, HDR, 16, N, 1);
+	fake_desc(&mem, table, 1, DATA, 256, W | N, 2);
+	fake_desc(&mem, table, 2, DATA + 0x1000, 256, W | N, 3);
+	fake_desc(&mem, table, 3, STATUS, 1, W, 0);
+	fake_vring_desc(&ring, 0, table, 4 * 16, VRING_DESC_F_INDIRECT, 0);
+	fake_vring_publish(&ring, 0);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_expect_eq(status(), 0);
+	cr_expect_eq(last_used_len(), 513);
+	cr_expect_eq(p[0], 10);
+	cr_expect_eq(p[0x1000 + 255], 10);
+}
+
+Test(virtio_blk, event_idx_publishes_avail_event_and_honours_used_event)
+{
+	uint64_t before;
+
+	wr(R_STATUS, 0);
+	driver_init(BASE_FEATURES | (1ull << VIRTIO_RING_F_EVENT_IDX));
+	memset(fake_mem_ptr(&mem, RING_GPA), 0, 0x2000);
+	queue_setup();
+	submit(4, 0, 0, 0);
+	cr_expect_eq(fake_vring_avail_event(&ring), 1, "driver asked to notify on the next buffer");
+	/* Interrupt only when used idx passes 5. */
+	fake_vring_set_used_event(&ring, 5);
+	before = virtio_mmio_irq_count(mmio);
+	submit(4, 0, 0, 0);
+	submit(4, 0, 0, 0);
+	cr_expect_eq(virtio_mmio_irq_count(mmio), before, "used idx 3 has not passed 5");
+}
+
 /* ---- with a host: the service thread, irqfd and ioeventfd --------------- */
 
 static int irq_efd = -1;

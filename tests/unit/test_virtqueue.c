@@ -505,3 +505,20 @@ Test(virtqueue_nocheck, out_of_range_found_by_probing_without_check, .init = set
 	pop_bad(VQ_ERR_RANGE);
 	fail_and_check(0, BUF + 0x2000, 1);
 }
+
+/* Memory that claims every range is RAM, to reach the 32-bit length sum. */
+static int check_all(void *opaque, uint64_t gpa, uint64_t len)
+{
+	return 0;
+}
+
+Test(virtqueue, total_length_overflowing_32_bits_is_refused)
+{
+	mem.gm.check = check_all;
+	fake_vring_desc(&ring, 0, BUF, 0x80000000u, W | N, 1);
+	fake_vring_desc(&ring, 1, BUF, 0x80000000u, W | N, 2);
+	fake_vring_desc(&ring, 2, BUF + 0x2000, 1, W, 0);
+	fake_vring_publish(&ring, 0);
+	pop_bad(VQ_ERR_OVERFLOW);
+	fail_and_check(0, BUF + 0x2000, 1);
+}
