@@ -6,13 +6,12 @@
  * then check that a well-formed request still works.  Exit 0 iff every
  * case got an accepted error answer and the final request succeeded.
  *
- * Accepted answers (docs/virtio-errors.md, see docs/test-guest.md): a
- * malformed chain completes with used.len 0 and the status byte, which we
- * pre-fill with 0xff, either set to VIRTIO_BLK_S_IOERR or left untouched
- * (when the device cannot trust the chain enough to find it); never
- * VIRTIO_BLK_S_OK.  Where a case allows it, DEVICE_NEEDS_RESET in the status
- * register is accepted instead of a used element; the guest then resets the
- * device before the next case.
+ * The answer each case must get is the one docs/virtio-errors.md defines:
+ * malformed chains complete with used.len 0 and VIRTIO_BLK_S_IOERR in the
+ * status byte (pre-filled with 0xff) only when the walk reaches a last
+ * descriptor that can take it; request errors complete with used.len 1 and
+ * the status; queue errors set DEVICE_NEEDS_RESET and produce no used
+ * element, after which the guest resets the device.
  */
 #include <string.h>
 
@@ -26,12 +25,6 @@
 #define BAD_GPA 0x4000000000ULL
 /* Waiting for an answer that may never come: about a second. */
 #define BAD_TIMEOUT_TSC (3ULL * 1000 * 1000 * 1000)
-
-/* What a case accepts as the device's answer. */
-#define ACCEPT_IOERR (1u << 0)
-#define ACCEPT_UNTOUCHED (1u << 1)
-#define ACCEPT_UNSUPP (1u << 2)
-#define ACCEPT_NEEDS_RESET (1u << 3) /* no used element, NEEDS_RESET set instead */
 
 static struct vblk bv;
 
@@ -148,37 +141,60 @@ static uint16_t build_head_past_ring(void)
 	return bv.vr.size + 5;
 }
 
+static uint16_t build_next_past_table(void)
+{
+	three(bv.vr.desc, vring_addr(bdata), 512);
+	bv.vr.desc[1].next = bv.vr.size + 3;
+	return 0;
+}
+
+static uint16_t build_status_out_of_range(void)
+{
+	three(bv.vr.desc, vring_addr(bdata), 512);
+	bv.vr.desc[2].addr = BAD_GPA;
+	return 0;
+}
+
+static uint16_t build_read_past_end(void)
+{
+	three(bv.vr.desc, vring_addr(bdata), 512);
+	bq.hdr.sector = bv.capacity;
+	return 0;
+}
+
+static uint16_t build_partial_sector(void)
+{
+	three(bv.vr.desc, vring_addr(bdata), 500);
+	return 0;
+}
+
 struct bad_case {
 	const char *name;
 	uint16_t (*build)(void); /* fills the table, returns the head to publish */
-	unsigned int accept;
+	uint8_t status; /* the status byte docs/virtio-errors.md promises */
+	uint32_t used_len; /* and used.len */
 };
 
-#define ACCEPT_MALFORMED (ACCEPT_IOERR | ACCEPT_UNTOUCHED)
-
+/*
+ * Malformed chains (docs/virtio-errors.md section 1): used.len 0, IOERR in
+ * the status byte only when the walk reaches a last descriptor that
+ * qualifies.  Request errors (section 2): used.len 1 and the status.
+ */
 static const struct bad_case cases[] = {
-	{ "descriptor loop", build_loop, ACCEPT_MALFORMED | ACCEPT_NEEDS_RESET },
-	{ "chain longer than the queue", build_too_long, ACCEPT_MALFORMED | ACCEPT_NEEDS_RESET },
-	{ "out-of-range address", build_out_of_range, ACCEPT_MALFORMED },
-	{ "length overflow", build_len_overflow, ACCEPT_MALFORMED },
-	{ "writable descriptor before readable", build_write_before_read, ACCEPT_MALFORMED },
-	{ "nested indirect table", build_nested_indirect, ACCEPT_MALFORMED | ACCEPT_NEEDS_RESET },
-	{ "indirect table of bad length", build_indirect_bad_len,
-	  ACCEPT_MALFORMED | ACCEPT_NEEDS_RESET },
-	{ "unknown request type", build_unknown_type, ACCEPT_UNSUPP },
-	{ "head index past the ring", build_head_past_ring, ACCEPT_UNTOUCHED | ACCEPT_NEEDS_RESET },
+	{ "descriptor loop", build_loop, STATUS_UNTOUCHED, 0 },
+	{ "chain longer than the queue", build_too_long, STATUS_UNTOUCHED, 0 },
+	{ "next index past the table", build_next_past_table, STATUS_UNTOUCHED, 0 },
+	{ "out-of-range address", build_out_of_range, VIRTIO_BLK_S_IOERR, 0 },
+	{ "status descriptor out of range", build_status_out_of_range, STATUS_UNTOUCHED, 0 },
+	{ "length overflow", build_len_overflow, VIRTIO_BLK_S_IOERR, 0 },
+	{ "writable descriptor before readable", build_write_before_read, VIRTIO_BLK_S_IOERR, 0 },
+	{ "nested indirect table", build_nested_indirect, VIRTIO_BLK_S_IOERR, 0 },
+	{ "indirect table of bad length", build_indirect_bad_len, STATUS_UNTOUCHED, 0 },
+	{ "head index past the ring", build_head_past_ring, STATUS_UNTOUCHED, 0 },
+	{ "unknown request type", build_unknown_type, VIRTIO_BLK_S_UNSUPP, 1 },
+	{ "read past the end of the disk", build_read_past_end, VIRTIO_BLK_S_IOERR, 1 },
+	{ "data length not a multiple of 512", build_partial_sector, VIRTIO_BLK_S_IOERR, 1 },
 };
-
-static bool status_accepted(uint8_t st, unsigned int accept)
-{
-	if (st == VIRTIO_BLK_S_IOERR)
-		return accept & ACCEPT_IOERR;
-	if (st == VIRTIO_BLK_S_UNSUPP)
-		return accept & ACCEPT_UNSUPP;
-	if (st == STATUS_UNTOUCHED)
-		return accept & ACCEPT_UNTOUCHED;
-	return false;
-}
 
 /* Bring the device back after NEEDS_RESET or a lost request. Return: 0 or -1. */
 static int recover(const char *why)
@@ -193,10 +209,11 @@ static int recover(const char *why)
 	return 0;
 }
 
-/* Return: 1 when the answer was accepted, 0 when not, -1 when the device is gone. */
+/* Return: 1 when the answer was the documented one, 0 when not, -1 when the device is gone. */
 static int run_case(const struct bad_case *c)
 {
 	uint32_t id = 0, len = 0, devst;
+	uint8_t st;
 	bool got, ok;
 	uint16_t head;
 
@@ -207,22 +224,18 @@ static int run_case(const struct bad_case *c)
 	vblk_notify(&bv, 0);
 	got = vblk_wait_used(&bv, BAD_TIMEOUT_TSC, &id, &len);
 	devst = vblk_read(&bv, VIRTIO_MMIO_STATUS);
-	if (got) {
-		/* A chain that was answered (unknown type) carries the status byte in used.len. */
-		ok = id == head && (len == 0 || (len == 1 && (c->accept & ACCEPT_UNSUPP))) &&
-		     status_accepted(READ_ONCE(bq.status), c->accept);
-		con_printf("badvirtio: %s: used.len=%u status=%u -> %s\n", c->name, len,
-			   READ_ONCE(bq.status), ok ? "ok" : "BAD");
-		if (id != head)
-			con_printf("badvirtio: %s: used.id=%u, expected %u\n", c->name, id, head);
-	} else {
-		ok = (c->accept & ACCEPT_NEEDS_RESET) && (devst & VIRTIO_STATUS_NEEDS_RESET) &&
-		     status_accepted(READ_ONCE(bq.status), ACCEPT_UNTOUCHED);
-		con_printf("badvirtio: %s: used.len=none status=%u device-status=0x%x -> %s\n",
-			   c->name, READ_ONCE(bq.status), devst, ok ? "ok" : "BAD");
-	}
-	if (devst & VIRTIO_STATUS_FAILED)
-		ok = false;
+	st = READ_ONCE(bq.status);
+	ok = got && id == head && len == c->used_len && st == c->status &&
+	     !(devst & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+	if (got)
+		con_printf("badvirtio: %s: used.len=%u status=%u -> %s\n", c->name, len, st,
+			   ok ? "ok" : "BAD");
+	else
+		con_printf("badvirtio: %s: used.len=none status=%u -> BAD\n", c->name, st);
+	if (!ok)
+		con_printf("badvirtio: %s: expected used.id=%u used.len=%u status=%u; got id %u, "
+			   "device status 0x%x\n",
+			   c->name, head, c->used_len, c->status, id, devst);
 	if (!got || (devst & VIRTIO_STATUS_NEEDS_RESET)) {
 		if (recover(devst & VIRTIO_STATUS_NEEDS_RESET ? "device needs reset" : "no answer"))
 			return -1;
@@ -233,34 +246,62 @@ static int run_case(const struct bad_case *c)
 	return ok;
 }
 
-/* Queues past the configured ones: QueueNumMax must read 0, a notify must do nothing. */
-static int run_bad_queue(void)
+/*
+ * Queue errors (docs/virtio-errors.md section 3): the device sets
+ * DEVICE_NEEDS_RESET and ignores the queue until a reset; no used element.
+ */
+static int queue_error_answer(const char *name, uint32_t extra_ok, const char *detail)
 {
-	const char *name = "queue index past the configured queues";
-	uint32_t q, max, devst, maxs = 0;
-	bool ok;
+	uint32_t devst = vblk_read(&bv, VIRTIO_MMIO_STATUS), id, len;
+	bool used = vblk_wait_used(&bv, BAD_TIMEOUT_TSC / 100, &id, &len);
+	bool ok = extra_ok && (devst & VIRTIO_STATUS_NEEDS_RESET) &&
+		  !(devst & VIRTIO_STATUS_FAILED) && !used;
 
+	con_printf("badvirtio: %s: used.len=%s status=none device-status=0x%x%s -> %s\n", name,
+		   used ? "SOME" : "none", devst, detail, ok ? "ok" : "BAD");
+	if (recover("after a queue error"))
+		return -1;
+	return ok;
+}
+
+static int run_bad_queue_notify(void)
+{
+	uint32_t q, maxs = 0;
+
+	/* Queues past the configured one read QueueNumMax 0... */
 	for (q = 1; q < 4; q++) {
 		vblk_write(&bv, VIRTIO_MMIO_QUEUE_SEL, q);
-		max = vblk_read(&bv, VIRTIO_MMIO_QUEUE_NUM_MAX);
-		maxs |= max;
+		maxs |= vblk_read(&bv, VIRTIO_MMIO_QUEUE_NUM_MAX);
 	}
 	vblk_write(&bv, VIRTIO_MMIO_QUEUE_SEL, 0xffff);
 	maxs |= vblk_read(&bv, VIRTIO_MMIO_QUEUE_NUM_MAX);
 	vblk_write(&bv, VIRTIO_MMIO_QUEUE_SEL, 0);
+	/* ...and a notify of one is a queue error. */
 	vblk_notify(&bv, 1);
-	vblk_notify(&bv, 0xffff);
-	devst = vblk_read(&bv, VIRTIO_MMIO_STATUS);
-	/* Queue 0 must still be set up as we left it. */
-	ok = !maxs && vblk_read(&bv, VIRTIO_MMIO_QUEUE_READY) == 1 &&
-	     !(devst & (VIRTIO_STATUS_FAILED | VIRTIO_STATUS_NEEDS_RESET)) &&
-	     READ_ONCE(bv.vr.used->idx) == bv.vr.last_used;
-	con_printf(
-	    "badvirtio: %s: used.len=none status=none QueueNumMax=%u device-status=0x%x -> %s\n",
-	    name, maxs, devst, ok ? "ok" : "BAD");
-	if (devst & VIRTIO_STATUS_NEEDS_RESET && recover("device needs reset"))
-		return -1;
-	return ok;
+	return queue_error_answer("notify of a queue past the configured queues", !maxs,
+				  maxs ? " QueueNumMax!=0" : " QueueNumMax=0");
+}
+
+static int run_bad_queue_ready(void)
+{
+	uint32_t ready;
+
+	vblk_write(&bv, VIRTIO_MMIO_QUEUE_SEL, 1);
+	vblk_write(&bv, VIRTIO_MMIO_QUEUE_NUM, 16);
+	vblk_write(&bv, VIRTIO_MMIO_QUEUE_READY, 1);
+	ready = vblk_read(&bv, VIRTIO_MMIO_QUEUE_READY);
+	vblk_write(&bv, VIRTIO_MMIO_QUEUE_SEL, 0);
+	return queue_error_answer("QueueReady on a queue past the configured queues", !ready,
+				  ready ? " QueueReady=1" : " QueueReady=0");
+}
+
+static int run_avail_jump(void)
+{
+	/* avail->idx more than a queue's worth ahead of the device */
+	bv.vr.avail_idx += bv.vr.size + 1;
+	__atomic_store_n(&bv.vr.avail->idx, bv.vr.avail_idx, __ATOMIC_RELEASE);
+	vblk_notify(&bv, 0);
+	return queue_error_answer("avail index past the queue size", 1, "");
 }
 
 static int badvirtio_run(const struct wl_ctx *ctx)
@@ -283,11 +324,15 @@ static int badvirtio_run(const struct wl_ctx *ctx)
 		ncases++;
 		nbad += !r;
 	}
-	r = run_bad_queue();
-	if (r < 0)
-		return GUEST_EXIT_FAIL;
-	ncases++;
-	nbad += !r;
+	for (i = 0; i < 3; i++) {
+		r = i == 0   ? run_bad_queue_notify()
+		    : i == 1 ? run_bad_queue_ready()
+			     : run_avail_jump();
+		if (r < 0)
+			return GUEST_EXIT_FAIL;
+		ncases++;
+		nbad += !r;
+	}
 
 	st = vblk_request(&bv, VIRTIO_BLK_T_IN, 0, bdata, 512, &len);
 	r = st == VIRTIO_BLK_S_OK && len == 513;

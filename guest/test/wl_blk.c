@@ -26,9 +26,9 @@ static int blk_start(const struct wl_ctx *ctx, const char *name)
 		con_printf("%s: FAIL: no usable virtio-blk: %s\n", name, err);
 		return GUEST_EXIT_NODEV;
 	}
-	con_printf("%s: virtio-blk at 0x%lx: %lu sectors (%lu MiB), features 0x%lx, queue %u\n",
+	con_printf("%s: virtio-blk at 0x%lx: %lu sectors (%lu KiB), features 0x%lx, queue %u\n",
 		   name, (unsigned long)blk.base, (unsigned long)blk.capacity,
-		   (unsigned long)(blk.capacity >> 11), (unsigned long)blk.features, blk.vr.size);
+		   (unsigned long)(blk.capacity >> 1), (unsigned long)blk.features, blk.vr.size);
 	for (i = 0; i < VIRTIO_BLK_ID_BYTES; i++)
 		blk_buf[i] = 0;
 	st = vblk_request(&blk, VIRTIO_BLK_T_GET_ID, 0, blk_buf, VIRTIO_BLK_ID_BYTES, &ulen);
@@ -92,8 +92,8 @@ static int blkread_run(const struct wl_ctx *ctx)
 		if (ret)
 			return ret;
 	}
-	con_printf("blkread: %lu sectors (%lu MiB) ok, pattern seed 0x%lx\n",
-		   (unsigned long)blk.capacity, (unsigned long)(blk.capacity >> 11),
+	con_printf("blkread: %lu sectors (%lu KiB) ok, pattern seed 0x%lx\n",
+		   (unsigned long)blk.capacity, (unsigned long)(blk.capacity >> 1),
 		   (unsigned long)DISK_SEED_READ);
 	return 0;
 }
@@ -143,8 +143,8 @@ static int blkwrite_run(const struct wl_ctx *ctx)
 			return ret;
 	}
 	con_printf(
-	    "blkwrite: %lu sectors (%lu MiB) written, flushed, read back ok, pattern seed 0x%lx\n",
-	    (unsigned long)blk.capacity, (unsigned long)(blk.capacity >> 11),
+	    "blkwrite: %lu sectors (%lu KiB) written, flushed, read back ok, pattern seed 0x%lx\n",
+	    (unsigned long)blk.capacity, (unsigned long)(blk.capacity >> 1),
 	    (unsigned long)DISK_SEED_WRITE);
 	return 0;
 }

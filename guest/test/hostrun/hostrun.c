@@ -76,65 +76,79 @@ static bool gpa_ok(uint64_t gpa, uint64_t len)
 struct chain {
 	struct vring_desc d[QMAX * 2];
 	unsigned int n;
-	int err; /* 0, or the descriptor walk failed */
+	int err; /* the walk broke a rule */
+	bool have_last; /* the walk reached a last descriptor (docs/virtio-errors.md) */
+	struct vring_desc last;
 };
 
+/* The chain walk of docs/virtio-errors.md section 1, modelled. */
 static void walk(uint16_t head, struct chain *c)
 {
 	const struct vring_desc *table = (const struct vring_desc *)dev.desc;
-	unsigned int size = dev.qnum, hops = 0, i = head;
+	unsigned int tsize = dev.qnum, hops = 0, i = head;
 	bool indirect = false, seen_write = false;
 
 	c->n = 0;
 	c->err = 0;
+	c->have_last = false;
 	for (;;) {
 		struct vring_desc d = table[i]; /* copied once, then validated */
 
-		if (++hops > dev.qnum) {
-			c->err = 1; /* loop or chain longer than the queue */
-			return;
-		}
-		if (d.flags & VRING_DESC_F_INDIRECT) {
-			if (indirect || !(dev.drv_features & (1ULL << VIRTIO_F_INDIRECT_DESC)) ||
-			    (d.flags & VRING_DESC_F_NEXT) || !d.len || d.len % 16 ||
+		if ((d.flags & VRING_DESC_F_INDIRECT) && !indirect &&
+		    (dev.drv_features & (1ULL << VIRTIO_F_INDIRECT_DESC))) {
+			if (d.flags & VRING_DESC_F_NEXT)
+				c->err = 1;
+			if (!d.len || d.len % 16 || d.len / 16 > dev.qnum ||
 			    !gpa_ok(d.addr, d.len)) {
 				c->err = 1;
 				return;
 			}
 			indirect = true;
 			table = (const struct vring_desc *)d.addr;
-			size = d.len / 16;
+			tsize = d.len / 16;
 			i = 0;
 			continue;
 		}
-		if (!gpa_ok(d.addr, d.len) || (seen_write && !(d.flags & VRING_DESC_F_WRITE))) {
-			c->err = 1;
-			/* keep walking to find the last descriptor for the status */
+		if (d.flags & VRING_DESC_F_INDIRECT)
+			c->err = 1; /* nested, or not negotiated: never followed */
+		if (++hops > dev.qnum) {
+			c->err = 1; /* loop or chain longer than the queue: no last */
+			return;
 		}
+		if (d.len && !gpa_ok(d.addr, d.len))
+			c->err = 1;
+		if (seen_write && !(d.flags & VRING_DESC_F_WRITE))
+			c->err = 1;
 		seen_write |= !!(d.flags & VRING_DESC_F_WRITE);
-		c->d[c->n++] = d;
+		if (!(d.flags & VRING_DESC_F_INDIRECT))
+			c->d[c->n++] = d;
+		c->last = d;
+		c->have_last = true;
 		if (!(d.flags & VRING_DESC_F_NEXT))
 			return;
-		i = d.next;
-		if (i >= size) {
+		if (d.next >= tsize) {
 			c->err = 1;
+			c->have_last = false;
 			return;
 		}
+		i = d.next;
 	}
 }
 
+/* A well-formed chain: hdr, data..., status (1 byte).  Return: used.len. */
 static uint32_t execute(struct chain *c)
 {
 	struct vring_desc *last = &c->d[c->n - 1];
 	struct virtio_blk_req_hdr h;
 	uint8_t *status = (uint8_t *)(last->addr + last->len - 1);
-	uint64_t off;
+	uint64_t off, total = 0;
 	uint32_t written = 0, k;
 
-	if (c->n < 2 || c->d[0].len < sizeof(h) || (c->d[0].flags & VRING_DESC_F_WRITE) ||
-	    !(last->flags & VRING_DESC_F_WRITE) || !last->len) {
-		c->err = 1;
-		return 0;
+	if (!(last->flags & VRING_DESC_F_WRITE) || !last->len)
+		return 0; /* nowhere to put a status */
+	if (c->n < 2 || c->d[0].len < sizeof(h) || (c->d[0].flags & VRING_DESC_F_WRITE)) {
+		*status = VIRTIO_BLK_S_IOERR;
+		return 1;
 	}
 	memcpy(&h, (void *)c->d[0].addr, sizeof(h));
 	if (h.type != VIRTIO_BLK_T_IN && h.type != VIRTIO_BLK_T_OUT &&
@@ -142,8 +156,14 @@ static uint32_t execute(struct chain *c)
 		*status = VIRTIO_BLK_S_UNSUPP;
 		return 1;
 	}
+	for (k = 1; k + 1 < c->n; k++)
+		total += c->d[k].len;
 	off = h.sector * 512;
-	*status = VIRTIO_BLK_S_OK;
+	if ((h.type == VIRTIO_BLK_T_IN || h.type == VIRTIO_BLK_T_OUT) &&
+	    (total % 512 || h.sector > disk_size / 512 || total > disk_size - off)) {
+		*status = VIRTIO_BLK_S_IOERR;
+		return 1;
+	}
 	for (k = 1; k + 1 < c->n; k++) {
 		struct vring_desc *d = &c->d[k];
 		bool w = d->flags & VRING_DESC_F_WRITE;
@@ -157,10 +177,9 @@ static uint32_t execute(struct chain *c)
 		}
 		if (h.type == VIRTIO_BLK_T_FLUSH)
 			continue;
-		if (off > disk_size || d->len > disk_size - off ||
-		    w != (h.type == VIRTIO_BLK_T_IN)) {
+		if (w != (h.type == VIRTIO_BLK_T_IN)) {
 			*status = VIRTIO_BLK_S_IOERR;
-			break;
+			return 1;
 		}
 		if (w) {
 			memcpy((void *)d->addr, disk + off, d->len);
@@ -170,7 +189,14 @@ static uint32_t execute(struct chain *c)
 		}
 		off += d->len;
 	}
+	*status = VIRTIO_BLK_S_OK;
 	return written + 1;
+}
+
+static void needs_reset(const char *why)
+{
+	fprintf(stderr, "hostrun: device: %s: needs reset\n", why);
+	dev.status |= VIRTIO_STATUS_NEEDS_RESET;
 }
 
 static void process_queue(void)
@@ -178,30 +204,32 @@ static void process_queue(void)
 	struct vring_avail *av = (struct vring_avail *)dev.avail;
 	struct vring_used *u = (struct vring_used *)dev.used;
 	static struct chain c;
+	uint16_t avail_idx;
 
 	if (!dev.qready || (dev.status & VIRTIO_STATUS_NEEDS_RESET))
 		return;
-	while (dev.last_avail != __atomic_load_n(&av->idx, __ATOMIC_ACQUIRE)) {
+	avail_idx = __atomic_load_n(&av->idx, __ATOMIC_ACQUIRE);
+	if ((uint16_t)(avail_idx - dev.last_avail) > dev.qnum) {
+		needs_reset("avail index jumped");
+		return;
+	}
+	while (dev.last_avail != avail_idx) {
 		uint16_t head = av->ring[dev.last_avail % dev.qnum];
 		uint32_t len = 0;
 
-		if (head >= dev.qnum) {
-			/* no chain to answer on: the queue is broken */
-			dev.status |= VIRTIO_STATUS_NEEDS_RESET;
-			return;
-		}
 		dev.last_avail++;
-		walk(head, &c);
-		if (!c.err)
+		if (head >= dev.qnum) {
+			c.err = 1;
+			c.have_last = false;
+		} else {
+			walk(head, &c);
+		}
+		if (!c.err) {
 			len = execute(&c);
-		if (c.err) {
-			len = 0;
-			/* status byte only when the last descriptor was found and is valid */
-			if (c.n && (c.d[c.n - 1].flags & VRING_DESC_F_WRITE) &&
-			    !(c.d[c.n - 1].flags & VRING_DESC_F_NEXT) && c.d[c.n - 1].len &&
-			    gpa_ok(c.d[c.n - 1].addr, c.d[c.n - 1].len))
-				*(uint8_t *)(c.d[c.n - 1].addr + c.d[c.n - 1].len - 1) =
-				    VIRTIO_BLK_S_IOERR;
+		} else if (c.have_last && (c.last.flags & VRING_DESC_F_WRITE) &&
+			   !(c.last.flags & VRING_DESC_F_INDIRECT) && c.last.len &&
+			   gpa_ok(c.last.addr, c.last.len)) {
+			*(uint8_t *)(c.last.addr + c.last.len - 1) = VIRTIO_BLK_S_IOERR;
 		}
 		u->ring[u->idx % dev.qnum].id = head;
 		u->ring[u->idx % dev.qnum].len = len;
@@ -272,10 +300,14 @@ static void mmio_write(uint64_t off, uint32_t v)
 	case VIRTIO_MMIO_QUEUE_READY:
 		if (dev.qsel == 0)
 			dev.qready = v & 1;
+		else if (v & 1)
+			needs_reset("QueueReady on a queue past the configured queues");
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
 		if (v == 0)
 			process_queue();
+		else
+			needs_reset("notify of a queue past the configured queues");
 		break;
 	case VIRTIO_MMIO_STATUS:
 		if (v == 0) {
