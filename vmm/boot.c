@@ -45,7 +45,16 @@
 static bool has_error_code(unsigned int vector)
 {
 	switch (vector) {
-	case 8: case 10: case 11: case 12: case 13: case 14: case 17: case 21: case 29: case 30:
+	case 8:
+	case 10:
+	case 11:
+	case 12:
+	case 13:
+	case 14:
+	case 17:
+	case 21:
+	case 29:
+	case 30:
 		return true;
 	default:
 		return false;
@@ -73,14 +82,14 @@ static void build_gdt_tss(uint8_t *low)
 	uint64_t tss = LAYOUT_TSS, limit = 0x67;
 
 	put64(low, LAYOUT_GDT + 0x00, 0);
-	put64(low, LAYOUT_GDT + SEL_KCODE, seg_desc(0x9a, 0xa));	/* DPL 0, L */
-	put64(low, LAYOUT_GDT + SEL_KDATA, seg_desc(0x92, 0xc));	/* DPL 0, G DB */
+	put64(low, LAYOUT_GDT + SEL_KCODE, seg_desc(0x9a, 0xa)); /* DPL 0, L */
+	put64(low, LAYOUT_GDT + SEL_KDATA, seg_desc(0x92, 0xc)); /* DPL 0, G DB */
 	put64(low, LAYOUT_GDT + (SEL_UCODE & ~3), seg_desc(0xfa, 0xa)); /* DPL 3, L */
 	put64(low, LAYOUT_GDT + (SEL_UDATA & ~3), seg_desc(0xf2, 0xc)); /* DPL 3, G DB */
 	/* 64-bit TSS, busy (it is loaded in TR), 16 bytes. */
 	put64(low, LAYOUT_GDT + SEL_TSS,
 	      (limit & 0xffff) | (tss & 0xffffff) << 16 | 0x8bULL << 40 |
-		      ((limit >> 16) & 0xf) << 48 | ((tss >> 24) & 0xff) << 56);
+		  ((limit >> 16) & 0xf) << 48 | ((tss >> 24) & 0xff) << 56);
 	put64(low, LAYOUT_GDT + SEL_TSS + 8, tss >> 32);
 
 	/* TSS: RSP0 at offset 4; I/O map base past the limit (IOPL 3 needs no bitmap). */
@@ -93,11 +102,11 @@ static void build_idt_stubs(uint8_t *low)
 {
 	static const uint8_t common[] = {
 		0x66, 0xba, 0x02, 0x05, /* mov $0x502, %dx */
-		0x58, 0xef,		/* pop %rax; out %eax, %dx   (vector) */
-		0x58, 0xef,		/* pop %rax; out %eax, %dx   (error code) */
-		0x58, 0xef,		/* pop %rax; out %eax, %dx   (RIP low) */
+		0x58, 0xef, /* pop %rax; out %eax, %dx   (vector) */
+		0x58, 0xef, /* pop %rax; out %eax, %dx   (error code) */
+		0x58, 0xef, /* pop %rax; out %eax, %dx   (RIP low) */
 		0x48, 0xc1, 0xe8, 0x20, /* shr $32, %rax */
-		0xef,			/* out %eax, %dx             (RIP high) */
+		0xef, /* out %eax, %dx             (RIP high) */
 		0xfa, 0xf4, 0xeb, 0xfd, /* cli; 1: hlt; jmp 1b */
 	};
 	unsigned int v;
@@ -172,7 +181,7 @@ int boot_write_tables(struct space *space)
 }
 
 static const struct kvm_cpuid_entry2 *cpuid_find(const struct kvm_cpuid2 *c, uint32_t fn,
-						  uint32_t idx)
+						 uint32_t idx)
 {
 	unsigned int i;
 

@@ -34,6 +34,6 @@ struct boot_entry {
  * runnable (APs too: no INIT/SIPI).  Return: 0 or -errno; @err says which step.
  */
 int boot_setup_vcpu(struct vcpu *v, const struct boot_entry *e, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_VMM_BOOT_H */

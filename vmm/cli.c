@@ -15,33 +15,33 @@
 #include "vmm/layout.h"
 
 static const char usage[] =
-	"usage: forkvm run --guest test --workload NAME [options]\n"
-	"       forkvm mkdisk [--seed S] [--check] FILE [SIZE]\n"
-	"       forkvm --help\n"
-	"\n"
-	"run: boot the test guest and run one workload; exits with the guest's code.\n"
-	"  --guest test          the guest to boot (only the freestanding test guest so far)\n"
-	"  --workload NAME       hello, memcheck, atomics, blkread, blkwrite, badvirtio, ...\n"
-	"  --args STRING         workload arguments, passed in /chosen/forkvm,args\n"
-	"  --mem SIZE            guest RAM, 16M..3G (default 128M); suffixes K, M, G\n"
-	"  --cpus N              vCPUs, 1..64 (default 1)\n"
-	"  --disk FILE[,ro]      a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
-	"                        + 0x1000 each, interrupts GSI 5, 6, ...\n"
-	"  --console FILE        the guest's serial console goes to FILE (default stdout)\n"
-	"  --guest-elf PATH      the test guest image (default $FORKVM_GUEST, else\n"
-	"                        guest/test.elf next to this binary)\n"
-	"  --timeout SECONDS     stop the guest after this long (exit status 3)\n"
-	"  --pause-test N        while the guest runs, pause all vCPUs N times, read and\n"
-	"                        check their full state, write it back and resume\n"
-	"\n"
-	"mkdisk: make FILE of SIZE bytes (default 4M) with the test disk pattern of\n"
-	"docs/boot-protocol.md, or with --check verify that FILE holds it.\n"
-	"  --seed S              pattern seed (default 0x666f726b766d, what blkread reads)\n"
-	"  --check               verify instead of write\n"
-	"\n"
-	"Exit status: the guest's code (0-255); 1 host error (no KVM, bad file, ...);\n"
-	"2 bad arguments; 3 the guest crashed (exception, triple fault, timeout).\n"
-	"KVM: needs /dev/kvm; where there is none, use scripts/in-kvm (nested QEMU guest).\n";
+    "usage: forkvm run --guest test --workload NAME [options]\n"
+    "       forkvm mkdisk [--seed S] [--check] FILE [SIZE]\n"
+    "       forkvm --help\n"
+    "\n"
+    "run: boot the test guest and run one workload; exits with the guest's code.\n"
+    "  --guest test          the guest to boot (only the freestanding test guest so far)\n"
+    "  --workload NAME       hello, memcheck, atomics, blkread, blkwrite, badvirtio, ...\n"
+    "  --args STRING         workload arguments, passed in /chosen/forkvm,args\n"
+    "  --mem SIZE            guest RAM, 16M..3G (default 128M); suffixes K, M, G\n"
+    "  --cpus N              vCPUs, 1..64 (default 1)\n"
+    "  --disk FILE[,ro]      a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
+    "                        + 0x1000 each, interrupts GSI 5, 6, ...\n"
+    "  --console FILE        the guest's serial console goes to FILE (default stdout)\n"
+    "  --guest-elf PATH      the test guest image (default $FORKVM_GUEST, else\n"
+    "                        guest/test.elf next to this binary)\n"
+    "  --timeout SECONDS     stop the guest after this long (exit status 3)\n"
+    "  --pause-test N        while the guest runs, pause all vCPUs N times, read and\n"
+    "                        check their full state, write it back and resume\n"
+    "\n"
+    "mkdisk: make FILE of SIZE bytes (default 4M) with the test disk pattern of\n"
+    "docs/boot-protocol.md, or with --check verify that FILE holds it.\n"
+    "  --seed S              pattern seed (default 0x666f726b766d, what blkread reads)\n"
+    "  --check               verify instead of write\n"
+    "\n"
+    "Exit status: the guest's code (0-255); 1 host error (no KVM, bad file, ...);\n"
+    "2 bad arguments; 3 the guest crashed (exception, triple fault, timeout).\n"
+    "KVM: needs /dev/kvm; where there is none, use scripts/in-kvm (nested QEMU guest).\n";
 
 const char *cli_usage(void)
 {
@@ -63,13 +63,16 @@ int cli_parse_size(const char *s, uint64_t *out)
 	switch (*end) {
 	case '\0':
 		break;
-	case 'k': case 'K':
+	case 'k':
+	case 'K':
 		shift = 10;
 		break;
-	case 'm': case 'M':
+	case 'm':
+	case 'M':
 		shift = 20;
 		break;
-	case 'g': case 'G':
+	case 'g':
+	case 'G':
 		shift = 30;
 		break;
 	default:
@@ -224,16 +227,18 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 		switch (c) {
 		case OPT_GUEST:
 			if (strcmp(optarg, "test"))
-				return bad(err, errlen,
-					   "--guest '%s': only 'test' (the test guest) is supported",
-					   optarg);
+				return bad(
+				    err, errlen,
+				    "--guest '%s': only 'test' (the test guest) is supported",
+				    optarg);
 			guest = true;
 			break;
 		case OPT_WORKLOAD:
 			if (!valid_workload(optarg))
-				return bad(err, errlen,
-					   "--workload '%s': expected 1-31 characters of [a-z0-9_-]",
-					   optarg);
+				return bad(
+				    err, errlen,
+				    "--workload '%s': expected 1-31 characters of [a-z0-9_-]",
+				    optarg);
 			cli->cfg.workload = optarg;
 			break;
 		case OPT_ARGS:
@@ -243,11 +248,12 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			break;
 		case OPT_MEM:
 			if (cli_parse_size(optarg, &cli->cfg.mem_size) ||
-			    cli->cfg.mem_size < LAYOUT_MEM_MIN || cli->cfg.mem_size > LAYOUT_MEM_MAX ||
-			    cli->cfg.mem_size % 4096)
-				return bad(err, errlen,
-					   "--mem '%s': expected a size from 16M to 3G, a multiple of 4K",
-					   optarg);
+			    cli->cfg.mem_size < LAYOUT_MEM_MIN ||
+			    cli->cfg.mem_size > LAYOUT_MEM_MAX || cli->cfg.mem_size % 4096)
+				return bad(
+				    err, errlen,
+				    "--mem '%s': expected a size from 16M to 3G, a multiple of 4K",
+				    optarg);
 			break;
 		case OPT_CPUS:
 			if (parse_uint(optarg, CPUS_MAX, &n) || n < 1)
@@ -270,8 +276,8 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			break;
 		case OPT_TIMEOUT:
 			if (parse_uint(optarg, 86400, &n) || n < 1)
-				return bad(err, errlen, "--timeout '%s': expected 1 to 86400 seconds",
-					   optarg);
+				return bad(err, errlen,
+					   "--timeout '%s': expected 1 to 86400 seconds", optarg);
 			cli->timeout_ms = (unsigned int)n * 1000;
 			break;
 		case OPT_PAUSE_TEST:
@@ -324,15 +330,15 @@ static int parse_mkdisk(int argc, char **argv, struct cli *cli, char *err, size_
 		}
 	}
 	if (optind >= argc)
-		return bad(err, errlen, "FILE: missing (forkvm mkdisk [--seed S] [--check] FILE [SIZE])%s",
-			   "");
+		return bad(err, errlen,
+			   "FILE: missing (forkvm mkdisk [--seed S] [--check] FILE [SIZE])%s", "");
 	cli->disk_path = argv[optind++];
 	if (optind < argc) {
 		const char *s = argv[optind++];
 
 		if (cli_parse_size(s, &cli->disk_size) || !cli->disk_size || cli->disk_size % 512)
-			return bad(err, errlen, "SIZE '%s': expected a non-zero multiple of 512 bytes",
-				   s);
+			return bad(err, errlen,
+				   "SIZE '%s': expected a non-zero multiple of 512 bytes", s);
 		cli->disk_size_given = true;
 	}
 	if (optind < argc)

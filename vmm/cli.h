@@ -23,9 +23,9 @@ struct cli {
 	const char *argv0;
 	/* run */
 	struct machine_config cfg;
-	unsigned int timeout_ms;   /* --timeout SECONDS; 0: none */
-	unsigned int pause_test;   /* --pause-test N: pause/check/resume N times */
-	char guest_elf_buf[4096];  /* the default guest path, when not given */
+	unsigned int timeout_ms; /* --timeout SECONDS; 0: none */
+	unsigned int pause_test; /* --pause-test N: pause/check/resume N times */
+	char guest_elf_buf[4096]; /* the default guest path, when not given */
 	/* mkdisk */
 	const char *disk_path;
 	uint64_t disk_size;
@@ -39,7 +39,7 @@ struct cli {
  * (one line).  Return: 0 or -EINVAL.
  */
 int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** cli_parse_size() - "512M", "1G", "65536", "64K": bytes. Return: 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);

@@ -206,7 +206,8 @@ static int cond_wait_until(struct cpus *c, const struct timespec *deadline)
 	long long left_ns;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	left_ns = (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
+	left_ns =
+	    (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
 	if (left_ns <= 0)
 		return ETIMEDOUT;
 	if (left_ns > 100000000LL)

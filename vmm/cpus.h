@@ -23,7 +23,7 @@
 #define CPUS_MAX_RESULTS 64
 
 /* Exit statuses besides the guest's own (0-255 from port 0x501). */
-#define CPUS_STATUS_HOST_ERROR 1  /* a KVM call failed */
+#define CPUS_STATUS_HOST_ERROR 1 /* a KVM call failed */
 #define CPUS_STATUS_GUEST_CRASH 3 /* exception, triple fault, KVM could not run it */
 
 struct vm;
@@ -38,11 +38,11 @@ struct cpus {
 	pthread_cond_t cond;
 	/* Under lock: */
 	bool started;
-	bool stop;	     /* every vCPU leaves its loop */
-	int status;	     /* the VMM's exit status once stopped */
-	char reason[640];    /* why it stopped, when not a clean guest exit */
+	bool stop; /* every vCPU leaves its loop */
+	int status; /* the VMM's exit status once stopped */
+	char reason[640]; /* why it stopped, when not a clean guest exit */
 	bool pause_req;
-	unsigned int nlive;  /* threads in their loop */
+	unsigned int nlive; /* threads in their loop */
 	unsigned int nparked;
 	unsigned int nresults;
 	uint32_t results[CPUS_MAX_RESULTS]; /* values written to port 0x503 */
@@ -51,7 +51,7 @@ struct cpus {
 
 /** cpus_create() - @n vCPUs for @vm (not running yet). Return: 0 or -errno, @err says why. */
 int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** cpus_start() - one thread per vCPU, all entering the guest at once. */
 int cpus_start(struct cpus *c) __attribute__((warn_unused_result));

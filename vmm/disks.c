@@ -29,9 +29,8 @@ static void disk_destroy(void *obj)
 	free(disk);
 }
 
-int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi,
-		struct space *space, const struct dev_host *host, struct disk_dev *out, char *err,
-		size_t errlen)
+int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, struct space *space,
+		const struct dev_host *host, struct disk_dev *out, char *err, size_t errlen)
 {
 	struct virtio_blk_config cfg = { .path = d->path, .readonly = d->readonly };
 	struct virtio_dev *dev;

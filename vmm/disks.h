@@ -22,8 +22,8 @@ struct disk_dev {
  * disk_create() - a virtio-blk on @d's file at MMIO @base, interrupt @gsi.
  * Return: 0 or -errno; @err names the --disk.
  */
-int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi,
-		struct space *space, const struct dev_host *host, struct disk_dev *out, char *err,
-		size_t errlen) __attribute__((warn_unused_result));
+int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, struct space *space,
+		const struct dev_host *host, struct disk_dev *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_VMM_DISKS_H */

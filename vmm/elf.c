@@ -60,9 +60,11 @@ static int check_segment(const Elf64_Phdr *ph, size_t size, uint64_t mem_size, c
 	if (ph->p_filesz > ph->p_memsz)
 		return bad(err, errlen, "a PT_LOAD segment has p_filesz > p_memsz");
 	if (ph->p_paddr != ph->p_vaddr)
-		return bad(err, errlen, "a PT_LOAD segment has p_paddr != p_vaddr (identity-mapped guest)");
+		return bad(err, errlen,
+			   "a PT_LOAD segment has p_paddr != p_vaddr (identity-mapped guest)");
 	if (ph->p_paddr < LAYOUT_IMAGE_MIN)
-		return bad(err, errlen, "a PT_LOAD segment lies below 1 MiB (the VMM's tables and FDT)");
+		return bad(err, errlen,
+			   "a PT_LOAD segment lies below 1 MiB (the VMM's tables and FDT)");
 	if (__builtin_add_overflow(ph->p_paddr, ph->p_memsz, &mem_end) || mem_end > mem_size)
 		return bad(err, errlen, "a PT_LOAD segment ends beyond guest RAM (raise --mem?)");
 	return 0;
@@ -106,7 +108,8 @@ int elf_check(const void *data, size_t size, uint64_t mem_size, struct elf_image
 	if (!nload)
 		return bad(err, errlen, "no PT_LOAD segment");
 	if (!entry_ok)
-		return bad(err, errlen, "the entry point is not inside an executable PT_LOAD segment");
+		return bad(err, errlen,
+			   "the entry point is not inside an executable PT_LOAD segment");
 	img->entry = eh->e_entry;
 	/* end <= mem_size <= 3 GiB, so rounding up cannot overflow. */
 	img->end = (end + MM_PAGE_SIZE - 1) & ~(MM_PAGE_SIZE - 1);

@@ -9,18 +9,20 @@
 #include "devices/serial.h"
 
 /* Each step returns 0 or a negative FDT_ERR_*; stop at the first. */
-#define TRY(x)                          \
-	do {                            \
-		int err_ = (x);         \
-		if (err_ < 0)           \
-			return err_;    \
+#define TRY(x)                       \
+	do {                         \
+		int err_ = (x);      \
+		if (err_ < 0)        \
+			return err_; \
 	} while (0)
 
 static int prop_reg(void *fdt, uint64_t base, uint64_t size)
 {
 	fdt32_t cells[4] = {
-		cpu_to_fdt32(base >> 32), cpu_to_fdt32((uint32_t)base),
-		cpu_to_fdt32(size >> 32), cpu_to_fdt32((uint32_t)size),
+		cpu_to_fdt32(base >> 32),
+		cpu_to_fdt32((uint32_t)base),
+		cpu_to_fdt32(size >> 32),
+		cpu_to_fdt32((uint32_t)size),
 	};
 
 	return fdt_property(fdt, "reg", cells, sizeof(cells));
@@ -29,8 +31,10 @@ static int prop_reg(void *fdt, uint64_t base, uint64_t size)
 static int add_chosen(void *fdt, const struct fdt_machine *m)
 {
 	fdt32_t free_mem[4] = {
-		cpu_to_fdt32(m->free_start >> 32), cpu_to_fdt32((uint32_t)m->free_start),
-		cpu_to_fdt32(m->free_size >> 32), cpu_to_fdt32((uint32_t)m->free_size),
+		cpu_to_fdt32(m->free_start >> 32),
+		cpu_to_fdt32((uint32_t)m->free_start),
+		cpu_to_fdt32(m->free_size >> 32),
+		cpu_to_fdt32((uint32_t)m->free_size),
 	};
 
 	TRY(fdt_begin_node(fdt, "chosen"));

@@ -30,6 +30,6 @@ struct fdt_machine {
  * libfdt's sequential-write API.  Return: 0 or -ENOSPC / -EINVAL.
  */
 int fdt_build(const struct fdt_machine *m, void *buf, size_t size)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_VMM_FDT_H */

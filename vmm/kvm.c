@@ -64,8 +64,8 @@ int kvm_open(struct kvm_sys *kvm, char *err, size_t errlen)
 
 	for (i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
 		if (kvm_check_cap(kvm->fd, required_caps[i].cap) <= 0) {
-			snprintf(err, errlen, "%s lacks KVM_CAP_%s; %s", path, required_caps[i].name,
-				 KVM_HINT);
+			snprintf(err, errlen, "%s lacks KVM_CAP_%s; %s", path,
+				 required_caps[i].name, KVM_HINT);
 			ret = -ENOTSUP;
 			goto err_close;
 		}

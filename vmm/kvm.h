@@ -7,10 +7,10 @@
 #include <stddef.h>
 
 struct kvm_sys {
-	int fd;			/* /dev/kvm */
-	size_t run_size;	/* mmap size of a vCPU's struct kvm_run */
+	int fd; /* /dev/kvm */
+	size_t run_size; /* mmap size of a vCPU's struct kvm_run */
 	unsigned int max_vcpus; /* KVM_CAP_MAX_VCPUS (or NR_VCPUS) */
-	bool has_xsave2;	/* KVM_GET_XSAVE2: the XSAVE area may exceed 4 KiB */
+	bool has_xsave2; /* KVM_GET_XSAVE2: the XSAVE area may exceed 4 KiB */
 	bool has_xcrs;
 	bool has_debugregs;
 };

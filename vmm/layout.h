@@ -10,7 +10,7 @@
 #define LAYOUT_STACK0_TOP 0x5000ULL /* TSS.RSP0: the ring-0 stack for exceptions */
 #define LAYOUT_PML4 0x8000ULL
 #define LAYOUT_PDPT 0x9000ULL
-#define LAYOUT_PD 0xa000ULL    /* four PDs: 0xa000-0xdfff, 4 GiB in 2 MiB pages */
+#define LAYOUT_PD 0xa000ULL /* four PDs: 0xa000-0xdfff, 4 GiB in 2 MiB pages */
 #define LAYOUT_PD_SPARE 0xe000ULL
 #define LAYOUT_FDT 0x10000ULL
 #define LAYOUT_FDT_MAX 0x10000ULL

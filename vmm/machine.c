@@ -64,8 +64,8 @@ static int add_console(struct machine *m, const char *path, char *err, size_t er
 	return ret;
 }
 
-static int add_disks(struct machine *m, const struct machine_config *cfg,
-		     struct fdt_machine *desc, char *err, size_t errlen)
+static int add_disks(struct machine *m, const struct machine_config *cfg, struct fdt_machine *desc,
+		     char *err, size_t errlen)
 {
 	unsigned int i;
 	int ret;
@@ -142,8 +142,7 @@ static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char
 	return 0;
 }
 
-int machine_create(const struct machine_config *cfg, struct machine **out, char *err,
-		   size_t errlen)
+int machine_create(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
 {
 	struct space_range ram = { .gpa = 0, .size = cfg->mem_size };
 	struct fdt_machine desc;
@@ -236,7 +235,8 @@ const char *machine_stop_reason(struct machine *m)
 static int check_guest_state(const struct vcpu_state *st, char *err, size_t errlen)
 {
 	if (st->sregs.cs.selector != 0x1b && st->sregs.cs.selector != 0x08) {
-		snprintf(err, errlen, "vCPU %u paused with CS 0x%x", st->index, st->sregs.cs.selector);
+		snprintf(err, errlen, "vCPU %u paused with CS 0x%x", st->index,
+			 st->sregs.cs.selector);
 		return -EPROTO;
 	}
 	if (!(st->sregs.efer & (1u << 10)) || st->sregs.cr3 != LAYOUT_PML4) {

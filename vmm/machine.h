@@ -30,9 +30,9 @@ struct machine_config {
 	uint64_t mem_size;
 	unsigned int ncpus;
 	const char *workload;
-	const char *args;      /* NULL: "" */
+	const char *args; /* NULL: "" */
 	const char *guest_elf; /* path of the test guest */
-	const char *console;   /* NULL: stdout */
+	const char *console; /* NULL: stdout */
 	unsigned int ndisks;
 	struct machine_disk disks[LAYOUT_MAX_DISKS];
 	bool quiet_results; /* do not print "result:" lines (in-process tests) */
@@ -64,8 +64,8 @@ struct machine {
  * VM, devices, guest image, FDT, boot tables, vCPUs at the entry.
  * Return: 0 or -errno; @err gets a one-line reason.
  */
-int machine_create(const struct machine_config *cfg, struct machine **out, char *err,
-		   size_t errlen) __attribute__((warn_unused_result));
+int machine_create(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /** machine_start() - start the vCPU threads. */
 int machine_start(struct machine *m) __attribute__((warn_unused_result));

@@ -85,8 +85,8 @@ static int cmd_mkdisk(struct cli *cli)
 		ret = mkdisk_check(cli->disk_path, cli->disk_size_given ? cli->disk_size : 0,
 				   cli->disk_seed, err, sizeof(err));
 	else
-		ret = mkdisk_write(cli->disk_path, cli->disk_size, cli->disk_seed, err,
-				   sizeof(err));
+		ret =
+		    mkdisk_write(cli->disk_path, cli->disk_size, cli->disk_seed, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "forkvm mkdisk: %s\n", err);
 		return EXIT_HOST_ERROR;

@@ -12,7 +12,7 @@
  * Return: 0 or -errno, @err says why.
  */
 int mkdisk_write(const char *path, uint64_t size, uint64_t seed, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /**
  * mkdisk_check() - check that @path holds the pattern of @seed (and is
@@ -20,6 +20,6 @@ int mkdisk_write(const char *path, uint64_t size, uint64_t seed, char *err, size
  * first wrong word (@err gives its offset), or -errno.
  */
 int mkdisk_check(const char *path, uint64_t size, uint64_t seed, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 #endif /* FORKVM_VMM_MKDISK_H */

@@ -187,11 +187,13 @@ void vcpu_describe(struct vcpu *v, char *buf, size_t len)
 		snprintf(buf, len, "(registers unreadable: %s)", strerror(errno));
 		return;
 	}
-	snprintf(buf, len, "RIP 0x%llx RSP 0x%llx CS 0x%x CR0 0x%llx CR2 0x%llx CR3 0x%llx CR4 0x%llx EFER 0x%llx",
-		 (unsigned long long)regs.rip, (unsigned long long)regs.rsp, sregs.cs.selector,
-		 (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr2,
-		 (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
-		 (unsigned long long)sregs.efer);
+	snprintf(
+	    buf, len,
+	    "RIP 0x%llx RSP 0x%llx CS 0x%x CR0 0x%llx CR2 0x%llx CR3 0x%llx CR4 0x%llx EFER 0x%llx",
+	    (unsigned long long)regs.rip, (unsigned long long)regs.rsp, sregs.cs.selector,
+	    (unsigned long long)sregs.cr0, (unsigned long long)sregs.cr2,
+	    (unsigned long long)sregs.cr3, (unsigned long long)sregs.cr4,
+	    (unsigned long long)sregs.efer);
 }
 
 /* A guest-side failure: print what and where, stop the machine non-zero. */
@@ -266,19 +268,22 @@ static bool handle_exit(struct vcpu *v)
 		fail(v, CPUS_STATUS_GUEST_CRASH, "triple fault (KVM_EXIT_SHUTDOWN)");
 		return false;
 	case KVM_EXIT_FAIL_ENTRY:
-		snprintf(what, sizeof(what),
-			 "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, reason 0x%llx, cpu %u)",
-			 (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
-			 run->fail_entry.cpu);
+		snprintf(
+		    what, sizeof(what),
+		    "KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, reason 0x%llx, cpu %u)",
+		    (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+		    run->fail_entry.cpu);
 		fail(v, CPUS_STATUS_GUEST_CRASH, what);
 		return false;
 	case KVM_EXIT_INTERNAL_ERROR:
 		snprintf(what, sizeof(what),
-			 "KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror %u%s, data 0x%llx 0x%llx)",
+			 "KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror %u%s, data 0x%llx "
+			 "0x%llx)",
 			 run->internal.suberror,
 			 run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION ? " emulation" : "",
 			 run->internal.ndata > 0 ? (unsigned long long)run->internal.data[0] : 0ULL,
-			 run->internal.ndata > 1 ? (unsigned long long)run->internal.data[1] : 0ULL);
+			 run->internal.ndata > 1 ? (unsigned long long)run->internal.data[1]
+						 : 0ULL);
 		fail(v, CPUS_STATUS_GUEST_CRASH, what);
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:

@@ -26,9 +26,9 @@ struct vcpu {
 	bool thread_live; /* the thread is in its loop and may be kicked */
 	bool parked;
 	/* Only the vCPU thread touches these: */
-	bool io_pending;	 /* the last exit was port I/O or MMIO: KVM completes it on re-entry */
-	unsigned int nexc;	 /* words of an exception report received on port 0x502 */
-	uint32_t exc[4];	 /* vector, error code, RIP low, RIP high */
+	bool io_pending; /* the last exit was port I/O or MMIO: KVM completes it on re-entry */
+	unsigned int nexc; /* words of an exception report received on port 0x502 */
+	uint32_t exc[4]; /* vector, error code, RIP low, RIP high */
 	/* Which MSRs this vCPU saves (probed at creation). */
 	unsigned int nmsrs;
 	uint32_t msr_index[VCPU_STATE_MAX_MSRS];
@@ -42,7 +42,7 @@ struct vcpu {
  */
 int vcpu_create(struct vm *vm, struct cpus *cpus, unsigned int index,
 		const struct kvm_cpuid2 *cpuid, struct vcpu *v, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** vcpu_destroy() - unmap and close; the thread must have been joined.  Safe twice. */
 void vcpu_destroy(struct vcpu *v);

@@ -56,7 +56,7 @@ int vcpu_save_state(struct vcpu *v, struct vcpu_state *st) __attribute__((warn_u
  * (magic, version, sizes, MSR count) first.  Return: 0 or -errno.
  */
 int vcpu_restore_state(struct vcpu *v, const struct vcpu_state *st)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** vcpu_state_msr() - the saved value of @index, or false if not saved. */
 int vcpu_state_msr(const struct vcpu_state *st, uint32_t index, uint64_t *val);

@@ -22,11 +22,11 @@ struct vm {
 	int fd;
 	struct space *space; /* not owned */
 	uint64_t mem_size;
-	void *hva;	     /* space_hva(space, 0): the window the memslot points at */
+	void *hva; /* space_hva(space, 0): the window the memslot points at */
 	struct iobus pio;
 	struct iobus mmio;
 	int irqfds[VM_MAX_GSI]; /* eventfd per GSI, -1 if none yet */
-	struct dev_host host;	/* what devices get: irqfd() and ioeventfd() */
+	struct dev_host host; /* what devices get: irqfd() and ioeventfd() */
 };
 
 /**
@@ -35,7 +35,7 @@ struct vm {
  * Return: 0 or -errno; @err gets a one-line reason.
  */
 int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err, size_t errlen)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /** vm_destroy() - close the irqfds and the VM fd; safe to call twice. */
 void vm_destroy(struct vm *vm);

@@ -21,11 +21,13 @@ static void expect_usage_error(const char *name, const char *const *args)
 
 Test(vmm_cli, bad_mem_sizes_name_mem)
 {
-	static const char *const bad[] = { "1k", "8M", "4G", "12Q", "", "-1", "0x", "100000000000000000000" };
+	static const char *const bad[] = { "1k", "8M", "4G", "12Q",
+					   "",	 "-1", "0x", "100000000000000000000" };
 	unsigned int i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *args[] = { "run", "--guest", "test", "--workload", "hello", "--mem", bad[i], NULL };
+		const char *args[] = { "run",	"--guest", "test", "--workload",
+				       "hello", "--mem",   bad[i], NULL };
 
 		expect_usage_error("--mem", args);
 	}
@@ -37,7 +39,8 @@ Test(vmm_cli, bad_cpus_name_cpus)
 	unsigned int i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *args[] = { "run", "--guest", "test", "--workload", "hello", "--cpus", bad[i], NULL };
+		const char *args[] = { "run",	"--guest", "test", "--workload",
+				       "hello", "--cpus",  bad[i], NULL };
 
 		expect_usage_error("--cpus", args);
 	}
@@ -58,10 +61,13 @@ Test(vmm_cli, missing_or_bad_guest_and_workload_are_named)
 
 Test(vmm_cli, unknown_options_values_and_commands_are_named)
 {
-	const char *a1[] = { "run", "--guest", "test", "--workload", "hello", "--frobnicate", NULL };
+	const char *a1[] = {
+		"run", "--guest", "test", "--workload", "hello", "--frobnicate", NULL
+	};
 	const char *a2[] = { "run", "--guest", "test", "--workload", "hello", "--mem", NULL };
 	const char *a3[] = { "launch", NULL };
-	const char *a4[] = { "run", "--guest", "test", "--workload", "hello", "--disk", "x.img,rw", NULL };
+	const char *a4[] = { "run",   "--guest", "test",     "--workload",
+			     "hello", "--disk",	 "x.img,rw", NULL };
 	const char *a5[] = { "run", "--guest", "test", "--workload", "hello", "stray", NULL };
 	const char *a6[] = { "mkdisk", "--seed", "zz", "f.img", NULL };
 	const char *a7[] = { "mkdisk", "f.img", "1000", NULL };
@@ -77,9 +83,11 @@ Test(vmm_cli, unknown_options_values_and_commands_are_named)
 
 Test(vmm_cli, help_lists_every_option)
 {
-	static const char *const opts[] = { "--guest", "--workload", "--args", "--mem", "--cpus",
-					    "--disk", "--console", "--guest-elf", "--timeout",
-					    "--pause-test", "mkdisk", "--seed", "--check", "scripts/in-kvm" };
+	static const char *const opts[] = { "--guest",	    "--workload",    "--args",
+					    "--mem",	    "--cpus",	     "--disk",
+					    "--console",    "--guest-elf",   "--timeout",
+					    "--pause-test", "mkdisk",	     "--seed",
+					    "--check",	    "scripts/in-kvm" };
 	const char *args[] = { "--help", NULL };
 	unsigned int i;
 
@@ -107,8 +115,14 @@ Test(vmm_cli, mkdisk_makes_a_disk_that_checks_and_a_wrong_seed_fails)
 
 Test(vmm_cli, missing_kvm_or_guest_is_one_clear_line)
 {
-	const char *args[] = { "run", "--guest", "test", "--workload", "hello", "--guest-elf",
-			       "/nonexistent/test.elf", NULL };
+	const char *args[] = { "run",
+			       "--guest",
+			       "test",
+			       "--workload",
+			       "hello",
+			       "--guest-elf",
+			       "/nonexistent/test.elf",
+			       NULL };
 	int st = vmm_run(out, sizeof(out), args);
 
 	cr_expect_eq(st, 1, "status %d:\n%s", st, out);

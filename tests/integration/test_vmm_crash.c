@@ -15,8 +15,8 @@ static uint8_t elf[0x2000];
 static int run_code(const char *name, const void *code, size_t len, const char *timeout)
 {
 	char path[300];
-	const char *args[] = { "run", "--guest", "test", "--workload", "crash", "--mem", "16M",
-			       "--guest-elf", path, "--timeout", timeout, NULL };
+	const char *args[] = { "run", "--guest",     "test", "--workload", "crash", "--mem",
+			       "16M", "--guest-elf", path,   "--timeout",  timeout, NULL };
 
 	vmm_path(path, sizeof(path), name);
 	vmm_write_file(path, elf, vmm_make_elf(elf, code, len));
@@ -49,15 +49,17 @@ Test(vmm_crash, triple_fault_ends_with_a_message_and_registers, .timeout = 120)
 	static const uint8_t code[] = {
 		0xbf, 0x00, 0x20, 0x00, 0x00, /* mov $0x2000, %edi */
 		0xb9, 0x00, 0x02, 0x00, 0x00, /* mov $512, %ecx */
-		0x31, 0xc0,		      /* xor %eax, %eax */
-		0xf3, 0x48, 0xab,	      /* rep stosq */
-		0x0f, 0x0b,		      /* ud2 */
+		0x31, 0xc0, /* xor %eax, %eax */
+		0xf3, 0x48, 0xab, /* rep stosq */
+		0x0f, 0x0b, /* ud2 */
 	};
 
 	vmm_kvm_or_skip();
 	cr_assert_eq(run_code("triple.elf", code, sizeof(code), "60"), 3, "%s", out);
 	cr_expect_not_null(strstr(out, "triple fault"), "%s", out);
-	cr_expect_not_null(strstr(out, "CR3 0x8000"), "%s", out);
+	/* AMD resets the vCPU on a shutdown intercept: the values may be reset ones. */
+	cr_expect_not_null(strstr(out, "RIP 0x"), "%s", out);
+	cr_expect_not_null(strstr(out, "CR3 0x"), "%s", out);
 }
 
 Test(vmm_crash, a_guest_that_never_exits_is_stopped_by_timeout, .timeout = 120)
@@ -73,9 +75,9 @@ Test(vmm_crash, exit_port_value_is_the_exit_status, .timeout = 120)
 {
 	static const uint8_t code[] = {
 		0xb8, 0x2a, 0x00, 0x00, 0x00, /* mov $42, %eax */
-		0x66, 0xba, 0x01, 0x05,	      /* mov $0x501, %dx */
-		0xef,			      /* out %eax, %dx */
-		0xeb, 0xfe,		      /* jmp . */
+		0x66, 0xba, 0x01, 0x05, /* mov $0x501, %dx */
+		0xef, /* out %eax, %dx */
+		0xeb, 0xfe, /* jmp . */
 	};
 
 	vmm_kvm_or_skip();

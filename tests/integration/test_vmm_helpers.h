@@ -40,7 +40,8 @@ static inline void vmm_kvm_or_skip(void)
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
 	if (fd < 0)
-		cr_skip_test("no usable /dev/kvm (%s): run through scripts/in-kvm", strerror(errno));
+		cr_skip_test("no usable /dev/kvm (%s): run through scripts/in-kvm",
+			     strerror(errno));
 	close(fd);
 }
 

@@ -153,10 +153,11 @@ Test(vmm_pause, state_round_trip_is_identical_and_complete, .timeout = 240)
 Test(vmm_pause, cli_pause_test_gives_the_same_checksum, .timeout = 240)
 {
 	static char out[VMM_OUT_MAX];
-	const char *plain[] = { "run", "--guest", "test", "--workload", "memcheck", "--mem", "64M",
-				"--timeout", "60", NULL };
-	const char *paused[] = { "run", "--guest", "test", "--workload", "memcheck", "--mem", "64M",
-				 "--cpus", "2", "--timeout", "60", "--pause-test", "100", NULL };
+	const char *plain[] = { "run",	 "--guest", "test",	 "--workload", "memcheck",
+				"--mem", "64M",	    "--timeout", "60",	       NULL };
+	const char *paused[] = { "run",	  "--guest",	  "test",   "--workload", "memcheck",
+				 "--mem", "64M",	  "--cpus", "2",	  "--timeout",
+				 "60",	  "--pause-test", "100",    NULL };
 	char want[64] = "", *r;
 
 	vmm_kvm_or_skip();

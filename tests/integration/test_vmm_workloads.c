@@ -12,9 +12,10 @@ static char out[VMM_OUT_MAX];
 
 static int run_workload(const char *workload, const char *cpus, const char *disk)
 {
-	const char *args[] = { "run", "--guest", "test", "--workload", workload, "--mem", "64M",
-			       "--cpus", cpus, "--timeout", TIMEOUT,
-			       disk ? "--disk" : NULL, disk, NULL };
+	const char *args[] = { "run",	 "--guest",   "test",  "--workload",
+			       workload, "--mem",     "64M",   "--cpus",
+			       cpus,	 "--timeout", TIMEOUT, disk ? "--disk" : NULL,
+			       disk,	 NULL };
 
 	return vmm_run(out, sizeof(out), args);
 }
