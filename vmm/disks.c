@@ -29,6 +29,16 @@ static void disk_destroy(void *obj)
 	free(disk);
 }
 
+static void disk_pause(void *obj)
+{
+	virtio_mmio_pause(((struct disk *)obj)->mmio);
+}
+
+static void disk_resume(void *obj)
+{
+	virtio_mmio_resume(((struct disk *)obj)->mmio);
+}
+
 int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, struct space *space,
 		const struct dev_host *host, struct disk_dev *out, char *err, size_t errlen)
 {
@@ -56,6 +66,8 @@ int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, s
 	}
 	out->obj = disk;
 	out->destroy = disk_destroy;
+	out->pause = disk_pause;
+	out->resume = disk_resume;
 	out->region = virtio_mmio_region(disk->mmio);
 	return 0;
 

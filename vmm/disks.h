@@ -15,6 +15,8 @@ struct space;
 struct disk_dev {
 	void *obj;
 	void (*destroy)(void *obj);
+	void (*pause)(void *obj);
+	void (*resume)(void *obj);
 	struct bus_region region;
 };
 

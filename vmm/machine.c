@@ -17,13 +17,11 @@
 #include "vmm/disks.h"
 #include "vmm/fdt.h"
 
-static int add_dev(struct machine *m, void *obj, void (*destroy)(void *obj))
+static int add_dev(struct machine *m, const struct machine_dev *d)
 {
 	if (m->ndevs == MACHINE_MAX_DEVS)
 		return -ENOSPC;
-	m->devs[m->ndevs].obj = obj;
-	m->devs[m->ndevs].destroy = destroy;
-	m->ndevs++;
+	m->devs[m->ndevs++] = *d;
 	return 0;
 }
 
@@ -52,7 +50,7 @@ static int add_console(struct machine *m, const char *path, char *err, size_t er
 		snprintf(err, errlen, "serial: %s", strerror(-ret));
 		return ret;
 	}
-	ret = add_dev(m, s, serial_destroy_cb);
+	ret = add_dev(m, &(struct machine_dev){ .obj = s, .destroy = serial_destroy_cb });
 	if (ret) {
 		serial_destroy(s);
 		return ret;
@@ -81,7 +79,10 @@ static int add_disks(struct machine *m, const struct machine_config *cfg, struct
 				  err, errlen);
 		if (ret)
 			return ret;
-		ret = add_dev(m, disk.obj, disk.destroy);
+		ret = add_dev(m, &(struct machine_dev){ .obj = disk.obj,
+							.destroy = disk.destroy,
+							.pause = disk.pause,
+							.resume = disk.resume });
 		if (ret) {
 			disk.destroy(disk.obj);
 			return ret;
@@ -261,7 +262,7 @@ int machine_pause_check(struct machine *m, char *err, size_t errlen)
 	st = aligned_alloc(64, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	ret = cpus_pause(&m->cpus);
+	ret = machine_pause(m);
 	if (ret)
 		goto out;
 	for (i = 0; i < m->cpus.n && !ret; i++) {
@@ -280,10 +281,36 @@ int machine_pause_check(struct machine *m, char *err, size_t errlen)
 		if (ret)
 			snprintf(err, errlen, "vCPU %u: restore state: %s", i, strerror(-ret));
 	}
-	cpus_resume(&m->cpus);
+	machine_resume(m);
 out:
 	free(st);
 	return ret;
+}
+
+int machine_pause(struct machine *m)
+{
+	unsigned int i;
+	int ret;
+
+	ret = cpus_pause(&m->cpus);
+	if (ret)
+		return ret;
+	for (i = 0; i < m->ndevs; i++) {
+		if (m->devs[i].pause)
+			m->devs[i].pause(m->devs[i].obj);
+	}
+	return 0;
+}
+
+void machine_resume(struct machine *m)
+{
+	unsigned int i;
+
+	for (i = m->ndevs; i-- > 0;) {
+		if (m->devs[i].resume)
+			m->devs[i].resume(m->devs[i].obj);
+	}
+	cpus_resume(&m->cpus);
 }
 
 void machine_destroy(struct machine *m)

@@ -43,6 +43,9 @@ struct machine_config {
 struct machine_dev {
 	void *obj;
 	void (*destroy)(void *obj);
+	/* Optional: quiesce in-flight requests (no pins held) and restart. */
+	void (*pause)(void *obj);
+	void (*resume)(void *obj);
 };
 
 struct machine {
@@ -82,6 +85,16 @@ const char *machine_stop_reason(struct machine *m);
  * resume.  Return: 0, -ESRCH (the guest already stopped), or -errno with @err.
  */
 int machine_pause_check(struct machine *m, char *err, size_t errlen);
+
+/**
+ * machine_pause() - pause every vCPU at an instruction boundary, then every
+ * device that can quiesce (no request in flight, no pin held): the state a
+ * clone or snapshot copies.  Return: 0, or -ESRCH if the guest already stopped.
+ */
+int machine_pause(struct machine *m);
+
+/** machine_resume() - undo machine_pause(): devices first, then vCPUs. */
+void machine_resume(struct machine *m);
 
 /** machine_destroy() - stop and free everything; NULL is a no-op. */
 void machine_destroy(struct machine *m);
