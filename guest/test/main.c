@@ -21,6 +21,9 @@ static const struct workload *const workloads[] = {
 	&wl_hello, &wl_memcheck, &wl_atomics, &wl_blkread, &wl_blkwrite, &wl_badvirtio,
 };
 
+/* Say so once when a wait for other vCPUs takes this long (~10 s at 3 GHz). */
+#define GUEST_STUCK_TSC (30ULL * 1000 * 1000 * 1000)
+
 static struct machine machine;
 static const struct workload *current;
 /* 0 until vCPU 0 has set machine and current; store-release / load-acquire. */
@@ -31,6 +34,8 @@ static volatile uint32_t finished;
 void smp_barrier_wait(struct smp_barrier *b, uint32_t n)
 {
 	uint32_t gen = __atomic_load_n(&b->gen, __ATOMIC_ACQUIRE);
+	bool warned = false;
+	uint64_t start;
 
 	/* The last one in resets the count, then opens the next generation. */
 	if (xadd32(&b->count, 1) == n - 1) {
@@ -38,8 +43,15 @@ void smp_barrier_wait(struct smp_barrier *b, uint32_t n)
 		__atomic_store_n(&b->gen, gen + 1, __ATOMIC_RELEASE);
 		return;
 	}
-	while (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen)
+	start = rdtsc();
+	while (__atomic_load_n(&b->gen, __ATOMIC_ACQUIRE) == gen) {
+		if (!warned && rdtsc() - start > GUEST_STUCK_TSC) {
+			con_printf("guest: stuck at a barrier: %u of %u vCPUs arrived\n",
+				   READ_ONCE(b->count), n);
+			warned = true;
+		}
 		cpu_relax();
+	}
 }
 
 static const struct workload *find_workload(const char *name)
@@ -104,6 +116,8 @@ static void boot_cpu_setup(const void *fdt, uint32_t ncpus)
 void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 {
 	struct wl_ctx ctx = { &machine, (uint32_t)cpu, (uint32_t)ncpus };
+	bool warned = false;
+	uint64_t start;
 	int code;
 
 	if (ncpus == 0 || ncpus > GUEST_MAX_CPUS || cpu >= ncpus) {
@@ -130,8 +144,15 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus)
 	boot_cpu_setup(fdt, ctx.ncpus);
 	__atomic_store_n(&released, 1, __ATOMIC_RELEASE);
 	code = current->run(&ctx);
-	while (READ_ONCE(finished) != ctx.ncpus - 1)
+	start = rdtsc();
+	while (READ_ONCE(finished) != ctx.ncpus - 1) {
+		if (!warned && rdtsc() - start > GUEST_STUCK_TSC) {
+			con_printf("guest: only %u of %u other vCPUs finished (not running?)\n",
+				   READ_ONCE(finished), ctx.ncpus - 1);
+			warned = true;
+		}
 		cpu_relax();
+	}
 	con_printf("guest: exit %d\n", code);
 	guest_exit(code);
 }
