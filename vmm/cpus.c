@@ -21,11 +21,6 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
-static int kick_signal(void)
-{
-	return SIGRTMIN + 1;
-}
-
 static int install_kick_handler(void)
 {
 	struct sigaction sa;
@@ -34,7 +29,7 @@ static int install_kick_handler(void)
 	sa.sa_handler = kick_handler;
 	sa.sa_flags = SA_RESTART;
 	sigemptyset(&sa.sa_mask);
-	if (sigaction(kick_signal(), &sa, NULL) < 0)
+	if (sigaction(CPUS_KICK_SIGNAL, &sa, NULL) < 0)
 		return -errno;
 	return 0;
 }
@@ -51,7 +46,7 @@ static void kick_all(struct cpus *c)
 			continue;
 		/* Pairs with the vCPU thread clearing it under c->lock. */
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(v->thread, kick_signal());
+		pthread_kill(v->thread, CPUS_KICK_SIGNAL);
 	}
 }
 
@@ -124,7 +119,7 @@ int cpus_start(struct cpus *c)
 
 	/* Threads start with the kick blocked; each unblocks it for itself. */
 	sigemptyset(&block);
-	sigaddset(&block, kick_signal());
+	sigaddset(&block, CPUS_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 
 	pthread_mutex_lock(&c->lock);

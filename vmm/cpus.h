@@ -14,6 +14,7 @@
 #define FORKVM_VMM_CPUS_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -27,6 +28,9 @@
 #define CPUS_STATUS_GUEST_CRASH 3 /* exception, triple fault, KVM could not run it */
 
 struct vm;
+
+/* The kick: a real-time signal, unblocked only in vCPU threads. */
+#define CPUS_KICK_SIGNAL (SIGRTMIN + 1)
 
 struct cpus {
 	struct vm *vm;

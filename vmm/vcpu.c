@@ -324,7 +324,7 @@ void *vcpu_thread(void *arg)
 	char what[128];
 
 	sigemptyset(&kick);
-	sigaddset(&kick, SIGRTMIN + 1);
+	sigaddset(&kick, CPUS_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	for (;;) {
