@@ -252,8 +252,21 @@ static int run_case(const struct bad_case *c)
  */
 static int queue_error_answer(const char *name, uint32_t extra_ok, const char *detail)
 {
-	uint32_t devst = vblk_read(&bv, VIRTIO_MMIO_STATUS), id, len;
-	bool used = vblk_wait_used(&bv, BAD_TIMEOUT_TSC / 100, &id, &len);
+	uint64_t start = rdtsc();
+	uint32_t devst, id, len;
+	bool used;
+
+	/*
+	 * Errors found on a notify are found by the device's service thread,
+	 * asynchronously (docs/virtio-errors.md section 3, Timing): poll Status.
+	 */
+	for (;;) {
+		devst = vblk_read(&bv, VIRTIO_MMIO_STATUS);
+		if ((devst & VIRTIO_STATUS_NEEDS_RESET) || rdtsc() - start > BAD_TIMEOUT_TSC)
+			break;
+		cpu_relax();
+	}
+	used = vblk_wait_used(&bv, BAD_TIMEOUT_TSC / 100, &id, &len);
 	bool ok = extra_ok && (devst & VIRTIO_STATUS_NEEDS_RESET) &&
 		  !(devst & VIRTIO_STATUS_FAILED) && !used;
 
