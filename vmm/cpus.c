@@ -83,7 +83,7 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 	c->print_results = true;
 
 	if (n < 1 || n > CPUS_MAX || n > vm->kvm->max_vcpus) {
-		snprintf(err, errlen, "%u vCPUs asked, KVM allows 1..%u", n,
+		snprintf(err, errlen, "--cpus %u: this KVM allows 1..%u", n,
 			 vm->kvm->max_vcpus < CPUS_MAX ? vm->kvm->max_vcpus : CPUS_MAX);
 		return -EINVAL;
 	}
