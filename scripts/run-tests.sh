@@ -25,11 +25,17 @@ run_unit() {
 
 run_integration() {
 	echo "== integration tests (KVM)"
-	FORKVM_OUT="$OUT" scripts/in-kvm scripts/run-integration.sh "$OUT"
-	local rc=$?
-	if [ $rc -eq 0 ]; then
+	local log rc t0=$SECONDS
+	log=$(mktemp)
+	FORKVM_OUT="$OUT" scripts/in-kvm scripts/run-integration.sh "$OUT" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	# Repeat the path and the count at the end, where the summary is read.
+	integ_summary=$(grep -a -E '^(in-kvm: path:|integration: [0-9]+ passed)' "$log" | sed 's/^/   /')
+	integ_summary+=$'\n'"   integration wall time (incl. any nested boot): $((SECONDS - t0)) s"
+	rm -f "$log"
+	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
-	elif [ $rc -eq 77 ]; then
+	elif [ "$rc" -eq 77 ]; then
 		echo "!! integration tests SKIPPED: no usable KVM and no way to run the nested guest (see above)"
 	else
 		failed=$((failed + 1))
@@ -44,6 +50,7 @@ all) run_unit; run_integration ;;
 *) echo "usage: $0 OUT unit|integration|all" >&2; exit 2 ;;
 esac
 
+[ -z "${integ_summary:-}" ] || echo "$integ_summary"
 [ ${#failed_names[@]} -eq 0 ] || echo "failed suites: ${failed_names[*]}"
 echo "suites: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
