@@ -126,6 +126,9 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 		return window_protect(s, p, 1, false);
 	}
 	block = batch ? pool->cow_batch : 1;
+	/* Near vm.max_map_count: collapse the block, as khugepaged would. */
+	if (batch && vma_budget_tight())
+		block = MM_COLLAPSE_PAGES;
 	first = p & ~(uint64_t)(block - 1);
 	for (uint64_t q = first; q < first + block && q < s->npages; q++)
 		if (q == p || should_copy_along(s, q))

@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mm/mm_internal.h"
@@ -39,7 +40,50 @@ static struct {
 	unsigned int nspaces, cap;
 	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
 	uint64_t features;
+	/* The mapping budget: vm.max_map_count, and our estimate of the
+	 * process's VMAs (window_map() adds 2, a recount corrects it). */
+	uint64_t vma_limit;
+	_Atomic uint64_t vma_est;
+	_Atomic uint64_t maps_since_count;
+	time_t last_err;
 } svc = { .lock = PTHREAD_MUTEX_INITIALIZER, .uffd = -1, .stop_fd = -1 };
+
+static uint64_t read_max_map_count(void)
+{
+	unsigned long v = 65530;
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &v) != 1)
+			v = 65530;
+		fclose(f);
+	}
+	return v;
+}
+
+void vma_budget_note_map(void)
+{
+	atomic_fetch_add(&svc.vma_est, 2);
+	atomic_fetch_add(&svc.maps_since_count, 1);
+}
+
+/*
+ * Is the process near vm.max_map_count?  Then a fault collapses its whole
+ * block (see cow.c).  The estimate only grows between recounts; a recount
+ * reads /proc/self/maps, at most once every 256 remaps.
+ */
+bool vma_budget_tight(void)
+{
+	uint64_t high = svc.vma_limit * 3 / 4;
+
+	if (atomic_load(&svc.vma_est) < high)
+		return false;
+	if (atomic_load(&svc.maps_since_count) >= 256) {
+		atomic_store(&svc.vma_est, vma_count(NULL, UINT64_MAX));
+		atomic_store(&svc.maps_since_count, 0);
+	}
+	return atomic_load(&svc.vma_est) >= high;
+}
 
 int fault_uffd(void)
 {
@@ -153,9 +197,12 @@ static void handle_fault(const struct uffd_msg *msg)
 		atomic_fetch_add(&s->pool->ctr->faults, 1);
 		ret = space_resolve_write(s, p, true);
 		pthread_mutex_unlock(&s->pool->lock);
-		if (ret < 0)
+		/* The writer retries the fault: say so once a second, not per try. */
+		if (ret < 0 && time(NULL) != svc.last_err) {
+			svc.last_err = time(NULL);
 			fprintf(stderr, "forkvm: mm: write fault at page %#lx failed: %s\n",
 				(unsigned long)p, strerror(-ret));
+		}
 	}
 	pthread_mutex_unlock(&svc.lock);
 	wake(addr);
@@ -206,6 +253,8 @@ static int service_start(void)
 		return fd;
 	svc.uffd = fd;
 	svc.spans_vmas = probe_wp_spans_vmas(fd);
+	svc.vma_limit = read_max_map_count();
+	svc.vma_est = vma_count(NULL, UINT64_MAX);
 	svc.stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (svc.stop_fd < 0) {
 		ret = -errno;

@@ -21,8 +21,10 @@
 
 #define MM_MAX_RANGES 8
 #define MM_DEFAULT_MAX_BYTES (64ULL << 30)
-#define MM_DEFAULT_COW_BATCH 8
+#define MM_DEFAULT_COW_BATCH 16
 #define MM_MAX_COW_BATCH 512
+/* Pages a fault collapses when the mapping budget is tight: 2 MiB. */
+#define MM_COLLAPSE_PAGES 512
 /* page_count may not grow past this: a pin that would is refused. */
 #define MM_COUNT_LIMIT (UINT32_MAX - 2 * MM_PIN_BIAS)
 
@@ -148,5 +150,7 @@ void fault_service_remove(struct space *s);
 int fault_uffd(void);
 int window_register(struct space *s, uint64_t p, uint64_t n);
 bool fault_wp_spans_vmas(void);
+void vma_budget_note_map(void);
+bool vma_budget_tight(void);
 
 #endif /* FORKVM_MM_MM_INTERNAL_H */

@@ -239,6 +239,7 @@ int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 		 s->pool->fd, f << MM_PAGE_SHIFT) == MAP_FAILED)
 		return -errno;
 	s->unregistered = true;
+	vma_budget_note_map();
 	return 0;
 }
 
@@ -311,7 +312,7 @@ uint64_t space_frame_of(struct space *s, uint64_t gpa)
 /* Host VMAs that overlap [start, start + len), from /proc/self/maps. */
 uint64_t vma_count(const void *start, uint64_t len)
 {
-	uintptr_t lo = (uintptr_t)start, hi = lo + len;
+	uintptr_t lo = (uintptr_t)start, hi = len > UINTPTR_MAX - lo ? UINTPTR_MAX : lo + len;
 	char line[512];
 	uint64_t n = 0;
 	FILE *f;

@@ -532,6 +532,7 @@ struct stress_space {
 
 static struct stress_space sp[S_SPACES];
 static unsigned int nsp;
+static _Atomic bool forks_done;
 static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void tag_page(uint64_t *words, uint64_t tag)
@@ -573,7 +574,8 @@ static void *stress_writer(void *arg)
 {
 	unsigned int seed = (unsigned int)(uintptr_t)arg, id = seed;
 
-	for (uint64_t r = 0; r < S_ROUNDS; r++) {
+	/* Keep writing until every fork happened, however slow the machine. */
+	for (uint64_t r = 0; r < S_ROUNDS || !atomic_load(&forks_done); r++) {
 		unsigned int n;
 
 		pthread_mutex_lock(&sp_lock);
@@ -596,8 +598,10 @@ static void *stress_forker(void *arg)
 		pthread_mutex_lock(&sp_lock);
 		n = nsp;
 		pthread_mutex_unlock(&sp_lock);
-		if (n == S_SPACES)
+		if (n == S_SPACES) {
+			atomic_store(&forks_done, true);
 			break;
+		}
 		i = rand_r(&seed) % n;
 		/* Pause the parent's "vCPUs", as the VMM does for a clone. */
 		pthread_rwlock_wrlock(&sp[i].quiesce);
@@ -618,6 +622,7 @@ static void stress(void)
 	pthread_t w[S_WRITERS], f;
 
 	nsp = 1;
+	atomic_store(&forks_done, false);
 	sp[0].s = new_space(S_PAGES);
 	memset(sp[0].model, 0, sizeof(sp[0].model));
 	pthread_rwlock_init(&sp[0].quiesce, NULL);
