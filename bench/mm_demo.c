@@ -64,7 +64,8 @@ int main(void)
 	/* Every clone sees its own writes and the template everywhere else. */
 	for (int i = 0; i < CLONES; i++) {
 		for (unsigned int k = 0; k < WRITES; k++)
-			bad += *(uint32_t *)space_hva(c[i], page_of_write(i, k) << 12) != 0xc0de0000u + i;
+			bad += *(uint32_t *)space_hva(c[i], page_of_write(i, k) << 12) !=
+			       0xc0de0000u + i;
 		for (uint64_t p = 1; p < PAGES; p += 997) {
 			uint8_t *b = space_hva(c[i], (p << 12) + 100);
 			bool written = false;
@@ -84,10 +85,14 @@ int main(void)
 	printf("\n  %-34s %12s\n", "", "value");
 	printf("  %-34s %12d\n", "live guests (template + clones)", CLONES + 1);
 	printf("  %-34s %9.2f ms\n", "median clone time", median(times, CLONES) / 1000);
-	printf("  %-34s %12lu\n", "frames of the template, shared", (unsigned long)before.live_frames);
-	printf("  %-34s %12lu\n", "frames copied on write", (unsigned long)(st.copies - before.copies));
-	printf("  %-34s %12lu\n", "frames reused in place", (unsigned long)(st.reuses - before.reuses));
-	printf("  %-34s %12lu\n", "write faults served", (unsigned long)(st.faults - before.faults));
+	printf("  %-34s %12lu\n", "frames of the template, shared",
+	       (unsigned long)before.live_frames);
+	printf("  %-34s %12lu\n", "frames copied on write",
+	       (unsigned long)(st.copies - before.copies));
+	printf("  %-34s %12lu\n", "frames reused in place",
+	       (unsigned long)(st.reuses - before.reuses));
+	printf("  %-34s %12lu\n", "write faults served",
+	       (unsigned long)(st.faults - before.faults));
 	printf("  %-34s %12lu\n", "host VMAs of the 100 clones", (unsigned long)vmas);
 	printf("  %-34s %9.0f MiB\n", "family memory (live frames)", mib);
 	printf("  %-34s %9.0f MiB\n", "101 full copies would take", (CLONES + 1) * 256.0);

@@ -40,7 +40,8 @@ static int protect_new(struct space *s, const uint8_t *was)
 			p++;
 			continue;
 		}
-		for (q = p + 1; q < s->npages && (s->pflags[q] & PG_WP) && !(was && (was[q] & PG_WP)); q++)
+		for (q = p + 1;
+		     q < s->npages && (s->pflags[q] & PG_WP) && !(was && (was[q] & PG_WP)); q++)
 			;
 		ret = window_protect(s, p, q - p, true);
 		if (ret < 0)
@@ -79,8 +80,8 @@ int space_fork(struct space *parent, struct space **childp)
 	memcpy(child, parent, offsetof(struct space, window));
 	child->frame = malloc(parent->npages * sizeof(*child->frame));
 	child->pflags = calloc(parent->npages, 1);
-	child->window = mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-			     -1, 0);
+	child->window =
+	    mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (!child->frame || !child->pflags || child->window == MAP_FAILED) {
 		ret = -ENOMEM;
 		goto err_tables;

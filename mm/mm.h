@@ -32,8 +32,8 @@ struct space;
  * that the DMA-safety tests can see the bugs they cause. */
 enum mm_policy {
 	MM_POLICY_PAGECOUNT = 0, /* reuse iff page_count == 1 (default) */
-	MM_POLICY_MAPCOUNT,	 /* reuse iff one space maps the frame */
-	MM_POLICY_NOPIN,	 /* page_count reuse, but fork shares pinned frames */
+	MM_POLICY_MAPCOUNT, /* reuse iff one space maps the frame */
+	MM_POLICY_NOPIN, /* page_count reuse, but fork shares pinned frames */
 };
 
 struct pool_config {
@@ -50,23 +50,23 @@ struct pool_config {
 };
 
 struct pool_stats {
-	uint64_t live_frames;	/* frames with page_count > 0 */
-	uint64_t fresh;		/* frames given to never-written pages */
-	uint64_t copies;	/* COW copies (faults, pins, fork of pinned) */
-	uint64_t reuses;	/* COW faults resolved by reusing in place */
-	uint64_t fork_copies;	/* maybe-pinned frames copied for a child */
-	uint64_t pins;		/* pin calls */
+	uint64_t live_frames; /* frames with page_count > 0 */
+	uint64_t fresh; /* frames given to never-written pages */
+	uint64_t copies; /* COW copies (faults, pins, fork of pinned) */
+	uint64_t reuses; /* COW faults resolved by reusing in place */
+	uint64_t fork_copies; /* maybe-pinned frames copied for a child */
+	uint64_t pins; /* pin calls */
 	uint64_t pinned_frames; /* frames pinned right now */
-	uint64_t faults;	/* write faults served */
-	uint64_t spaces;	/* live spaces */
+	uint64_t faults; /* write faults served */
+	uint64_t spaces; /* live spaces */
 };
 
 struct space_stats {
-	uint64_t pages;		/* guest pages */
-	uint64_t present;	/* pages that own or share a frame */
-	uint64_t shared;	/* present pages whose frame has page_count > 1 */
+	uint64_t pages; /* guest pages */
+	uint64_t present; /* pages that own or share a frame */
+	uint64_t shared; /* present pages whose frame has page_count > 1 */
 	uint64_t protected_pages; /* pages write-protected in the window */
-	uint64_t vmas;		/* host VMAs covering the window */
+	uint64_t vmas; /* host VMAs covering the window */
 	bool has_pinned;
 };
 
@@ -84,7 +84,7 @@ struct space_range {
  * on shared memory, Linux >= 5.19 is needed).
  */
 int pool_create(const struct pool_config *cfg, struct pool **out)
-	__attribute__((warn_unused_result));
+    __attribute__((warn_unused_result));
 
 /**
  * pool_destroy() - free a pool.  Every space of it must be destroyed first;

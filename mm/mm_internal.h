@@ -30,7 +30,7 @@
 
 struct frame_meta {
 	_Atomic uint32_t count; /* references + pins * MM_PIN_BIAS (page_count) */
-	_Atomic uint32_t maps;	/* spaces whose table holds the frame (mapcount) */
+	_Atomic uint32_t maps; /* spaces whose table holds the frame (mapcount) */
 };
 
 /*
@@ -43,7 +43,7 @@ struct frame_meta {
 struct region {
 	uint64_t start;
 	uint64_t nframes;
-	uint64_t live;	   /* frames of the region with count > 0 */
+	uint64_t live; /* frames of the region with count > 0 */
 	unsigned int users; /* spaces using it as home or copy target */
 	uint64_t spill_next; /* spill regions: next unused frame */
 };
@@ -61,7 +61,7 @@ struct pool_counters {
 
 struct pool {
 	pthread_mutex_t lock;
-	int fd;	     /* frames */
+	int fd; /* frames */
 	int meta_fd; /* struct frame_meta per frame, then the counters */
 	struct frame_meta *meta;
 	struct pool_counters *ctr;
@@ -76,7 +76,7 @@ struct pool {
 	unsigned int nregions, regions_cap;
 	struct extent {
 		uint64_t start, len;
-	} *free_ext;
+	} * free_ext;
 	unsigned int nfree, free_cap;
 	struct region *spill; /* current spill region, or NULL */
 	unsigned int nspaces;
@@ -103,7 +103,7 @@ struct space {
 	 */
 	struct region *home, *copy;
 	bool has_pinned;
-	bool registered;   /* with the fault service */
+	bool registered; /* with the fault service */
 	bool unregistered; /* pages remapped since the window was last registered */
 	unsigned int active_pins;
 };

@@ -58,8 +58,7 @@ static void unpin_frames(struct pool *pool, const uint64_t *frames, unsigned int
 	}
 }
 
-int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags,
-	      struct mm_pin *pin)
+int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags, struct mm_pin *pin)
 {
 	struct pool *pool = s->pool;
 	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1), left = len;
@@ -93,7 +92,8 @@ int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags,
 			ret = -EOVERFLOW;
 			goto err_unpin;
 		}
-		if (atomic_fetch_add(&frame_meta(pool, s->frame[p])->count, MM_PIN_BIAS) < MM_PIN_BIAS)
+		if (atomic_fetch_add(&frame_meta(pool, s->frame[p])->count, MM_PIN_BIAS) <
+		    MM_PIN_BIAS)
 			atomic_fetch_add(&pool->ctr->pinned_frames, 1);
 		pin->frames[i] = s->frame[p];
 	}
@@ -106,8 +106,9 @@ int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags,
 		uint64_t chunk = MM_PAGE_SIZE - off < left ? MM_PAGE_SIZE - off : left;
 		uint8_t *va = (uint8_t *)frame_ptr(pool, pin->frames[i]) + off;
 
-		if (pin->niov && (uint8_t *)pin->iov[pin->niov - 1].iov_base +
-					     pin->iov[pin->niov - 1].iov_len == va)
+		if (pin->niov &&
+		    (uint8_t *)pin->iov[pin->niov - 1].iov_base + pin->iov[pin->niov - 1].iov_len ==
+			va)
 			pin->iov[pin->niov - 1].iov_len += chunk;
 		else
 			pin->iov[pin->niov++] = (struct iovec){ va, chunk };

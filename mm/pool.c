@@ -134,7 +134,8 @@ void pool_destroy(struct pool *pool)
 {
 	if (!pool)
 		return;
-	munmap(pool->meta, pool->nframes * sizeof(struct frame_meta) + sizeof(struct pool_counters));
+	munmap(pool->meta,
+	       pool->nframes * sizeof(struct frame_meta) + sizeof(struct pool_counters));
 	munmap(pool->dmap, pool->nframes << MM_PAGE_SHIFT);
 	close(pool->fd);
 	close(pool->meta_fd);

@@ -235,8 +235,9 @@ int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 {
 	void *va = s->window + (p << MM_PAGE_SHIFT);
 
-	if (mmap(va, n << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
-		 s->pool->fd, f << MM_PAGE_SHIFT) == MAP_FAILED)
+	if (mmap(va, n << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, s->pool->fd,
+		 f << MM_PAGE_SHIFT) == MAP_FAILED)
 		return -errno;
 	s->unregistered = true;
 	vma_budget_note_map();
@@ -254,8 +255,8 @@ int space_map_all(struct space *s)
 		while (q < s->npages && space_mapped_frame(s, q) == f + (q - p))
 			q++;
 		if (mmap(s->window + (p << MM_PAGE_SHIFT), (q - p) << MM_PAGE_SHIFT,
-			 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE, s->pool->fd,
-			 f << MM_PAGE_SHIFT) == MAP_FAILED)
+			 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED | MAP_NORESERVE,
+			 s->pool->fd, f << MM_PAGE_SHIFT) == MAP_FAILED)
 			return -errno;
 		p = q;
 	}

@@ -262,9 +262,9 @@ static bool pinned_page_survives_fork(void)
 	dma = pin.iov[0].iov_base;
 	child = fork_of(parent);
 
-	dma[0] = 0xd1;	    /* device write after the fork */
+	dma[0] = 0xd1; /* device write after the fork */
 	page(parent, 3)[8] = 0xc1; /* parent CPU write to the same page */
-	dma[16] = 0xd2;	    /* and the device goes on writing */
+	dma[16] = 0xd2; /* and the device goes on writing */
 	ok &= page(parent, 3)[0] == 0xd1 && page(parent, 3)[16] == 0xd2;
 	ok &= page(parent, 3)[8] == 0xc1;
 	ok &= page(child, 3)[0] == 0x01 && page(child, 3)[16] == 0x01 && page(child, 3)[8] == 0x01;
@@ -430,8 +430,8 @@ Test(mm, batched_cow_copies_the_block_and_merges_mappings, .init = NULL, .fini =
 Test(mm, bad_ranges_are_refused, .init = setup, .fini = teardown)
 {
 	struct space_range bad[][2] = {
-		{ { 0, 0 } },			      /* empty */
-		{ { 100, PAGE } },		      /* unaligned */
+		{ { 0, 0 } }, /* empty */
+		{ { 100, PAGE } }, /* unaligned */
 		{ { UINT64_MAX - PAGE + 1, 2 * PAGE } }, /* wraps */
 		{ { 0, 4 * PAGE }, { 2 * PAGE, PAGE } }, /* overlap */
 	};
@@ -527,7 +527,7 @@ Test(mm, policies_parse_by_name, .init = NULL, .fini = NULL)
 struct stress_space {
 	struct space *s;
 	pthread_rwlock_t quiesce; /* writers hold it shared; fork takes it exclusive */
-	uint64_t model[S_PAGES];  /* the tag every word of the page must hold */
+	uint64_t model[S_PAGES]; /* the tag every word of the page must hold */
 };
 
 static struct stress_space sp[S_SPACES];
@@ -638,8 +638,8 @@ static void stress(void)
 				  "space %u page %u: want tag %#lx, word 0 is %#lx", i, p,
 				  sp[i].model[p], *(uint64_t *)page(sp[i].s, p));
 	cr_assert_eq(stats().pinned_frames, 0);
-	cr_log_info("stress: %u spaces, %lu faults, %lu copies, %lu reuses, %lu pins",
-		    nsp, stats().faults, stats().copies, stats().reuses, stats().pins);
+	cr_log_info("stress: %u spaces, %lu faults, %lu copies, %lu reuses, %lu pins", nsp,
+		    stats().faults, stats().copies, stats().reuses, stats().pins);
 	cr_assert_eq(nsp, S_SPACES);
 	cr_assert_gt(stats().copies, 100);
 	cr_assert_gt(stats().reuses, 0);
