@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev
-      qemu-system-x86 busybox-static cpio clang-format)
+      qemu-system-x86 busybox-static cpio xz-utils clang-format)
 
 missing=()
 for p in "${PKGS[@]}"; do
