@@ -17,6 +17,7 @@ enum cli_cmd {
 
 #define CLI_DEFAULT_DISK_SEED 0x666f726b766dULL /* "forkvm": what blkread checks */
 #define CLI_DEFAULT_DISK_SIZE (4ULL << 20)
+#define CLI_MAX_CLONES 64
 
 struct cli {
 	enum cli_cmd cmd;
@@ -25,6 +26,10 @@ struct cli {
 	struct machine_config cfg;
 	unsigned int timeout_ms; /* --timeout SECONDS; 0: none */
 	unsigned int pause_test; /* --pause-test N: pause/check/resume N times */
+	unsigned int clones; /* --clones N: live clones of the running guest */
+	unsigned int clone_after_ms; /* --clone-after MS */
+	bool clone_after_given; /* else: clone at console line clone_at_line */
+	unsigned int clone_at_line; /* --clone-at-line N (default 1) */
 	char guest_elf_buf[4096]; /* the default guest path, when not given */
 	/* mkdisk */
 	const char *disk_path;

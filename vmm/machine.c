@@ -14,6 +14,7 @@
 #include "devices/serial.h"
 #include "mm/mm.h"
 #include "vmm/boot.h"
+#include "vmm/console.h"
 #include "vmm/disks.h"
 #include "vmm/fdt.h"
 
@@ -30,7 +31,8 @@ static void serial_destroy_cb(void *obj)
 	serial_destroy(obj);
 }
 
-static int add_console(struct machine *m, const char *path, char *err, size_t errlen)
+int machine_add_console(struct machine *m, const char *path, const char *prefix, char *err,
+			size_t errlen)
 {
 	struct bus_region r;
 	struct serial *s;
@@ -44,6 +46,14 @@ static int add_console(struct machine *m, const char *path, char *err, size_t er
 			return ret;
 		}
 		m->console_fd = fd;
+	}
+	if (prefix) {
+		ret = console_tap_create(fd, prefix, &m->tap);
+		if (ret) {
+			snprintf(err, errlen, "console tap: %s", strerror(-ret));
+			return ret;
+		}
+		fd = console_tap_fd(m->tap);
 	}
 	ret = serial_create(fd, &m->vm.host, SERIAL_COM1_GSI, &s);
 	if (ret) {
@@ -60,6 +70,13 @@ static int add_console(struct machine *m, const char *path, char *err, size_t er
 	if (ret)
 		snprintf(err, errlen, "serial: port region: %s", strerror(-ret));
 	return ret;
+}
+
+int machine_wait_console(struct machine *m, unsigned long lines, unsigned int timeout_ms)
+{
+	if (!m->tap)
+		return -ENOTSUP;
+	return console_tap_wait_lines(m->tap, lines, timeout_ms);
 }
 
 static int add_disks(struct machine *m, const struct machine_config *cfg, struct fdt_machine *desc,
@@ -94,6 +111,7 @@ static int add_disks(struct machine *m, const struct machine_config *cfg, struct
 			return ret;
 		}
 		desc->nvirtio++;
+		m->ndisks++;
 	}
 	return 0;
 }
@@ -160,6 +178,7 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 		return -ENOMEM;
 	m->console_fd = -1;
 	m->kvm.fd = -1;
+	m->owns_pool = true;
 
 	ret = kvm_open(&m->kvm, err, errlen);
 	if (ret)
@@ -197,7 +216,7 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 	desc.free_start = m->image.end;
 	desc.free_size = cfg->mem_size - m->image.end;
 
-	ret = add_console(m, cfg->console, err, errlen);
+	ret = machine_add_console(m, cfg->console, cfg->console_prefix, err, errlen);
 	if (ret)
 		goto err;
 	ret = add_disks(m, cfg, &desc, err, errlen);
@@ -225,6 +244,16 @@ int machine_start(struct machine *m)
 int machine_wait(struct machine *m, unsigned int timeout_ms)
 {
 	return cpus_wait(&m->cpus, timeout_ms);
+}
+
+bool machine_stopped(struct machine *m)
+{
+	bool stopped;
+
+	pthread_mutex_lock(&m->cpus.lock);
+	stopped = m->cpus.stop;
+	pthread_mutex_unlock(&m->cpus.lock);
+	return stopped;
 }
 
 const char *machine_stop_reason(struct machine *m)
@@ -325,10 +354,15 @@ void machine_destroy(struct machine *m)
 	for (i = m->ndevs; i-- > 0;)
 		m->devs[i].destroy(m->devs[i].obj);
 	m->ndevs = 0;
+	/* After the serial port: nothing writes into the tap any more. */
+	console_tap_destroy(m->tap);
+	m->tap = NULL;
 	if (m->vm_created)
 		vm_destroy(&m->vm);
 	space_destroy(m->space);
-	pool_destroy(m->pool);
+	/* A clone shares its parent's pool; the parent, destroyed last, frees it. */
+	if (m->owns_pool)
+		pool_destroy(m->pool);
 	kvm_close(&m->kvm);
 	if (m->console_fd >= 0)
 		close(m->console_fd);

@@ -18,6 +18,7 @@
 #include "vmm/layout.h"
 #include "vmm/vm.h"
 
+struct console_tap;
 struct pool;
 struct space;
 
@@ -33,6 +34,7 @@ struct machine_config {
 	const char *args; /* NULL: "" */
 	const char *guest_elf; /* path of the test guest */
 	const char *console; /* NULL: stdout */
+	const char *console_prefix; /* non-NULL: each console line gets it (a tap) */
 	unsigned int ndisks;
 	struct machine_disk disks[LAYOUT_MAX_DISKS];
 	bool quiet_results; /* do not print "result:" lines (in-process tests) */
@@ -51,12 +53,15 @@ struct machine_dev {
 struct machine {
 	struct kvm_sys kvm;
 	struct pool *pool;
+	bool owns_pool; /* false in a clone: the family's pool is the parent's */
 	struct space *space;
 	struct vm vm;
 	bool vm_created;
 	struct cpus cpus;
 	bool cpus_created;
 	int console_fd; /* -1: none of ours */
+	struct console_tap *tap; /* NULL: the serial writes straight to the output */
+	unsigned int ndisks;
 	unsigned int ndevs;
 	struct machine_dev devs[MACHINE_MAX_DEVS];
 	struct elf_image image;
@@ -70,11 +75,28 @@ struct machine {
 int machine_create(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/**
+ * machine_add_console() - the COM1 serial port of @m (whose VM exists), writing
+ * to @path (NULL: stdout), through a tap prefixing each line with @prefix
+ * when @prefix is not NULL.  Return: 0 or -errno; @err gets a one-line reason.
+ */
+int machine_add_console(struct machine *m, const char *path, const char *prefix, char *err,
+			size_t errlen) __attribute__((warn_unused_result));
+
+/**
+ * machine_wait_console() - wait until the guest printed @lines lines, at most
+ * @timeout_ms.  Return: 0, -ETIMEDOUT, or -ENOTSUP without a console prefix.
+ */
+int machine_wait_console(struct machine *m, unsigned long lines, unsigned int timeout_ms);
+
 /** machine_start() - start the vCPU threads. */
 int machine_start(struct machine *m) __attribute__((warn_unused_result));
 
 /** machine_wait() - cpus_wait(): run until the guest exits; the exit status. */
 int machine_wait(struct machine *m, unsigned int timeout_ms);
+
+/** machine_stopped() - the guest exited or the machine was stopped. */
+bool machine_stopped(struct machine *m);
 
 /** machine_stop_reason() - why it stopped, "" for a clean guest exit. */
 const char *machine_stop_reason(struct machine *m);
@@ -96,7 +118,10 @@ int machine_pause(struct machine *m);
 /** machine_resume() - undo machine_pause(): devices first, then vCPUs. */
 void machine_resume(struct machine *m);
 
-/** machine_destroy() - stop and free everything; NULL is a no-op. */
+/**
+ * machine_destroy() - stop and free everything; NULL is a no-op.  A parent
+ * must be destroyed after its clones: they share its frame pool.
+ */
 void machine_destroy(struct machine *m);
 
 #endif /* FORKVM_VMM_MACHINE_H */

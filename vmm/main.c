@@ -10,6 +10,7 @@
 
 #include "vmm/cli.h"
 #include "vmm/cpus.h"
+#include "vmm/family.h"
 #include "vmm/machine.h"
 #include "vmm/mkdisk.h"
 
@@ -111,7 +112,7 @@ int main(int argc, char **argv)
 		fputs(cli_usage(), stdout);
 		return 0;
 	case CLI_RUN:
-		return cmd_run(&cli);
+		return cli.clones ? family_run(&cli) : cmd_run(&cli);
 	case CLI_MKDISK:
 		return cmd_mkdisk(&cli);
 	}

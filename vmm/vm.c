@@ -26,18 +26,51 @@ static int host_ioeventfd(void *opaque, uint64_t addr, uint32_t datamatch, int f
 	return vm_ioeventfd(opaque, addr, datamatch, fd);
 }
 
-int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err, size_t errlen)
+int vm_set_space(struct vm *vm, struct space *space, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region slot;
-	struct kvm_pit_config pit = { .flags = 0 };
 	const struct space_range *ranges;
-	unsigned int nranges, i;
+	unsigned int nranges;
+	void *hva;
+	int ret;
+
+	ranges = space_ranges(space, &nranges);
+	if (nranges != 1 || ranges[0].gpa != 0) {
+		snprintf(err, errlen, "guest memory must be one range at GPA 0");
+		return -EINVAL;
+	}
+	hva = space_hva(space, 0);
+	if (!hva) {
+		snprintf(err, errlen, "guest memory has no host window");
+		return -EINVAL;
+	}
+
+	memset(&slot, 0, sizeof(slot));
+	slot.slot = 0;
+	slot.guest_phys_addr = 0;
+	slot.memory_size = ranges[0].size;
+	slot.userspace_addr = (uintptr_t)hva;
+	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
+			 (unsigned long long)ranges[0].size, strerror(errno));
+		return ret;
+	}
+	vm->space = space;
+	vm->mem_size = ranges[0].size;
+	vm->hva = hva;
+	return 0;
+}
+
+int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err, size_t errlen)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	unsigned int i;
 	int ret;
 
 	memset(vm, 0, sizeof(*vm));
 	vm->fd = -1;
 	vm->kvm = kvm;
-	vm->space = space;
 	for (i = 0; i < VM_MAX_GSI; i++)
 		vm->irqfds[i] = -1;
 	iobus_init(&vm->pio, "pio");
@@ -45,18 +78,6 @@ int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err
 	vm->host.irqfd = host_irqfd;
 	vm->host.ioeventfd = host_ioeventfd;
 	vm->host.opaque = vm;
-
-	ranges = space_ranges(space, &nranges);
-	if (nranges != 1 || ranges[0].gpa != 0) {
-		snprintf(err, errlen, "guest memory must be one range at GPA 0");
-		return -EINVAL;
-	}
-	vm->mem_size = ranges[0].size;
-	vm->hva = space_hva(space, 0);
-	if (!vm->hva) {
-		snprintf(err, errlen, "guest memory has no host window");
-		return -EINVAL;
-	}
 
 	vm->fd = ioctl(kvm->fd, KVM_CREATE_VM, 0);
 	if (vm->fd < 0) {
@@ -92,17 +113,10 @@ int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err
 		snprintf(err, errlen, "KVM_CREATE_PIT2: %s", strerror(errno));
 		goto err_close;
 	}
-
-	memset(&slot, 0, sizeof(slot));
-	slot.slot = 0;
-	slot.guest_phys_addr = 0;
-	slot.memory_size = vm->mem_size;
-	slot.userspace_addr = (uintptr_t)vm->hva;
-	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
-			 (unsigned long long)vm->mem_size, strerror(errno));
-		goto err_close;
+	if (space) {
+		ret = vm_set_space(vm, space, err, errlen);
+		if (ret)
+			goto err_close;
 	}
 	return 0;
 

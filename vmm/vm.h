@@ -7,6 +7,7 @@
 #ifndef FORKVM_VMM_VM_H
 #define FORKVM_VMM_VM_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "devices/bus.h"
@@ -32,9 +33,18 @@ struct vm {
 /**
  * vm_create() - a VM whose RAM is @space (one range at GPA 0, below 3 GiB),
  * with an in-kernel IOAPIC/PIC/LAPIC and PIT.  Create vCPUs afterwards.
+ * @space may be NULL: the VM has no RAM until vm_set_space() (a clone builds
+ * its VM before it pauses the parent, and forks the memory during the pause).
  * Return: 0 or -errno; @err gets a one-line reason.
  */
 int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/**
+ * vm_set_space() - give a VM made without RAM its memslot over @space.
+ * Return: 0 or -errno; @err gets a one-line reason.
+ */
+int vm_set_space(struct vm *vm, struct space *space, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
 /** vm_destroy() - close the irqfds and the VM fd; safe to call twice. */
