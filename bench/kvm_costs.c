@@ -8,9 +8,14 @@
  *   kvm_costs.pio_exit_us           one guest port-I/O exit round trip (CPL 3)
  *   kvm_costs.guest_fresh_page_us   guest's first write to a never-written page of a space
  *   kvm_costs.guest_wp_fault_us     guest write to a shared, write-protected page
- *                                   of a space (mm's fault service copies, remaps, wakes)
+ *                                   of a space (mm's fault service copies, remaps,
+ *                                   wakes), one page per fault (cow_batch 1)
  *   kvm_costs.host_wp_fault_us      the same fault taken by a host thread
  *   kvm_costs.guest_vs_host_wp.ratio
+ *   kvm_costs.guest_wp_page_us.default_batch   per page written, mm's default
+ *   kvm_costs.host_wp_page_us.default_batch    cow_batch (adjacent pages copied
+ *                                              together on one fault)
+ *   kvm_costs.guest_wp_faults_per_page.default_batch
  *
  * Each figure is the median of ROUNDS rounds.  Run it where KVM is:
  *     scripts/in-kvm build/bench/kvm_costs
@@ -124,16 +129,18 @@ enum wp_mode { GUEST_SHARED, GUEST_FRESH, HOST_SHARED };
  * writes (one qword per page) by the guest or by this thread.
  * Return: microseconds per page, or a negative value on error.
  */
-static double wp_round(enum wp_mode mode)
+static double wp_round(enum wp_mode mode, unsigned int cow_batch, double *faults_per_page)
 {
+	struct pool_config cfg = { .cow_batch = cow_batch };
 	struct space *space = NULL, *child = NULL;
+	struct pool_stats st0, st1;
 	struct pool *pool = NULL;
 	struct mkvm m = { .kvm = -1, .vm = -1, .vcpu = -1 };
 	double t0, t = -1;
 	uint64_t i;
 	uint8_t *w;
 
-	if (pool_create(NULL, &pool))
+	if (pool_create(&cfg, &pool))
 		return -1;
 	if (space_create(pool, &(struct space_range){ 0, SPACE_SIZE }, 1, &space))
 		goto out;
@@ -144,6 +151,7 @@ static double wp_round(enum wp_mode mode)
 		if (space_fork(space, &child))
 			goto out;
 	}
+	pool_get_stats(pool, &st0);
 	if (mode == HOST_SHARED) {
 		t0 = now_us();
 		for (i = 0; i < NPAGES; i++)
@@ -161,6 +169,9 @@ static double wp_round(enum wp_mode mode)
 	if (run_to_done(&m) != 0)
 		goto out;
 	t = (now_us() - t0) / NPAGES;
+	pool_get_stats(pool, &st1);
+	if (faults_per_page)
+		*faults_per_page = (double)(st1.faults - st0.faults) / NPAGES;
 out:
 	mkvm_close(&m);
 	space_destroy(child);
@@ -172,6 +183,7 @@ out:
 int main(void)
 {
 	double pio[ROUNDS], create[ROUNDS], gwp[ROUNDS], gfresh[ROUNDS], hwp[ROUNDS];
+	double gwpb[ROUNDS], hwpb[ROUNDS], gfpp[ROUNDS];
 	const char *path = getenv("FORKVM_KVM_PATH");
 	int i, ret;
 
@@ -187,10 +199,13 @@ int main(void)
 			return 1;
 		}
 		create[i] = vm_create_ms();
-		gwp[i] = wp_round(GUEST_SHARED);
-		gfresh[i] = wp_round(GUEST_FRESH);
-		hwp[i] = wp_round(HOST_SHARED);
-		if (create[i] < 0 || gwp[i] < 0 || gfresh[i] < 0 || hwp[i] < 0) {
+		gwp[i] = wp_round(GUEST_SHARED, 1, NULL);
+		gfresh[i] = wp_round(GUEST_FRESH, 1, NULL);
+		hwp[i] = wp_round(HOST_SHARED, 1, NULL);
+		gwpb[i] = wp_round(GUEST_SHARED, 0, &gfpp[i]);
+		hwpb[i] = wp_round(HOST_SHARED, 0, NULL);
+		if (create[i] < 0 || gwp[i] < 0 || gfresh[i] < 0 || hwp[i] < 0 || gwpb[i] < 0 ||
+		    hwpb[i] < 0) {
 			fprintf(stderr, "kvm_costs: a write-protect round failed\n");
 			return 1;
 		}
@@ -203,5 +218,8 @@ int main(void)
 	printf("kvm_costs.host_wp_fault_us: %.2f\n", median(hwp, ROUNDS));
 	printf("kvm_costs.guest_vs_host_wp.ratio: %.2f\n",
 	       median(gwp, ROUNDS) / median(hwp, ROUNDS));
+	printf("kvm_costs.guest_wp_page_us.default_batch: %.2f\n", median(gwpb, ROUNDS));
+	printf("kvm_costs.host_wp_page_us.default_batch: %.2f\n", median(hwpb, ROUNDS));
+	printf("kvm_costs.guest_wp_faults_per_page.default_batch: %.3f\n", median(gfpp, ROUNDS));
 	return 0;
 }
