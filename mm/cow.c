@@ -70,8 +70,15 @@ static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
 			ret = -ENOSPC;
 			break;
 		}
-		memcpy(frame_ptr(pool, nf[i]), frame_ptr(pool, s->frame[pages[i]]), MM_PAGE_SIZE);
 		frame_init(pool, nf[i]);
+	}
+	/* One in-kernel copy per run of neighbouring frames on both sides. */
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && nf[j] == nf[i] + (j - i) &&
+				s->frame[pages[j]] == s->frame[pages[i]] + (j - i);
+		     j++)
+			;
+		pool_copy_frames(pool, nf[i], s->frame[pages[i]], j - i);
 	}
 	/* One mmap per run of neighbouring pages in neighbouring frames. */
 	for (i = 0; i < n && ret == 0; i = j) {

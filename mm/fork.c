@@ -109,7 +109,7 @@ int space_fork(struct space *parent, struct space **childp)
 		if (fork_must_copy(parent, f)) {
 			uint64_t nf = child->home->start + p;
 
-			memcpy(frame_ptr(pool, nf), frame_ptr(pool, f), MM_PAGE_SIZE);
+			pool_copy_frames(pool, nf, f, 1);
 			frame_init(pool, nf);
 			child->frame[p] = nf;
 			atomic_fetch_add(&pool->ctr->fork_copies, 1);

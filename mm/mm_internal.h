@@ -125,6 +125,7 @@ void region_put(struct pool *pool, struct region *r);
 /* A free frame for a copy of page @p of @s: copy + p when free, else spill. */
 uint64_t frame_alloc_for(struct space *s, uint64_t p);
 int pool_punch(struct pool *pool, uint64_t f, uint64_t n);
+int pool_copy_frames(struct pool *pool, uint64_t dst, uint64_t src, uint64_t n);
 static inline void *frame_ptr(struct pool *pool, uint64_t f)
 {
 	return pool->dmap + (f << MM_PAGE_SHIFT);

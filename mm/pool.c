@@ -255,6 +255,32 @@ void frame_share_locked(struct pool *pool, uint64_t f)
 			      memory_order_relaxed);
 }
 
+/*
+ * Copy frames [src, src + n) to [dst, dst + n) inside the pool file, in the
+ * kernel: no page table of ours is touched, where a memcpy through the direct
+ * map took two page faults per frame (source and fresh destination), 5-10x
+ * the copy itself.  Falls back to memcpy if the kernel refuses.
+ */
+int pool_copy_frames(struct pool *pool, uint64_t dst, uint64_t src, uint64_t n)
+{
+	loff_t in = src << MM_PAGE_SHIFT, out = dst << MM_PAGE_SHIFT;
+	size_t left = n << MM_PAGE_SHIFT;
+
+	while (left) {
+		ssize_t done = copy_file_range(pool->fd, &in, pool->fd, &out, left, 0);
+
+		if (done <= 0) {
+			if (done < 0 && errno == EINTR)
+				continue;
+			/* No copy_file_range here: the direct map does it too. */
+			memcpy(pool->dmap + out, pool->dmap + in, left);
+			return 0;
+		}
+		left -= done;
+	}
+	return 0;
+}
+
 int pool_punch(struct pool *pool, uint64_t f, uint64_t n)
 {
 	if (fallocate(pool->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, f << MM_PAGE_SHIFT,
