@@ -93,6 +93,9 @@ Test(vmm_clone, memcheck_clones_end_with_the_unforked_checksum, .timeout = 300)
 	c1 = clone_of(parent, "clone1.txt");
 	/* A clone of the clone: same family, same pool. */
 	c2 = clone_of(c1, "clone2.txt");
+	/* Mid-run: the parent had not printed its checksum (line 6) yet. */
+	cr_expect_eq(machine_wait_console(parent, 6, 0), -ETIMEDOUT,
+		     "memcheck ended before the clones: not a mid-run clone");
 	rp = result_of(parent, "parent");
 	r1 = result_of(c1, "clone 1");
 	r2 = result_of(c2, "clone 2");
@@ -113,6 +116,9 @@ Test(vmm_clone, atomics_on_two_vcpus_is_exact_in_every_clone, .timeout = 300)
 	cr_assert_eq(machine_wait_console(vm[0], 1, WAIT_MS), 0, "no start-up line");
 	vm[1] = clone_of(vm[0], "clone1.txt");
 	vm[2] = clone_of(vm[0], "clone2.txt");
+	/* Mid-run: the parent had not printed its total (line 2) yet. */
+	cr_expect_eq(machine_wait_console(vm[0], 2, 0), -ETIMEDOUT,
+		     "atomics ended before the clones: not a mid-run clone");
 	for (i = 0; i < 3; i++)
 		cr_expect_eq(result_of(vm[i], i ? "clone" : "parent"), 40000000u,
 			     "VM %u: atomics total wrong", i);
