@@ -10,7 +10,8 @@
 #     integration: N passed, M failed
 # where N and M count Criterion tests (from each binary's "Synthesis" line); a
 # binary that dies before its synthesis counts as one failed test.  Exit 0 iff
-# every test passed.  Skipped tests are reported on their own line.
+# every test passed.  Skipped tests are reported on their own line.  A binary
+# running over FORKVM_TEST_TIMEOUT seconds (default 240) is killed and fails.
 set -euo pipefail
 
 OUT=${1:?usage: scripts/run-integration.sh OUT}
@@ -19,6 +20,8 @@ OUT=$(cd "$OUT" && pwd)
 export FORKVM_BIN=$OUT/forkvm
 export FORKVM_GUEST=$OUT/guest/test.elf
 path=${FORKVM_KVM_PATH:-unknown (not started by scripts/in-kvm)}
+# Per binary: a hung test costs this much, not the whole nested run.
+TEST_TIMEOUT=${FORKVM_TEST_TIMEOUT:-240}
 
 passed=0
 failed=0
@@ -38,8 +41,13 @@ for t in "$OUT"/tests/integration/test_*; do
 	echo "== integration: $name"
 	t0=$(now_us)
 	rc=0
-	"$t" --jobs 1 --verbose 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+	timeout -s TERM "$TEST_TIMEOUT" "$t" --jobs 1 --verbose 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
 	dt=$((($(now_us) - t0) / 100000))
+	# By the clock: coreutils' timeout says 124, busybox's passes on what
+	# Criterion does with the TERM.
+	if [ "$rc" -ne 0 ] && [ $((dt / 10)) -ge "$TEST_TIMEOUT" ]; then
+		echo "integration: $name: TIMED OUT after $TEST_TIMEOUT s (FORKVM_TEST_TIMEOUT), killed"
+	fi
 	# "[====] Synthesis: Tested: 3 | Passing: 2 | Failing: 1 | Crashing: 0"
 	syn=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -a 'Synthesis: Tested:' | tail -n 1 || true)
 	if [ -n "$syn" ]; then
