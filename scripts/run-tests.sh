@@ -8,19 +8,37 @@ WHAT=${2:-all}
 passed=0
 failed=0
 failed_names=()
+tests_passed=0
+tests_failed=0
+
+# Adds a Criterion "Synthesis" line's counts (colours stripped) to the totals.
+count_synthesis() {
+	local syn p f c
+	syn=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -a 'Synthesis: Tested:' | tail -n 1 || true)
+	p=$(echo "$syn" | sed -n 's/.*Passing: *\([0-9]*\).*/\1/p')
+	f=$(echo "$syn" | sed -n 's/.*Failing: *\([0-9]*\).*/\1/p')
+	c=$(echo "$syn" | sed -n 's/.*Crashing: *\([0-9]*\).*/\1/p')
+	tests_passed=$((tests_passed + ${p:-0}))
+	tests_failed=$((tests_failed + ${f:-1} + ${c:-0}))
+}
 
 run_unit() {
-	local t
+	local t log rc
+	log=$(mktemp)
 	for t in "$OUT"/tests/unit/test_*; do
 		[ -x "$t" ] || continue
 		echo "== unit: ${t##*/}"
-		if "$t" --jobs 2; then
+		"$t" --jobs 2 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		count_synthesis "$log"
+		if [ "$rc" -eq 0 ]; then
 			passed=$((passed + 1))
 		else
 			failed=$((failed + 1))
 			failed_names+=("unit/${t##*/}")
 		fi
 	done
+	rm -f "$log"
 }
 
 run_integration() {
@@ -32,6 +50,12 @@ run_integration() {
 	# Repeat the path and the count at the end, where the summary is read.
 	integ_summary=$(grep -a -E '^(in-kvm: path:|integration: [0-9]+ passed)' "$log" | sed 's/^/   /')
 	integ_summary+=$'\n'"   integration wall time (incl. any nested boot): $((SECONDS - t0)) s"
+	local line
+	line=$(grep -a -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+	if [ -n "$line" ]; then
+		tests_passed=$((tests_passed + $(echo "$line" | sed 's/^integration: \([0-9]*\) passed.*/\1/')))
+		tests_failed=$((tests_failed + $(echo "$line" | sed 's/.* \([0-9]*\) failed.*/\1/')))
+	fi
 	rm -f "$log"
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
@@ -53,4 +77,5 @@ esac
 [ -z "${integ_summary:-}" ] || echo "$integ_summary"
 [ ${#failed_names[@]} -eq 0 ] || echo "failed suites: ${failed_names[*]}"
 echo "suites: $passed passed, $failed failed"
+echo "tests: $tests_passed passed, $tests_failed failed"
 [ "$failed" -eq 0 ]
