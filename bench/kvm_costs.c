@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench.h"
 #include "mm/mm.h"
 #include "tests/helpers/mini_kvm.h"
 
@@ -35,27 +36,6 @@
 #define SPACE_SIZE (4ULL << 20)
 #define PORT_PIO 0x1234
 #define PORT_DONE 0x1236
-
-static double now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
 
 /* Run until the done port; count the other port-I/O exits.  -1 on a bad exit. */
 static long run_to_done(struct mkvm *m)

@@ -147,63 +147,60 @@ void space_unpin(struct mm_pin *pin)
 	memset(pin, 0, sizeof(*pin));
 }
 
-int space_read(struct space *s, uint64_t gpa, void *buf, size_t len)
+/* Copy one page's @chunk bytes at @off between @buf and page @p of @s. */
+static int copy_page(struct space *s, uint64_t p, uint64_t off, uint8_t *buf, size_t chunk,
+		     bool to_guest)
 {
 	struct pool *pool = s->pool;
+	off_t pos;
+	int ret;
+
+	if (to_guest) {
+		ret = make_exclusive(s, p); /* a write breaks COW like a CPU write */
+		if (ret < 0)
+			return ret;
+		memcpy((uint8_t *)frame_ptr(pool, s->frame[p]) + off, buf, chunk);
+		return 0;
+	}
+	if (s->frame[p] != MM_NO_FRAME) {
+		memcpy(buf, (uint8_t *)frame_ptr(pool, s->frame[p]) + off, chunk);
+		return 0;
+	}
+	/* pread() of a hole reads zeros without allocating a page. */
+	pos = ((s->home->start + p) << MM_PAGE_SHIFT) + off;
+	return pread(pool->fd, buf, chunk, pos) == (ssize_t)chunk ? 0 : -EIO;
+}
+
+static int space_copy(struct space *s, uint64_t gpa, uint8_t *buf, size_t len, bool to_guest)
+{
 	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1);
-	uint8_t *out = buf;
 	int ret;
 
 	ret = range_pages(s, gpa, len, &first, &n);
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&pool->lock);
-	for (uint64_t p = first; p < first + n; p++) {
+	pthread_mutex_lock(&s->pool->lock);
+	for (uint64_t p = first; p < first + n && ret == 0; p++) {
 		size_t chunk = MM_PAGE_SIZE - off < len ? MM_PAGE_SIZE - off : len;
 
-		if (s->frame[p] != MM_NO_FRAME) {
-			memcpy(out, (uint8_t *)frame_ptr(pool, s->frame[p]) + off, chunk);
-		} else {
-			/* pread() of a hole reads zeros without allocating a page. */
-			off_t pos = ((s->home->start + p) << MM_PAGE_SHIFT) + off;
-
-			if (pread(pool->fd, out, chunk, pos) != (ssize_t)chunk) {
-				ret = -EIO;
-				break;
-			}
-		}
-		out += chunk;
+		ret = copy_page(s, p, off, buf, chunk, to_guest);
+		buf += chunk;
 		len -= chunk;
 		off = 0;
 	}
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(&s->pool->lock);
 	return ret;
+}
+
+int space_read(struct space *s, uint64_t gpa, void *buf, size_t len)
+{
+	return space_copy(s, gpa, buf, len, false);
 }
 
 int space_write(struct space *s, uint64_t gpa, const void *buf, size_t len)
 {
-	struct pool *pool = s->pool;
-	uint64_t first, n, off = gpa & (MM_PAGE_SIZE - 1);
-	const uint8_t *in = buf;
-	int ret;
-
-	ret = range_pages(s, gpa, len, &first, &n);
-	if (ret < 0)
-		return ret;
-	pthread_mutex_lock(&pool->lock);
-	for (uint64_t p = first; p < first + n; p++) {
-		size_t chunk = MM_PAGE_SIZE - off < len ? MM_PAGE_SIZE - off : len;
-
-		ret = make_exclusive(s, p);
-		if (ret < 0)
-			break;
-		memcpy((uint8_t *)frame_ptr(pool, s->frame[p]) + off, in, chunk);
-		in += chunk;
-		len -= chunk;
-		off = 0;
-	}
-	pthread_mutex_unlock(&pool->lock);
-	return ret;
+	/* Only read from when copying to the guest. */
+	return space_copy(s, gpa, (uint8_t *)buf, len, true);
 }
 
 int space_ref_page(struct space *s, uint64_t gpa, uint64_t *frame)

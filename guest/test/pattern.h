@@ -9,21 +9,17 @@
 
 #include <stdint.h>
 
-#define DISK_SEED_READ 0x666f726b766dULL /* "forkvm" */
-#define DISK_SEED_WRITE 0x777269746521ULL /* "write!" */
+/* One definition of the disk pattern for the host tools and the guest:
+ * the header is freestanding (inline functions, declarations only). */
+#include "devices/disk_pattern.h"
 
-static inline uint64_t splitmix64(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
+#define DISK_SEED_READ DISK_PATTERN_SEED_READ
+#define DISK_SEED_WRITE DISK_PATTERN_SEED_WRITE
 
 /* The word at disk byte offset @off (a multiple of 8). */
 static inline uint64_t disk_word(uint64_t off, uint64_t seed)
 {
-	return splitmix64(off ^ seed);
+	return disk_pattern_word(seed, off);
 }
 
 /*
