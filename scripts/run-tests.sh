@@ -49,7 +49,8 @@ run_integration() {
 	rc=${PIPESTATUS[0]}
 	# Repeat the path and the count at the end, where the summary is read.
 	integ_summary=$(grep -a -E '^(in-kvm: path:|integration: [0-9]+ passed)' "$log" | sed 's/^/   /')
-	integ_summary+=$'\n'"   integration wall time (incl. any nested boot): $((SECONDS - t0)) s"
+	[ -z "$integ_summary" ] || integ_summary+=$'\n'
+	integ_summary+="   integration wall time (incl. any nested boot): $((SECONDS - t0)) s"
 	local line
 	line=$(grep -a -E '^integration: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
 	if [ -n "$line" ]; then
