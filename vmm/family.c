@@ -149,7 +149,7 @@ static void vm_name(unsigned int i, char *buf, size_t len)
 
 static void report_vms(const struct family *f)
 {
-	char name[16], result[16];
+	char name[24], result[16];
 	unsigned int i;
 
 	printf("forkvm: %-9s %4s  %-10s  %8s  %8s  %5s\n", "VM", "exit", "result", "present",
