@@ -48,9 +48,14 @@ static struct {
 	time_t last_err;
 } svc = { .lock = PTHREAD_MUTEX_INITIALIZER, .uffd = -1, .stop_fd = -1 };
 
+/*
+ * vm.max_map_count, or FORKVM_MAX_MAP_COUNT when that is lower (to test the
+ * collapse path without 50k mappings, or to leave room for other users).
+ */
 static uint64_t read_max_map_count(void)
 {
-	unsigned long v = 65530;
+	const char *env = getenv("FORKVM_MAX_MAP_COUNT");
+	unsigned long v = 65530, lim;
 	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
 
 	if (f) {
@@ -58,6 +63,8 @@ static uint64_t read_max_map_count(void)
 			v = 65530;
 		fclose(f);
 	}
+	if (env && (lim = strtoul(env, NULL, 10)) > 0 && lim < v)
+		v = lim;
 	return v;
 }
 

@@ -661,3 +661,36 @@ Test(mm, stress_on_the_6_1_uffd_path_with_batched_cow, .init = NULL, .fini = tea
 	setup_policy(MM_POLICY_PAGECOUNT, true, 8);
 	stress();
 }
+
+/* ---- the mapping budget ---------------------------------------------- */
+
+/*
+ * With a budget this process is already near (the environment lowers
+ * vm.max_map_count for mm), a fault collapses its whole 2 MiB block:
+ * scattered writes then cost one mapping per block, not two per write.
+ */
+Test(mm, tight_mapping_budget_collapses_whole_blocks, .init = NULL, .fini = teardown)
+{
+	struct space *parent, *child;
+	struct space_stats st;
+	uint64_t pages = 4 * MM_COLLAPSE_PAGES; /* four 2 MiB blocks */
+
+	setenv("FORKVM_MAX_MAP_COUNT", "64", 1); /* read when the service starts */
+	setup_policy(MM_POLICY_PAGECOUNT, false, 1);
+	parent = new_space(pages);
+	for (uint64_t p = 0; p < pages; p++)
+		fill(parent, p, 0x33);
+	child = fork_of(parent);
+	for (uint64_t p = 3; p < pages; p += 37)
+		page(child, p)[0] = 0x44;
+	cr_assert_leq(stats().faults, 4, "one fault per block, got %lu", stats().faults);
+	cr_assert_eq(stats().copies, pages, "every shared page of a touched block copied");
+	space_get_stats(child, &st);
+	cr_assert_leq(st.vmas, 2, "collapsed blocks merge into one mapping, got %lu", st.vmas);
+	for (uint64_t p = 0; p < pages; p++)
+		cr_assert_eq(page(child, p)[0], (p >= 3 && (p - 3) % 37 == 0) ? 0x44 : 0x33);
+	cr_assert(page_is(page(parent, 3), 0x33), "the parent is untouched");
+	space_destroy(child);
+	space_destroy(parent);
+	unsetenv("FORKVM_MAX_MAP_COUNT");
+}
