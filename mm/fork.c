@@ -27,8 +27,8 @@ static bool fork_must_copy(const struct space *parent, uint64_t f)
 	return frame_maybe_pinned(pool, f);
 }
 
-/* Write-protect every run of pages whose pflags say PG_WP but @was does not. */
-static int protect_new(struct space *s, const uint8_t *was)
+/* Write-protect every run of pages whose flags have @bit. */
+static int protect_flagged(struct space *s, uint8_t bit)
 {
 	uint64_t p = 0;
 	int ret;
@@ -36,12 +36,11 @@ static int protect_new(struct space *s, const uint8_t *was)
 	while (p < s->npages) {
 		uint64_t q;
 
-		if (!(s->pflags[p] & PG_WP) || (was && (was[p] & PG_WP))) {
+		if (!(s->pflags[p] & bit)) {
 			p++;
 			continue;
 		}
-		for (q = p + 1;
-		     q < s->npages && (s->pflags[q] & PG_WP) && !(was && (was[q] & PG_WP)); q++)
+		for (q = p + 1; q < s->npages && (s->pflags[q] & bit); q++)
 			;
 		ret = window_protect(s, p, q - p, true);
 		if (ret < 0)
@@ -67,22 +66,14 @@ int space_fork(struct space *parent, struct space **childp)
 	uint64_t bytes = parent->npages << MM_PAGE_SHIFT;
 	struct region *parent_copy;
 	struct space *child;
-	uint8_t *was;
 	int ret;
 
-	child = calloc(1, sizeof(*child));
-	was = malloc(parent->npages);
-	if (!child || !was) {
-		ret = -ENOMEM;
-		goto err_alloc;
-	}
-	/* The fields before the window: pool, ranges, sizes. */
-	memcpy(child, parent, offsetof(struct space, window));
-	child->frame = malloc(parent->npages * sizeof(*child->frame));
-	child->pflags = calloc(parent->npages, 1);
+	child = space_alloc(pool, parent->ranges, parent->nranges, parent->npages);
+	if (!child)
+		return -ENOMEM;
 	child->window =
 	    mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (!child->frame || !child->pflags || child->window == MAP_FAILED) {
+	if (child->window == MAP_FAILED) {
 		ret = -ENOMEM;
 		goto err_tables;
 	}
@@ -99,7 +90,6 @@ int space_fork(struct space *parent, struct space **childp)
 
 	/* The parent's vCPUs are stopped: this is the instant of the fork. */
 	space_adopt_written(parent);
-	memcpy(was, parent->pflags, parent->npages);
 	for (uint64_t p = 0; p < parent->npages; p++) {
 		uint64_t f = parent->frame[p];
 
@@ -117,32 +107,33 @@ int space_fork(struct space *parent, struct space **childp)
 		}
 		frame_share_locked(pool, f);
 		child->pflags[p] = PG_WP;
+		if (!(parent->pflags[p] & PG_WP))
+			parent->pflags[p] |= PG_NEW;
 	}
 
 	ret = space_map_all(child);
 	if (ret < 0)
 		goto err_child;
 	child->unregistered = true;
-	ret = protect_new(child, NULL);
+	ret = protect_flagged(child, PG_WP);
 	if (ret < 0)
 		goto err_child;
-	for (uint64_t p = 0; p < parent->npages; p++)
-		if (child->pflags[p] & PG_WP)
-			parent->pflags[p] |= PG_WP;
-	ret = protect_new(parent, was);
+	ret = protect_flagged(parent, PG_NEW);
 	if (ret < 0) {
 		/* Leave the parent as it was: writable where it was writable. */
-		memcpy(parent->pflags, was, parent->npages);
-		window_protect(parent, 0, parent->npages, false);
-		protect_new(parent, NULL);
+		for (uint64_t p = 0; p < parent->npages; p++)
+			if (parent->pflags[p] & PG_NEW)
+				window_protect(parent, p, 1, false);
 		goto err_child;
 	}
+	for (uint64_t p = 0; p < parent->npages; p++)
+		if (parent->pflags[p] & PG_NEW)
+			parent->pflags[p] ^= PG_NEW | PG_WP;
 	/* The parent's old copies are shared now: new copies go elsewhere. */
 	region_put(pool, parent->copy);
 	parent->copy = parent_copy;
 	pool->nspaces++;
 	pthread_mutex_unlock(&pool->lock);
-	free(was);
 
 	ret = fault_service_add(child);
 	if (ret < 0) {
@@ -153,6 +144,8 @@ int space_fork(struct space *parent, struct space **childp)
 	return 0;
 
 err_child:
+	for (uint64_t p = 0; p < parent->npages; p++)
+		parent->pflags[p] &= ~PG_NEW;
 	child_drop(child);
 	child->home = NULL;
 err_regions:
@@ -161,13 +154,8 @@ err_regions:
 	if (parent_copy)
 		region_put(pool, parent_copy);
 	pthread_mutex_unlock(&pool->lock);
+	munmap(child->window, bytes);
 err_tables:
-	if (child->window != MAP_FAILED)
-		munmap(child->window, bytes);
-	free(child->frame);
-	free(child->pflags);
-err_alloc:
-	free(child);
-	free(was);
+	space_free(child);
 	return ret;
 }

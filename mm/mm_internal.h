@@ -84,6 +84,7 @@ struct pool {
 
 /* Per-page state bits in space->pflags. */
 #define PG_WP (1u << 0) /* write-protected in the window (uffd-wp) */
+#define PG_NEW (1u << 1) /* space_fork(): protected by this fork, not yet in the window */
 
 struct space {
 	struct pool *pool;
@@ -132,6 +133,9 @@ static inline void *frame_ptr(struct pool *pool, uint64_t f)
 }
 
 /* space.c: the window. */
+struct space *space_alloc(struct pool *pool, const struct space_range *ranges, unsigned int n,
+			  uint64_t npages);
+void space_free(struct space *s);
 int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f);
 int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp);
 uint64_t space_page_of(const struct space *s, uint64_t gpa);

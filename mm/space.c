@@ -53,14 +53,31 @@ static int check_ranges(const struct space_range *ranges, unsigned int n, uint64
 	return 0;
 }
 
-static struct space *space_alloc(struct pool *pool, const struct space_range *ranges,
-				 unsigned int n, uint64_t npages)
+/*
+ * The page table of a space (frame per page, then a flag byte per page), in
+ * one mapping populated up front: first-touching it page by page costs a
+ * fault per 4 KiB, which on a 512 MiB guest was half of a clone's time.
+ */
+static size_t tables_bytes(uint64_t npages)
+{
+	return npages * (sizeof(uint64_t) + 1);
+}
+
+struct space *space_alloc(struct pool *pool, const struct space_range *ranges, unsigned int n,
+			  uint64_t npages)
 {
 	struct space *s = calloc(1, sizeof(*s));
 	uint64_t page = 0;
+	void *t;
 
 	if (!s)
 		return NULL;
+	t = mmap(NULL, tables_bytes(npages), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (t == MAP_FAILED) {
+		free(s);
+		return NULL;
+	}
 	s->pool = pool;
 	s->nranges = n;
 	s->npages = npages;
@@ -69,22 +86,15 @@ static struct space *space_alloc(struct pool *pool, const struct space_range *ra
 		s->range_page[i] = page;
 		page += ranges[i].size >> MM_PAGE_SHIFT;
 	}
-	s->frame = malloc(npages * sizeof(*s->frame));
-	s->pflags = calloc(npages, 1);
-	if (!s->frame || !s->pflags) {
-		free(s->frame);
-		free(s->pflags);
-		free(s);
-		return NULL;
-	}
+	s->frame = t;
+	s->pflags = (uint8_t *)(s->frame + npages);
 	memset(s->frame, 0xff, npages * sizeof(*s->frame)); /* MM_NO_FRAME */
 	return s;
 }
 
-static void space_free(struct space *s)
+void space_free(struct space *s)
 {
-	free(s->frame);
-	free(s->pflags);
+	munmap(s->frame, tables_bytes(s->npages));
 	free(s);
 }
 
