@@ -2,6 +2,7 @@
 /* Parsing forkvm's command line; every error names the argument. */
 #include "vmm/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -65,7 +66,8 @@ int cli_parse_size(const char *s, uint64_t *out)
 	unsigned int shift = 0;
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* strtoull would skip leading spaces and negate a '-' after them. */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 0);
@@ -101,7 +103,8 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
 {
 	char *end;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	/* A digit first: no sign, no leading space for strtoull to skip. */
+	if (!s || !isdigit((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	*out = strtoull(s, &end, 0);
