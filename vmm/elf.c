@@ -24,12 +24,28 @@ static int bad(char *err, size_t errlen, const char *what)
 	return -ENOEXEC;
 }
 
-static int check_header(const Elf64_Ehdr *eh, size_t size, char *err, size_t errlen)
+/*
+ * The file's bytes may sit at any alignment (e_phoff is a file value): the
+ * headers are copied out with memcpy, never dereferenced in place.
+ */
+static void get_phdr(const void *data, const Elf64_Ehdr *eh, unsigned int i, Elf64_Phdr *ph)
+{
+	memcpy(ph, (const char *)data + eh->e_phoff + (uint64_t)i * sizeof(*ph), sizeof(*ph));
+}
+
+/* A PT_LOAD segment elf_load() will act on: it occupies memory or file bytes. */
+static bool is_loaded(const Elf64_Phdr *ph)
+{
+	return ph->p_type == PT_LOAD && (ph->p_memsz || ph->p_filesz);
+}
+
+static int check_header(const void *data, size_t size, Elf64_Ehdr *eh, char *err, size_t errlen)
 {
 	uint64_t tbl_size, tbl_end;
 
 	if (size < sizeof(*eh))
 		return bad(err, errlen, "shorter than an ELF header");
+	memcpy(eh, data, sizeof(*eh));
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG))
 		return bad(err, errlen, "not an ELF file (bad magic)");
 	if (eh->e_ident[EI_CLASS] != ELFCLASS64)
@@ -73,33 +89,35 @@ static int check_segment(const Elf64_Phdr *ph, size_t size, uint64_t mem_size, c
 int elf_check(const void *data, size_t size, uint64_t mem_size, struct elf_image *img, char *err,
 	      size_t errlen)
 {
-	const Elf64_Ehdr *eh = data;
-	const Elf64_Phdr *ph;
+	Elf64_Phdr ph[ELF_MAX_PHDRS];
+	Elf64_Ehdr eh;
 	bool entry_ok = false;
 	unsigned int i, j, nload = 0;
 	uint64_t end = 0;
 	int ret;
 
-	ret = check_header(eh, size, err, errlen);
+	ret = check_header(data, size, &eh, err, errlen);
 	if (ret)
 		return ret;
-	ph = (const Elf64_Phdr *)((const char *)data + eh->e_phoff);
-	for (i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
+	for (i = 0; i < eh.e_phnum; i++) {
+		get_phdr(data, &eh, i, &ph[i]);
+		/* File values: every segment elf_load() copies is checked, even
+		 * one with p_memsz 0 (its p_filesz > p_memsz refuses it). */
+		if (!is_loaded(&ph[i]))
 			continue;
 		ret = check_segment(&ph[i], size, mem_size, err, errlen);
 		if (ret)
 			return ret;
 		for (j = 0; j < i; j++) {
 			/* Both were checked above, so the ends do not overflow. */
-			if (ph[j].p_type != PT_LOAD || !ph[j].p_memsz)
+			if (!is_loaded(&ph[j]))
 				continue;
 			if (ph[i].p_paddr < ph[j].p_paddr + ph[j].p_memsz &&
 			    ph[j].p_paddr < ph[i].p_paddr + ph[i].p_memsz)
 				return bad(err, errlen, "two PT_LOAD segments overlap");
 		}
-		if ((ph[i].p_flags & PF_X) && eh->e_entry >= ph[i].p_paddr &&
-		    eh->e_entry - ph[i].p_paddr < ph[i].p_memsz)
+		if ((ph[i].p_flags & PF_X) && eh.e_entry >= ph[i].p_paddr &&
+		    eh.e_entry - ph[i].p_paddr < ph[i].p_memsz)
 			entry_ok = true;
 		if (ph[i].p_paddr + ph[i].p_memsz > end)
 			end = ph[i].p_paddr + ph[i].p_memsz;
@@ -110,7 +128,7 @@ int elf_check(const void *data, size_t size, uint64_t mem_size, struct elf_image
 	if (!entry_ok)
 		return bad(err, errlen,
 			   "the entry point is not inside an executable PT_LOAD segment");
-	img->entry = eh->e_entry;
+	img->entry = eh.e_entry;
 	/* end <= mem_size <= 3 GiB, so rounding up cannot overflow. */
 	img->end = (end + MM_PAGE_SIZE - 1) & ~(MM_PAGE_SIZE - 1);
 	return 0;
@@ -137,24 +155,26 @@ static int write_chunked(struct space *space, uint64_t gpa, const char *src, uin
 int elf_load(struct space *space, const void *data, size_t size, struct elf_image *img, char *err,
 	     size_t errlen)
 {
-	const Elf64_Ehdr *eh = data;
-	const Elf64_Phdr *ph;
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
 	unsigned int i;
 	int ret;
 
 	ret = elf_check(data, size, space_size(space), img, err, errlen);
 	if (ret)
 		return ret;
-	ph = (const Elf64_Phdr *)((const char *)data + eh->e_phoff);
-	for (i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD || !ph[i].p_filesz)
+	memcpy(&eh, data, sizeof(eh));
+	for (i = 0; i < eh.e_phnum; i++) {
+		get_phdr(data, &eh, i, &ph);
+		/* elf_check() checked every segment is_loaded() selects. */
+		if (!is_loaded(&ph) || !ph.p_filesz)
 			continue;
 		/* The rest up to p_memsz stays zero: a new space reads as zero. */
-		ret = write_chunked(space, ph[i].p_paddr, (const char *)data + ph[i].p_offset,
-				    ph[i].p_filesz);
+		ret =
+		    write_chunked(space, ph.p_paddr, (const char *)data + ph.p_offset, ph.p_filesz);
 		if (ret) {
 			snprintf(err, errlen, "guest ELF: writing a segment at 0x%llx: %s",
-				 (unsigned long long)ph[i].p_paddr, strerror(-ret));
+				 (unsigned long long)ph.p_paddr, strerror(-ret));
 			return ret;
 		}
 	}
