@@ -38,7 +38,7 @@ enum mm_policy {
 
 struct pool_config {
 	/* Most guest memory the family may address at once (offset space of
-	 * the pool, and the size of the direct map).  0: 64 GiB. */
+	 * the pool, and the size of the direct map; both sparse).  0: 1 TiB. */
 	uint64_t max_bytes;
 	enum mm_policy policy;
 	/* Pages copied together on a COW fault (aligned block; 1 = only the

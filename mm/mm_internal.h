@@ -20,7 +20,7 @@
 #include "mm/mm.h"
 
 #define MM_MAX_RANGES 8
-#define MM_DEFAULT_MAX_BYTES (64ULL << 30)
+#define MM_DEFAULT_MAX_BYTES (1ULL << 40) /* offset space only: sparse, NORESERVE */
 #define MM_DEFAULT_COW_BATCH 16
 #define MM_MAX_COW_BATCH 512
 /* Pages a fault collapses when the mapping budget is tight: 2 MiB. */
