@@ -694,3 +694,32 @@ Test(mm, tight_mapping_budget_collapses_whole_blocks, .init = NULL, .fini = tear
 	space_destroy(parent);
 	unsetenv("FORKVM_MAX_MAP_COUNT");
 }
+
+Test(mm, fork_of_a_full_pool_fails_cleanly_and_leaves_the_parent_as_it_was, .init = NULL,
+     .fini = teardown)
+{
+	struct pool_config cfg = { .max_bytes = 8 * 16 * PAGE, .cow_batch = 1 };
+	struct space *parent, *child[8];
+	unsigned int n = 0;
+	int ret;
+
+	cr_assert_eq(pool_create(&cfg, &pool), 0);
+	parent = new_space(16);
+	for (int p = 0; p < 16; p++)
+		fill(parent, p, 0x70 + p);
+	while ((ret = space_fork(parent, &child[n])) == 0)
+		n++;
+	cr_assert_eq(ret, -ENOSPC, "a full pool says so");
+	cr_assert_geq(n, 1);
+	/* The parent still reads and writes as before; its children too. */
+	for (int p = 0; p < 16; p++)
+		cr_assert(page_is(page(parent, p), 0x70 + p));
+	fill(parent, 2, 0x99);
+	cr_assert(page_is(page(child[0], 2), 0x72));
+	for (unsigned int i = 0; i < n; i++)
+		space_destroy(child[i]);
+	fill(parent, 3, 0x9a);
+	cr_assert(page_is(page(parent, 3), 0x9a));
+	space_destroy(parent);
+	cr_assert_eq(stats().live_frames, 0);
+}
