@@ -70,6 +70,7 @@ struct virtio_mmio {
 	uint32_t config_gen;
 	uint64_t drv_features;
 	bool paused;
+	bool stopped; /* virtio_mmio_stop() ran: notifications are dropped */
 	bool *kick_pending; /* kicks that arrived while paused */
 	struct virtqueue *vqs;
 
@@ -155,6 +156,10 @@ static void kick(struct virtio_mmio *vm, uint32_t q)
 		needs_reset(vm, NULL, "notify of a queue past the configured queues", -EINVAL);
 		return;
 	}
+	/* Stopped on the way to destroy: the notification is lost, as
+	 * documented (and thread_running is no longer ours to read). */
+	if (vm->stopped)
+		return;
 	/* With a service thread the request runs there, never on a vCPU. */
 	if (vm->thread_running) {
 		if (write(vm->kick_fds[q], &one, sizeof(one)) < 0) {
@@ -587,6 +592,11 @@ void virtio_mmio_stop(struct virtio_mmio *vm)
 
 	if (!vm || !vm->thread_running)
 		return;
+	/* Under the lock kick() reads it with: from here on no vCPU runs a
+	 * request itself, nor looks at thread_running. */
+	pthread_mutex_lock(&vm->lock);
+	vm->stopped = true;
+	pthread_mutex_unlock(&vm->lock);
 	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
 		/* Cannot fail: the counter is fresh. */
 	}
