@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * kvm-probe: is KVM usable here?  Exit 0 when /dev/kvm opens, speaks API 12
- * and KVM_CREATE_VM succeeds; otherwise print the reason on one line and exit
- * 1.  scripts/in-kvm builds and runs it to choose the direct or nested path:
+ * kvm-probe: is KVM usable here?  Exit 0 when /dev/kvm opens, speaks API 12,
+ * has every capability forkvm needs (vmm/kvm_caps.h) and KVM_CREATE_VM
+ * succeeds; otherwise print the reason on one line and exit 1.  scripts/in-kvm builds and runs it to choose the direct or nested path:
  * a /dev/kvm node that exists but cannot create a VM is no KVM at all.
  */
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
+
+#include "vmm/kvm_caps.h"
 
 int main(void)
 {
@@ -26,6 +28,14 @@ int main(void)
 	if (api != KVM_API_VERSION) {
 		printf("/dev/kvm speaks API %d, not %d\n", api, KVM_API_VERSION);
 		return 1;
+	}
+	for (unsigned int i = 0; i < sizeof(kvm_required_caps) / sizeof(kvm_required_caps[0]);
+	     i++) {
+		if (ioctl(kvm, KVM_CHECK_EXTENSION, kvm_required_caps[i].cap) <= 0) {
+			printf("/dev/kvm lacks KVM_CAP_%s, which forkvm needs\n",
+			       kvm_required_caps[i].name);
+			return 1;
+		}
 	}
 	/* Retry on EINTR only; any other failure means no usable KVM. */
 	do {

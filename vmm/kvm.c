@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
 /* Opening /dev/kvm and checking what we rely on, once, with one clear error. */
+#include "vmm/kvm_caps.h"
 #include "vmm/kvm.h"
 
 #include <errno.h>
@@ -12,24 +13,6 @@
 #include <unistd.h>
 
 #define KVM_HINT "run it where KVM works or through scripts/in-kvm (nested QEMU guest)"
-
-/* Capabilities without which the VMM cannot run the test guest. */
-static const struct {
-	long cap;
-	const char *name;
-} required_caps[] = {
-	{ KVM_CAP_USER_MEMORY, "USER_MEMORY" },
-	{ KVM_CAP_IRQCHIP, "IRQCHIP" },
-	{ KVM_CAP_PIT2, "PIT2" },
-	{ KVM_CAP_IRQFD, "IRQFD" },
-	{ KVM_CAP_IOEVENTFD, "IOEVENTFD" },
-	{ KVM_CAP_EXT_CPUID, "EXT_CPUID" },
-	{ KVM_CAP_MP_STATE, "MP_STATE" },
-	{ KVM_CAP_VCPU_EVENTS, "VCPU_EVENTS" },
-	{ KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT" },
-	{ KVM_CAP_XSAVE, "XSAVE" },
-	{ KVM_CAP_SYNC_MMU, "SYNC_MMU" },
-};
 
 int kvm_check_cap(int fd, long cap)
 {
@@ -62,10 +45,10 @@ int kvm_open(struct kvm_sys *kvm, char *err, size_t errlen)
 		goto err_close;
 	}
 
-	for (i = 0; i < sizeof(required_caps) / sizeof(required_caps[0]); i++) {
-		if (kvm_check_cap(kvm->fd, required_caps[i].cap) <= 0) {
+	for (i = 0; i < sizeof(kvm_required_caps) / sizeof(kvm_required_caps[0]); i++) {
+		if (kvm_check_cap(kvm->fd, kvm_required_caps[i].cap) <= 0) {
 			snprintf(err, errlen, "%s lacks KVM_CAP_%s; %s", path,
-				 required_caps[i].name, KVM_HINT);
+				 kvm_required_caps[i].name, KVM_HINT);
 			ret = -ENOTSUP;
 			goto err_close;
 		}
