@@ -10,11 +10,20 @@
 
 #include <linux/kvm.h>
 
-#define KVM_REQUIRED_CAPS(X)                                                                    \
-	X(USER_MEMORY)                                                                          \
-	X(IRQCHIP)                                                                              \
-	X(PIT2) X(IRQFD) X(IOEVENTFD) X(EXT_CPUID) X(MP_STATE) X(VCPU_EVENTS) X(IMMEDIATE_EXIT) \
-	    X(XSAVE) X(SYNC_MMU)
+// clang-format off: one capability per line, which it would not keep
+#define KVM_REQUIRED_CAPS(X)	\
+	X(USER_MEMORY)		\
+	X(IRQCHIP)		\
+	X(PIT2)			\
+	X(IRQFD)		\
+	X(IOEVENTFD)		\
+	X(EXT_CPUID)		\
+	X(MP_STATE)		\
+	X(VCPU_EVENTS)		\
+	X(IMMEDIATE_EXIT)	\
+	X(XSAVE)		\
+	X(SYNC_MMU)
+// clang-format on
 
 #define KVM_CAP_ENTRY(name) { KVM_CAP_##name, #name },
 
