@@ -10,7 +10,8 @@
 
 #include <linux/kvm.h>
 
-// clang-format off: one capability per line, which it would not keep
+/* One capability per line, which clang-format would not keep. */
+/* clang-format off */
 #define KVM_REQUIRED_CAPS(X)	\
 	X(USER_MEMORY)		\
 	X(IRQCHIP)		\
@@ -23,7 +24,7 @@
 	X(IMMEDIATE_EXIT)	\
 	X(XSAVE)		\
 	X(SYNC_MMU)
-// clang-format on
+/* clang-format on */
 
 #define KVM_CAP_ENTRY(name) { KVM_CAP_##name, #name },
 
