@@ -119,6 +119,7 @@ int vq_enable(struct virtqueue *vq, uint16_t max)
 	    !ring_is_valid(vq, vq->used_gpa, VQ_USED_RING(n) + 2, 4))
 		return -EINVAL;
 	vq->last_avail = 0;
+	vq->avail_pending = 0;
 	vq->used_idx = 0;
 	vq->signalled_valid = false;
 	vq->broken = false;
@@ -283,24 +284,32 @@ int vq_pop_chain(struct virtqueue *vq, struct vq_chain *c)
 
 	if (!vq->ready || vq->broken)
 		return -EIO;
-	if (read_le16(vq, vq->avail_gpa + 2, &avail_idx))
-		goto err_ring;
-	/* Guest value: avail->idx may only run ahead of us by a queue's worth. */
-	pending = avail_idx - vq->last_avail;
-	if (pending > vq->num) {
-		dev_guest_err("virtqueue", "queue %u: avail idx %u jumped %u past %u (size %u)",
-			      vq->index, avail_idx, pending, vq->last_avail, vq->num);
-		vq->broken = true;
-		return -EPROTO;
+	/* avail->idx is read again only when the entries it showed last
+	 * time are used up: once per batch, not once per chain. */
+	if (!vq->avail_pending) {
+		if (read_le16(vq, vq->avail_gpa + 2, &avail_idx))
+			goto err_ring;
+		/* Guest value: avail->idx may only run ahead of us by a queue's worth. */
+		pending = avail_idx - vq->last_avail;
+		if (pending > vq->num) {
+			dev_guest_err("virtqueue",
+				      "queue %u: avail idx %u jumped %u past %u (size %u)",
+				      vq->index, avail_idx, pending, vq->last_avail, vq->num);
+			vq->broken = true;
+			return -EPROTO;
+		}
+		if (pending == 0)
+			return 0;
+		vq->avail_pending = pending;
+		/* Read the ring entries only after the index that published
+		 * them; pairs with the driver's write barrier before its
+		 * avail->idx update. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	}
-	if (pending == 0)
-		return 0;
-	/* Read the ring entry only after the index that published it; pairs
-	 * with the driver's write barrier before its avail->idx update. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	if (read_le16(vq, vq->avail_gpa + VQ_AVAIL_RING(vq->last_avail % vq->num), &head))
 		goto err_ring;
 	vq->last_avail++;
+	vq->avail_pending--;
 
 	c->head = head;
 	c->nread = c->nwrite = 0;

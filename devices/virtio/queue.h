@@ -93,6 +93,7 @@ struct virtqueue {
 	bool ready;
 	bool broken; /* fatal queue error: ignored until reset */
 	uint16_t last_avail; /* next avail ring entry to consume */
+	uint16_t avail_pending; /* entries from last_avail the last avail->idx read showed */
 	uint16_t used_idx; /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx when we last decided about an interrupt */
 	bool signalled_valid; /* signalled_used means something */

@@ -469,6 +469,37 @@ Test(virtqueue, avail_idx_of_exactly_queue_size_is_accepted)
 	cr_expect_eq(vq_pop_chain(&vq, chain), 1);
 }
 
+Test(virtqueue, avail_idx_is_read_once_per_batch_not_once_per_chain)
+{
+	unsigned int i, before;
+
+	for (i = 0; i < 4; i++) {
+		fake_vring_desc(&ring, i, BUF + 0x100 * i, 8, W, 0);
+		fake_vring_publish(&ring, i);
+	}
+	before = mem.reads;
+	for (i = 0; i < 4; i++) {
+		cr_assert_eq(vq_pop_chain(&vq, chain), 1);
+		cr_assert_eq(chain->head, i);
+	}
+	cr_assert_eq(vq_pop_chain(&vq, chain), 0);
+	/* Per chain: its avail ring entry and its one descriptor; per batch:
+	 * avail->idx once, and once more to see the ring empty. */
+	cr_expect_eq(mem.reads - before, 4 * 2 + 2);
+}
+
+Test(virtqueue, entries_published_during_a_batch_are_seen_once_it_is_used_up)
+{
+	fake_vring_desc(&ring, 0, BUF, 8, W, 0);
+	fake_vring_desc(&ring, 1, BUF + 0x100, 8, W, 0);
+	fake_vring_publish(&ring, 0);
+	cr_assert_eq(vq_pop_chain(&vq, chain), 1);
+	fake_vring_publish(&ring, 1);
+	cr_assert_eq(vq_pop_chain(&vq, chain), 1);
+	cr_expect_eq(chain->head, 1);
+	cr_expect_eq(vq_pop_chain(&vq, chain), 0);
+}
+
 Test(virtqueue, enable_rejects_size_not_power_of_two)
 {
 	vq_reset(&vq);
