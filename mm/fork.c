@@ -27,8 +27,8 @@ static bool fork_must_copy(const struct space *parent, uint64_t f)
 	return frame_maybe_pinned(pool, f);
 }
 
-/* Write-protect every run of pages whose flags have @bit. */
-static int protect_flagged(struct space *s, uint8_t bit)
+/* Write-protect (@wp) or unprotect every run of pages whose flags have @bit. */
+static int protect_flagged(struct space *s, uint8_t bit, bool wp)
 {
 	uint64_t p = 0;
 	int ret;
@@ -42,22 +42,12 @@ static int protect_flagged(struct space *s, uint8_t bit)
 		}
 		for (q = p + 1; q < s->npages && (s->pflags[q] & bit); q++)
 			;
-		ret = window_protect(s, p, q - p, true);
+		ret = window_protect(s, p, q - p, wp);
 		if (ret < 0)
 			return ret;
 		p = q;
 	}
 	return 0;
-}
-
-/* Undo the child's share of frames after a failure.  Pool lock held. */
-static void child_drop(struct space *child)
-{
-	for (uint64_t p = 0; p < child->npages; p++)
-		if (child->frame[p] != MM_NO_FRAME)
-			frame_put(child->pool, child->frame[p], true);
-	region_put(child->pool, child->home);
-	region_put(child->pool, child->copy);
 }
 
 int space_fork(struct space *parent, struct space **childp)
@@ -114,16 +104,13 @@ int space_fork(struct space *parent, struct space **childp)
 	ret = space_map_all(child);
 	if (ret < 0)
 		goto err_child;
-	child->unregistered = true;
-	ret = protect_flagged(child, PG_WP);
+	ret = protect_flagged(child, PG_WP, true);
 	if (ret < 0)
 		goto err_child;
-	ret = protect_flagged(parent, PG_NEW);
+	ret = protect_flagged(parent, PG_NEW, true);
 	if (ret < 0) {
 		/* Leave the parent as it was: writable where it was writable. */
-		for (uint64_t p = 0; p < parent->npages; p++)
-			if (parent->pflags[p] & PG_NEW)
-				window_protect(parent, p, 1, false);
+		protect_flagged(parent, PG_NEW, false);
 		goto err_child;
 	}
 	for (uint64_t p = 0; p < parent->npages; p++)
@@ -146,7 +133,7 @@ int space_fork(struct space *parent, struct space **childp)
 err_child:
 	for (uint64_t p = 0; p < parent->npages; p++)
 		parent->pflags[p] &= ~PG_NEW;
-	child_drop(child);
+	space_release_frames(child); /* and its regions */
 	child->home = NULL;
 err_regions:
 	if (child->home)

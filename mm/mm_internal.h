@@ -105,7 +105,7 @@ struct space {
 	struct region *home, *copy;
 	bool has_pinned;
 	bool registered; /* with the fault service */
-	bool unregistered; /* pages remapped since the window was last registered */
+	bool unregistered; /* the window, or pages remapped since, unknown to userfaultfd */
 	unsigned int active_pins;
 };
 
@@ -121,12 +121,18 @@ void frames_init_run(struct pool *pool, uint64_t f, uint64_t n);
 void frame_get(struct pool *pool, uint64_t f);
 void frame_share_locked(struct pool *pool, uint64_t f);
 void frame_put(struct pool *pool, uint64_t f, bool mapped);
+/* Frames freed in a row, given back to the host with one punch. */
+struct punch_batch {
+	uint64_t start, n;
+};
+void frame_put_batched(struct pool *pool, uint64_t f, bool mapped, struct punch_batch *b);
+void punch_flush(struct pool *pool, struct punch_batch *b);
 struct region *region_alloc(struct pool *pool, uint64_t nframes);
 void region_put(struct pool *pool, struct region *r);
 /* A free frame for a copy of page @p of @s: copy + p when free, else spill. */
 uint64_t frame_alloc_for(struct space *s, uint64_t p);
 int pool_punch(struct pool *pool, uint64_t f, uint64_t n);
-int pool_copy_frames(struct pool *pool, uint64_t dst, uint64_t src, uint64_t n);
+void pool_copy_frames(struct pool *pool, uint64_t dst, uint64_t src, uint64_t n);
 static inline void *frame_ptr(struct pool *pool, uint64_t f)
 {
 	return pool->dmap + (f << MM_PAGE_SHIFT);
@@ -136,6 +142,7 @@ static inline void *frame_ptr(struct pool *pool, uint64_t f)
 struct space *space_alloc(struct pool *pool, const struct space_range *ranges, unsigned int n,
 			  uint64_t npages);
 void space_free(struct space *s);
+void space_release_frames(struct space *s);
 int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f);
 int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp);
 uint64_t space_page_of(const struct space *s, uint64_t gpa);
@@ -152,9 +159,6 @@ int space_make_present(struct space *s, uint64_t p);
 /* fault.c: the userfaultfd service. */
 int fault_service_add(struct space *s);
 void fault_service_remove(struct space *s);
-int fault_uffd(void);
-int window_register(struct space *s, uint64_t p, uint64_t n);
-bool fault_wp_spans_vmas(void);
 void vma_budget_note_map(void);
 bool vma_budget_tight(void);
 

@@ -88,6 +88,8 @@ struct space *space_alloc(struct pool *pool, const struct space_range *ranges, u
 	}
 	s->frame = t;
 	s->pflags = (uint8_t *)(s->frame + npages);
+	/* Registered with userfaultfd when a page is first protected. */
+	s->unregistered = true;
 	memset(s->frame, 0xff, npages * sizeof(*s->frame)); /* MM_NO_FRAME */
 	return s;
 }
@@ -158,16 +160,18 @@ err_free:
 }
 
 /* Drops every frame of @s and its regions.  Pool lock held. */
-static void space_release_frames(struct space *s)
+void space_release_frames(struct space *s)
 {
 	struct pool *pool = s->pool;
+	struct punch_batch b = { 0 };
 
 	space_adopt_written(s);
 	for (uint64_t p = 0; p < s->npages; p++) {
 		if (s->frame[p] != MM_NO_FRAME)
-			frame_put(pool, s->frame[p], true);
+			frame_put_batched(pool, s->frame[p], true, &b);
 		s->frame[p] = MM_NO_FRAME;
 	}
+	punch_flush(pool, &b);
 	region_put(pool, s->home);
 	region_put(pool, s->copy);
 }
