@@ -39,7 +39,6 @@ static struct {
 	struct space **spaces;
 	unsigned int nspaces, cap;
 	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
-	uint64_t features;
 	/* The mapping budget: vm.max_map_count, and our estimate of the
 	 * process's VMAs (window_map() adds 2, a recount corrects it). */
 	uint64_t vma_limit;
@@ -90,16 +89,6 @@ bool vma_budget_tight(void)
 		atomic_store(&svc.maps_since_count, 0);
 	}
 	return atomic_load(&svc.vma_est) >= high;
-}
-
-int fault_uffd(void)
-{
-	return svc.uffd;
-}
-
-bool fault_wp_spans_vmas(void)
-{
-	return svc.spans_vmas;
 }
 
 static int uffd_open(uint64_t want, uint64_t *have)
@@ -255,7 +244,7 @@ static int service_start(void)
 	/* Write-protect on shared memory came in Linux 5.19. */
 	if (!(have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
 		return -ENOSYS;
-	fd = uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &svc.features);
+	fd = uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &have);
 	if (fd < 0)
 		return fd;
 	svc.uffd = fd;
@@ -316,8 +305,9 @@ static void service_put(void)
 }
 
 /*
- * Registers @s's window and makes its faults findable.  The window may be
- * many VMAs: UFFDIO_REGISTER walks them.  Called without a pool lock.
+ * Makes @s's faults findable.  Its window is registered with userfaultfd by
+ * window_protect(), before the first page is write-protected.  Called
+ * without a pool lock.
  */
 int fault_service_add(struct space *s)
 {
@@ -326,9 +316,6 @@ int fault_service_add(struct space *s)
 	ret = service_get();
 	if (ret < 0)
 		return ret;
-	ret = uffd_register(svc.uffd, s->window, s->npages << MM_PAGE_SHIFT);
-	if (ret < 0)
-		goto err_put;
 	pthread_mutex_lock(&svc.lock);
 	if (svc.nspaces == svc.cap) {
 		unsigned int cap = svc.cap ? svc.cap * 2 : 16;
@@ -369,10 +356,14 @@ void fault_service_remove(struct space *s)
 	service_put();
 }
 
-/* A new mapping inside a registered window is a new, unregistered VMA. */
-int window_register(struct space *s, uint64_t p, uint64_t n)
+/*
+ * Registers the whole window; UFFDIO_REGISTER walks its VMAs.  A new mapping
+ * inside a registered window is a new, unregistered VMA, so this runs again
+ * after remaps, before the next write-protect.
+ */
+static int window_register(struct space *s)
 {
-	return uffd_register(svc.uffd, s->window + (p << MM_PAGE_SHIFT), n << MM_PAGE_SHIFT);
+	return uffd_register(svc.uffd, s->window, s->npages << MM_PAGE_SHIFT);
 }
 
 static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
@@ -380,7 +371,9 @@ static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
 	struct uffdio_writeprotect w = {
 		.range = { .start = (uintptr_t)s->window + (p << MM_PAGE_SHIFT),
 			   .len = n << MM_PAGE_SHIFT },
-		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : 0,
+		/* Unprotecting wakes nobody: every writer blocked on the page
+		 * has a fault queued, and handle_fault() wakes it once. */
+		.mode = wp ? UFFDIO_WRITEPROTECT_MODE_WP : UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
 	};
 	int tries = 0;
 
@@ -393,7 +386,7 @@ static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
 }
 
 /*
- * Write-protect (or unprotect and wake) pages [p, p + n) of the window.
+ * Write-protect (or unprotect) pages [p, p + n) of the window.
  * Where one call may not cross VMAs, split at every place the pool offsets
  * stop being contiguous (a VMA never crosses one), and page by page if a
  * run was still not one VMA.
@@ -403,7 +396,7 @@ int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp)
 	uint64_t end = p + n;
 
 	if (wp && s->unregistered) {
-		int ret = window_register(s, 0, s->npages);
+		int ret = window_register(s);
 
 		if (ret < 0)
 			return ret;
