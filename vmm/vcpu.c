@@ -214,12 +214,41 @@ static uint32_t load_le(const uint8_t *p, unsigned int size)
 	return val;
 }
 
-static void handle_io(struct vcpu *v)
+/*
+ * The data of a port I/O exit: size, count and data_offset come from the
+ * kvm_run page, and count follows the guest's rep prefix.  KVM keeps them
+ * inside the page; check anyway before the VMM reads or writes there.
+ */
+static bool io_data_ok(const struct vcpu *v)
+{
+	const struct kvm_run *run = v->run;
+	uint64_t end;
+
+	if (run->io.size != 1 && run->io.size != 2 && run->io.size != 4)
+		return false;
+	/* size * count < 2^35: only the sum can overflow. */
+	if (__builtin_add_overflow((uint64_t)run->io.size * run->io.count, run->io.data_offset,
+				   &end))
+		return false;
+	return run->io.data_offset >= sizeof(*run) && end <= v->run_size;
+}
+
+/* Return: true to keep running. */
+static bool handle_io(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
 	uint8_t *p = (uint8_t *)run + run->io.data_offset;
+	char what[128];
 	unsigned int i;
 
+	if (!io_data_ok(v)) {
+		snprintf(what, sizeof(what),
+			 "malformed port I/O exit (port 0x%x, size %u, count %u, data offset %llu)",
+			 run->io.port, run->io.size, run->io.count,
+			 (unsigned long long)run->io.data_offset);
+		fail(v, CPUS_STATUS_HOST_ERROR, what);
+		return false;
+	}
 	/* count > 1 for rep ins/outs; KVM packs the elements back to back. */
 	for (i = 0; i < run->io.count; i++, p += run->io.size) {
 		if (run->io.direction == KVM_EXIT_IO_OUT) {
@@ -229,6 +258,7 @@ static void handle_io(struct vcpu *v)
 			iobus_read(&v->vm->pio, run->io.port, p, run->io.size);
 		}
 	}
+	return true;
 }
 
 static void handle_mmio(struct vcpu *v)
@@ -252,7 +282,8 @@ static bool handle_exit(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		handle_io(v);
+		if (!handle_io(v))
+			return false;
 		v->io_pending = true;
 		return true;
 	case KVM_EXIT_MMIO:
