@@ -369,11 +369,6 @@ static int blk_queue_notify(struct virtio_dev *dev, struct virtqueue *vq)
 	return ret < 0 ? ret : 0;
 }
 
-static void blk_reset(struct virtio_dev *dev)
-{
-	/* Requests complete inside queue_notify: nothing is in flight. */
-}
-
 static void blk_destroy(struct virtio_dev *dev)
 {
 	struct blk *b = to_blk(dev);
@@ -388,7 +383,7 @@ static void blk_destroy(struct virtio_dev *dev)
 static const struct virtio_dev_ops blk_ops = {
 	.config_read = blk_config_read,
 	.queue_notify = blk_queue_notify,
-	.reset = blk_reset,
+	/* No .reset: requests complete inside queue_notify, nothing is in flight. */
 	.destroy = blk_destroy,
 };
 

@@ -55,11 +55,9 @@
 
 struct virtio_mmio {
 	uint64_t base;
-	unsigned int gsi;
 	struct virtio_dev *dev;
 	struct guest_mem mem;
 	struct dev_host host;
-	bool have_host;
 
 	pthread_mutex_t lock;
 	uint32_t status;
@@ -119,11 +117,6 @@ static void needs_reset(struct virtio_mmio *vm, struct virtqueue *vq, const char
 	vm->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 	vm->config_gen++;
 	raise_irq(vm, INT_CONFIG);
-}
-
-static void transport_queue_error(void *opaque, struct virtqueue *vq, int err)
-{
-	needs_reset(opaque, vq, "queue error", err);
 }
 
 /* Run the device on queue @q.  Lock held. */
@@ -538,7 +531,6 @@ int virtio_mmio_create(uint64_t base, unsigned int gsi, struct virtio_dev *dev,
 	if (!vm)
 		return -ENOMEM;
 	vm->base = base;
-	vm->gsi = gsi;
 	vm->dev = dev;
 	vm->mem = *mem;
 	vm->irq_fd = -1;
@@ -558,12 +550,10 @@ int virtio_mmio_create(uint64_t base, unsigned int gsi, struct virtio_dev *dev,
 	dev->acked = 0;
 	dev->transport = (struct virtio_transport){
 		.used = transport_used,
-		.queue_error = transport_queue_error,
 		.opaque = vm,
 	};
 	if (host) {
 		vm->host = *host;
-		vm->have_host = true;
 		if (host->irqfd) {
 			ret = host->irqfd(host->opaque, gsi);
 			if (ret < 0)

@@ -30,9 +30,6 @@ struct virtio_transport {
 	/* The device pushed used buffers on @vq: interrupt the driver if the
 	 * ring's notification rule asks for it. */
 	void (*used)(void *opaque, struct virtqueue *vq);
-	/* @vq is broken beyond repair: set DEVICE_NEEDS_RESET, raise a
-	 * config-change interrupt, ignore the queue until reset. */
-	void (*queue_error)(void *opaque, struct virtqueue *vq, int err);
 	void *opaque;
 };
 
@@ -45,7 +42,9 @@ struct virtio_dev_ops {
 	/* The driver set DRIVER_OK; @features are the acked features. */
 	void (*start)(struct virtio_dev *dev);
 	/* The driver notified @vq (it is ready and the queue is not broken).
-	 * Return 0, or -errno for an error the queue cannot recover from. */
+	 * Return 0, or -errno for an error the queue cannot recover from:
+	 * the transport then sets DEVICE_NEEDS_RESET, raises a config-change
+	 * interrupt and ignores the queue until reset. */
 	int (*queue_notify)(struct virtio_dev *dev, struct virtqueue *vq);
 	/* Device reset (status 0): drop any device-side request state.  No
 	 * request is in flight when this is called (the transport lock). */
