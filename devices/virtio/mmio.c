@@ -284,6 +284,23 @@ static struct virtqueue *sel_vq_writable(struct virtio_mmio *vm)
 	return &vm->vqs[vm->queue_sel];
 }
 
+/*
+ * The ring address field a QueueDesc/QueueDriver/QueueDevice Low or High
+ * register (@off) is half of, or NULL; bit 2 of @off picks the half.
+ */
+static uint64_t *ring_addr_reg(struct virtqueue *vq, uint64_t off)
+{
+	switch (off & ~4ull) {
+	case REG_QUEUE_DESC_LOW:
+		return &vq->desc_gpa;
+	case REG_QUEUE_DRIVER_LOW:
+		return &vq->avail_gpa;
+	case REG_QUEUE_DEVICE_LOW:
+		return &vq->used_gpa;
+	}
+	return NULL;
+}
+
 static void set_lo(uint64_t *r, uint32_t v)
 {
 	*r = (*r & ~0xffffffffull) | v;
@@ -298,6 +315,7 @@ static uint32_t reg_read(struct virtio_mmio *vm, uint64_t off)
 {
 	struct virtio_dev *dev = vm->dev;
 	struct virtqueue *vq = vm->queue_sel < dev->nqueues ? &vm->vqs[vm->queue_sel] : NULL;
+	const uint64_t *addr;
 
 	switch (off) {
 	case REG_MAGIC:
@@ -324,25 +342,17 @@ static uint32_t reg_read(struct virtio_mmio *vm, uint64_t off)
 		return vm->status;
 	case REG_CONFIG_GENERATION:
 		return vm->config_gen;
-	case REG_QUEUE_DESC_LOW:
-		return vq ? (uint32_t)vq->desc_gpa : 0;
-	case REG_QUEUE_DESC_HIGH:
-		return vq ? (uint32_t)(vq->desc_gpa >> 32) : 0;
-	case REG_QUEUE_DRIVER_LOW:
-		return vq ? (uint32_t)vq->avail_gpa : 0;
-	case REG_QUEUE_DRIVER_HIGH:
-		return vq ? (uint32_t)(vq->avail_gpa >> 32) : 0;
-	case REG_QUEUE_DEVICE_LOW:
-		return vq ? (uint32_t)vq->used_gpa : 0;
-	case REG_QUEUE_DEVICE_HIGH:
-		return vq ? (uint32_t)(vq->used_gpa >> 32) : 0;
 	}
-	return 0;
+	addr = vq ? ring_addr_reg(vq, off) : NULL;
+	if (!addr)
+		return 0;
+	return (uint32_t)(*addr >> ((off & 4) ? 32 : 0));
 }
 
 static void reg_write(struct virtio_mmio *vm, uint64_t off, uint32_t v)
 {
 	struct virtqueue *vq;
+	uint64_t *addr;
 
 	switch (off) {
 	case REG_DEVICE_FEATURES_SEL:
@@ -384,28 +394,13 @@ static void reg_write(struct virtio_mmio *vm, uint64_t off, uint32_t v)
 	}
 	/* Guest values: ring addresses, validated at QueueReady. */
 	vq = sel_vq_writable(vm);
-	if (!vq)
+	addr = vq ? ring_addr_reg(vq, off) : NULL;
+	if (!addr)
 		return;
-	switch (off) {
-	case REG_QUEUE_DESC_LOW:
-		set_lo(&vq->desc_gpa, v);
-		break;
-	case REG_QUEUE_DESC_HIGH:
-		set_hi(&vq->desc_gpa, v);
-		break;
-	case REG_QUEUE_DRIVER_LOW:
-		set_lo(&vq->avail_gpa, v);
-		break;
-	case REG_QUEUE_DRIVER_HIGH:
-		set_hi(&vq->avail_gpa, v);
-		break;
-	case REG_QUEUE_DEVICE_LOW:
-		set_lo(&vq->used_gpa, v);
-		break;
-	case REG_QUEUE_DEVICE_HIGH:
-		set_hi(&vq->used_gpa, v);
-		break;
-	}
+	if (off & 4)
+		set_hi(addr, v);
+	else
+		set_lo(addr, v);
 }
 
 /* Config space: guest values @off and @len, checked against its size. */

@@ -400,6 +400,32 @@ Test(virtio_blk, bad_ring_address_at_queue_ready_needs_reset)
 	cr_expect_eq(rd(R_QUEUE_READY), 0);
 }
 
+Test(virtio_blk, ring_address_registers_read_back_and_are_frozen_while_ready)
+{
+	static const uint32_t lo[] = { R_DESC_LO, R_DRIVER_LO, R_DEVICE_LO };
+	unsigned int i;
+
+	/* The running queue keeps its layout: writes are ignored. */
+	wr(R_DESC_HI, 0x1234);
+	cr_expect_eq(rd(R_DESC_LO), (uint32_t)ring.desc);
+	cr_expect_eq(rd(R_DESC_HI), 0);
+	cr_expect_eq(rd(R_DRIVER_LO), (uint32_t)ring.avail);
+	cr_expect_eq(rd(R_DEVICE_LO), (uint32_t)ring.used);
+	/* After a reset each half of each address reads back what was written. */
+	wr(R_STATUS, 0);
+	for (i = 0; i < 3; i++) {
+		wr(lo[i], 0xa0000000u + i);
+		wr(lo[i] + 4, 0xb0000000u + i);
+	}
+	for (i = 0; i < 3; i++) {
+		cr_expect_eq(rd(lo[i]), 0xa0000000u + i, "register %#x", lo[i]);
+		cr_expect_eq(rd(lo[i] + 4), 0xb0000000u + i, "register %#x", lo[i] + 4);
+	}
+	/* A queue past the configured ones reads 0. */
+	wr(R_QUEUE_SEL, 1);
+	cr_expect_eq(rd(R_DESC_LO), 0);
+}
+
 Test(virtio_blk, narrow_register_access_is_ignored)
 {
 	uint8_t b = 0;
