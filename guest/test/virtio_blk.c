@@ -204,8 +204,13 @@ bool vblk_wait_used(struct vblk *b, uint64_t tsc_ticks, uint32_t *id, uint32_t *
 
 uint32_t vblk_max_transfer(const struct vblk *b, uint32_t want)
 {
-	uint32_t segs = b->vr.size - 2, seg = 1u << 20;
+	uint32_t segs, seg = 1u << 20;
 
+	/* Device values: QueueNumMax (hence vr.size) may leave no room for a
+	 * data descriptor beside the header and the status. */
+	if (b->vr.size < 3)
+		return 0;
+	segs = b->vr.size - 2u;
 	if (b->seg_max && b->seg_max < segs)
 		segs = b->seg_max;
 	if (b->size_max && b->size_max < seg)

@@ -108,7 +108,10 @@ int vblk_find(struct vblk *b, const struct machine *m, char *err, size_t errlen)
 int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *data, uint32_t len,
 		 uint32_t *used_len);
 
-/** vblk_max_transfer() - the largest data length one request may carry. */
+/**
+ * vblk_max_transfer() - the largest data length (whole sectors, at most
+ * @want) one request may carry; 0 when the device's limits allow no sector.
+ */
 uint32_t vblk_max_transfer(const struct vblk *b, uint32_t want);
 
 /* Lower-level pieces for badvirtio. */

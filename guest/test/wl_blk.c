@@ -46,6 +46,14 @@ static int blk_start(const struct wl_ctx *ctx, const char *name)
 		con_printf("%s: FAIL: the disk is empty\n", name);
 		return GUEST_EXIT_FAIL;
 	}
+	/* Device values: a request must carry at least one sector, else the
+	 * read and write loops below would never advance. */
+	if (!vblk_max_transfer(&blk, BLK_CHUNK)) {
+		con_printf(
+		    "%s: FAIL: queue %u, size_max %u, seg_max %u leave no room for a sector\n",
+		    name, blk.vr.size, blk.size_max, blk.seg_max);
+		return GUEST_EXIT_FAIL;
+	}
 	return 0;
 }
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Host unit tests for the pure-C parts of the freestanding test guest:
- * printf formatting, the data patterns, the split-virtqueue builder and the
- * device-tree reader (against FDTs built here with libfdt, as the VMM does).
+ * printf formatting, the data patterns, the split-virtqueue builder, the
+ * virtio-blk driver's transfer limit and the device-tree reader (against FDTs built here with libfdt, as the VMM does).
  * The guest's .c files are compiled in directly.
  */
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "guest/test/fmt.c"
 #include "guest/test/machine.c"
 #include "guest/test/pattern.h"
+#include "guest/test/virtio_blk.c"
 #include "guest/test/vring.c"
 
 /* ---- fmt ------------------------------------------------------------------ */
@@ -379,4 +380,35 @@ Test(guest_machine, args_are_key_value_words)
 	cr_assert_eq(args_get_u64("xpasses=3", "passes", &v), 0);
 	cr_assert_eq(args_get_u64("passes=abc", "passes", &v), -1);
 	cr_assert_eq(args_get_u64("passes=3x", "passes", &v), -1);
+}
+
+/* ---- virtio-blk driver: limits the device gives ------------------------- */
+
+Test(guest_vblk, max_transfer_follows_size_max_and_seg_max)
+{
+	struct vblk b = { .vr.size = 64 };
+
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 64 * 1024);
+	b.size_max = 4096;
+	b.seg_max = 4;
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 16 * 1024);
+	/* Whole sectors only. */
+	b.size_max = 700;
+	b.seg_max = 1;
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 512);
+}
+
+Test(guest_vblk, max_transfer_is_zero_when_the_device_leaves_no_room_for_a_sector)
+{
+	struct vblk b = { .vr.size = 2 };
+
+	/* Queue of 1 or 2: header and status take every descriptor. */
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 0);
+	b.vr.size = 1;
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 0);
+	/* size_max below a sector. */
+	b.vr.size = 64;
+	b.size_max = 100;
+	b.seg_max = 1;
+	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 0);
 }
