@@ -31,6 +31,9 @@ failed_bins=()
 log=$(mktemp "${TMPDIR:-/tmp}/integration.XXXXXX")
 trap 'rm -f "$log"' EXIT
 
+# shellcheck source=scripts/criterion-counts.sh
+. "$(dirname "$0")/criterion-counts.sh"
+
 now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$t"; }
 
 # In the nested guest the kernel is Debian's 6.1, the oldest userfaultfd mm
@@ -56,15 +59,9 @@ for t in "$OUT"/tests/integration/test_* "${extra[@]}"; do
 	if [ "$rc" -ne 0 ] && [ $((dt / 10)) -ge "$TEST_TIMEOUT" ]; then
 		echo "integration: $name: TIMED OUT after $TEST_TIMEOUT s (FORKVM_TEST_TIMEOUT), killed"
 	fi
-	# "[====] Synthesis: Tested: 3 | Passing: 2 | Failing: 1 | Crashing: 0"
-	syn=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -a 'Synthesis: Tested:' | tail -n 1 || true)
-	if [ -n "$syn" ]; then
-		p=$(echo "$syn" | sed -n 's/.*Passing: *\([0-9]*\).*/\1/p')
-		f=$(echo "$syn" | sed -n 's/.*Failing: *\([0-9]*\).*/\1/p')
-		s=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -ac '^\[SKIP\]' || true)
-	else
-		p=0 f=1 s=0
-	fi
+	criterion_counts "$log"
+	p=$crit_passed f=$crit_failed
+	s=$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -ac '^\[SKIP\]' || true)
 	# A binary that fails without a failing test (crash after the synthesis,
 	# exit from a fixture) still counts as a failure.
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1

@@ -11,15 +11,14 @@ failed_names=()
 tests_passed=0
 tests_failed=0
 
-# Adds a Criterion "Synthesis" line's counts (colours stripped) to the totals.
+# shellcheck source=scripts/criterion-counts.sh
+. "$(dirname "$0")/criterion-counts.sh"
+
+# Adds a Criterion log's counts to the totals.
 count_synthesis() {
-	local syn p f c
-	syn=$(sed 's/\x1b\[[0-9;]*m//g' "$1" | grep -a 'Synthesis: Tested:' | tail -n 1 || true)
-	p=$(echo "$syn" | sed -n 's/.*Passing: *\([0-9]*\).*/\1/p')
-	f=$(echo "$syn" | sed -n 's/.*Failing: *\([0-9]*\).*/\1/p')
-	c=$(echo "$syn" | sed -n 's/.*Crashing: *\([0-9]*\).*/\1/p')
-	tests_passed=$((tests_passed + ${p:-0}))
-	tests_failed=$((tests_failed + ${f:-1} + ${c:-0}))
+	criterion_counts "$1"
+	tests_passed=$((tests_passed + crit_passed))
+	tests_failed=$((tests_failed + crit_failed))
 }
 
 run_unit() {
