@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/virtio/queue.h"
 #include "tests/helpers/fake_mem.h"
 
 #define FAKE_PAGE 4096u
@@ -168,6 +169,14 @@ void fake_vring_init(struct fake_vring *r, struct fake_mem *m, uint16_t num, uin
 	r->avail = gpa + 16u * num;
 	r->used = (r->avail + 6 + 2u * num + FAKE_PAGE - 1) & ~(uint64_t)(FAKE_PAGE - 1);
 	r->avail_idx = 0;
+}
+
+void fake_vring_attach(const struct fake_vring *r, struct virtqueue *vq)
+{
+	vq->num = r->num;
+	vq->desc_gpa = r->desc;
+	vq->avail_gpa = r->avail;
+	vq->used_gpa = r->used;
 }
 
 uint64_t fake_vring_end(const struct fake_vring *r)

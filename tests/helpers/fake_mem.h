@@ -12,6 +12,8 @@
 
 #include "devices/bus.h"
 
+struct virtqueue;
+
 struct fake_mem {
 	uint8_t *buf;
 	uint64_t base;
@@ -46,6 +48,11 @@ struct fake_vring {
 
 /** fake_vring_init() - lay out a ring of @num entries at @gpa (page-aligned). */
 void fake_vring_init(struct fake_vring *r, struct fake_mem *m, uint16_t num, uint64_t gpa);
+/**
+ * fake_vring_attach() - give @vq the ring's size and addresses, as a driver
+ * does through QueueNum and the ring address registers (vq_enable() next).
+ */
+void fake_vring_attach(const struct fake_vring *r, struct virtqueue *vq);
 /** fake_vring_end() - first GPA after the ring's three parts. */
 uint64_t fake_vring_end(const struct fake_vring *r);
 /** fake_desc() - write descriptor @idx of the table at @table. */

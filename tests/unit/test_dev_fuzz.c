@@ -258,10 +258,7 @@ Test(dev_fuzz, random_chains_are_either_valid_or_refused)
 
 		fake_vring_init(&r, &vmem, num, VQ_RING);
 		vq_init(&vq, 0, &vmem.gm);
-		vq.num = num;
-		vq.desc_gpa = r.desc;
-		vq.avail_gpa = r.avail;
-		vq.used_gpa = r.used;
+		fake_vring_attach(&r, &vq);
 		vq.indirect = !one_in(4);
 		vq.event_idx = one_in(2);
 		cr_assert_eq(vq_enable(&vq, VQ_MAX_SIZE), 0);

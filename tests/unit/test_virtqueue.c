@@ -29,10 +29,7 @@ static void setup_with(bool with_check)
 	cr_assert_eq(fake_mem_init(&mem, 0, MEM_SIZE, with_check), 0);
 	fake_vring_init(&ring, &mem, QSIZE, RING_GPA);
 	vq_init(&vq, 0, &mem.gm);
-	vq.num = QSIZE;
-	vq.desc_gpa = ring.desc;
-	vq.avail_gpa = ring.avail;
-	vq.used_gpa = ring.used;
+	fake_vring_attach(&ring, &vq);
 	vq.indirect = true;
 	cr_assert_eq(vq_enable(&vq, QSIZE), 0);
 	chain = calloc(1, sizeof(*chain));
@@ -503,10 +500,8 @@ Test(virtqueue, entries_published_during_a_batch_are_seen_once_it_is_used_up)
 Test(virtqueue, enable_rejects_size_not_power_of_two)
 {
 	vq_reset(&vq);
+	fake_vring_attach(&ring, &vq);
 	vq.num = 12;
-	vq.desc_gpa = ring.desc;
-	vq.avail_gpa = ring.avail;
-	vq.used_gpa = ring.used;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
 	vq.num = 32;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL, "above QueueNumMax");
@@ -515,9 +510,7 @@ Test(virtqueue, enable_rejects_size_not_power_of_two)
 Test(virtqueue, enable_rejects_ring_outside_memory_or_misaligned)
 {
 	vq_reset(&vq);
-	vq.num = QSIZE;
-	vq.desc_gpa = ring.desc;
-	vq.avail_gpa = ring.avail;
+	fake_vring_attach(&ring, &vq);
 	vq.used_gpa = MEM_SIZE - 8;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
 	vq.used_gpa = ring.used + 2;
