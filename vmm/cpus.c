@@ -75,7 +75,6 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 	int ret;
 
 	memset(c, 0, sizeof(*c));
-	c->vm = vm;
 	for (i = 0; i < CPUS_MAX; i++)
 		c->vcpu[i].fd = -1;
 	pthread_mutex_init(&c->lock, NULL);

@@ -33,7 +33,6 @@ struct vm;
 #define CPUS_KICK_SIGNAL (SIGRTMIN + 1)
 
 struct cpus {
-	struct vm *vm;
 	unsigned int n;
 	struct vcpu vcpu[CPUS_MAX];
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, shared by all */

@@ -5,10 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
-void iobus_init(struct iobus *bus, const char *name)
+void iobus_init(struct iobus *bus)
 {
 	memset(bus, 0, sizeof(*bus));
-	bus->name = name;
 }
 
 static bool overlaps(const struct bus_region *a, const struct bus_region *b)

@@ -17,12 +17,11 @@
 #define IOBUS_MAX_REGIONS 64
 
 struct iobus {
-	const char *name; /* "pio" or "mmio", for messages */
 	unsigned int nregions;
 	struct bus_region regions[IOBUS_MAX_REGIONS]; /* sorted by base, disjoint */
 };
 
-void iobus_init(struct iobus *bus, const char *name);
+void iobus_init(struct iobus *bus);
 
 /**
  * iobus_add() - add @r.  Return: 0, -EINVAL (empty or wrapping region, no

@@ -338,13 +338,11 @@ static bool handle_exit(struct vcpu *v)
  */
 static void park(struct cpus *c, struct vcpu *v)
 {
-	v->parked = true;
 	c->nparked++;
 	pthread_cond_broadcast(&c->cond);
 	while (c->pause_req && !c->stop)
 		pthread_cond_wait(&c->cond, &c->lock);
 	c->nparked--;
-	v->parked = false;
 }
 
 void *vcpu_thread(void *arg)

@@ -24,7 +24,6 @@ struct vcpu {
 	pthread_t thread;
 	/* Under cpus->lock: */
 	bool thread_live; /* the thread is in its loop and may be kicked */
-	bool parked;
 	/* Only the vCPU thread touches these: */
 	bool io_pending; /* the last exit was port I/O or MMIO: KVM completes it on re-entry */
 	unsigned int nexc; /* words of an exception report received on port 0x502 */

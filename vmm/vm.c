@@ -56,9 +56,6 @@ int vm_set_space(struct vm *vm, struct space *space, char *err, size_t errlen)
 			 (unsigned long long)ranges[0].size, strerror(errno));
 		return ret;
 	}
-	vm->space = space;
-	vm->mem_size = ranges[0].size;
-	vm->hva = hva;
 	return 0;
 }
 
@@ -73,8 +70,8 @@ int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err
 	vm->kvm = kvm;
 	for (i = 0; i < VM_MAX_GSI; i++)
 		vm->irqfds[i] = -1;
-	iobus_init(&vm->pio, "pio");
-	iobus_init(&vm->mmio, "mmio");
+	iobus_init(&vm->pio);
+	iobus_init(&vm->mmio);
 	vm->host.irqfd = host_irqfd;
 	vm->host.ioeventfd = host_ioeventfd;
 	vm->host.opaque = vm;
@@ -176,15 +173,6 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t datamatch, int fd)
 	req.fd = fd;
 	req.flags = KVM_IOEVENTFD_FLAG_DATAMATCH;
 	if (ioctl(vm->fd, KVM_IOEVENTFD, &req) < 0)
-		return -errno;
-	return 0;
-}
-
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level)
-{
-	struct kvm_irq_level irq = { .irq = gsi, .level = (__u32)level };
-
-	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
 		return -errno;
 	return 0;
 }

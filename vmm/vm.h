@@ -21,9 +21,6 @@ struct space;
 struct vm {
 	struct kvm_sys *kvm;
 	int fd;
-	struct space *space; /* not owned */
-	uint64_t mem_size;
-	void *hva; /* space_hva(space, 0): the window the memslot points at */
 	struct iobus pio;
 	struct iobus mmio;
 	int irqfds[VM_MAX_GSI]; /* eventfd per GSI, -1 if none yet */
@@ -55,8 +52,5 @@ int vm_irqfd(struct vm *vm, unsigned int gsi);
 
 /** vm_ioeventfd() - signal @fd on a 32-bit guest write of @datamatch at MMIO @addr. */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t datamatch, int fd);
-
-/** vm_irq_line() - set the level of @gsi (KVM_IRQ_LINE). Return: 0 or -errno. */
-int vm_irq_line(struct vm *vm, unsigned int gsi, int level);
 
 #endif /* FORKVM_VMM_VM_H */
