@@ -22,7 +22,7 @@ struct clone_config {
 
 struct clone_timing {
 	uint64_t prepare_ns; /* building the child's VM and vCPUs, parent running */
-	uint64_t paused_ns; /* the parent stopped: pause, fork, state copy, resume */
+	uint64_t paused_ns; /* the parent stopped: pause, fork, state read, resume */
 	uint64_t fork_ns; /* space_fork() alone */
 };
 
