@@ -111,6 +111,9 @@ static int check_state(struct vcpu *v, const struct vcpu_state *st)
 		return -EINVAL;
 	if (st->nmsrs > VCPU_STATE_MAX_MSRS)
 		return -EINVAL;
+	/* The APIC id in the LAPIC state and in CPUID must agree. */
+	if (st->index != v->index)
+		return -EINVAL;
 	if (st->xsave_size < sizeof(struct kvm_xsave) || st->xsave_size > VCPU_STATE_XSAVE_MAX ||
 	    st->xsave_size > v->xsave_size)
 		return -EINVAL;
@@ -140,6 +143,9 @@ static int restore_xsave(struct vcpu *v, const struct vcpu_state *st)
 	void *buf;
 	int ret;
 
+	/* The usual case (a clone, a pause on the same host): the sizes match. */
+	if (st->xsave_size == v->xsave_size)
+		return xioctl(v->fd, KVM_SET_XSAVE, (void *)st->xsave);
 	/* KVM_SET_XSAVE reads the VM's full XSAVE size: give it a zero-padded copy. */
 	buf = aligned_alloc(64, VCPU_STATE_XSAVE_MAX);
 	if (!buf)

@@ -53,7 +53,7 @@ int vcpu_save_state(struct vcpu *v, struct vcpu_state *st) __attribute__((warn_u
 
 /**
  * vcpu_restore_state() - load @st into a paused vCPU.  @st is checked
- * (magic, version, sizes, MSR count) first.  Return: 0 or -errno.
+ * (magic, version, vCPU index, sizes, MSR count) first.  Return: 0 or -errno.
  */
 int vcpu_restore_state(struct vcpu *v, const struct vcpu_state *st)
     __attribute__((warn_unused_result));

@@ -155,6 +155,32 @@ Test(vmm_pause, state_round_trip_is_identical_and_complete, .timeout = 240)
 	free(b);
 }
 
+Test(vmm_pause, restore_refuses_another_vcpus_or_a_malformed_state, .timeout = 240)
+{
+	struct vcpu_state *st = aligned_alloc(64, sizeof(*st));
+	struct machine *m;
+
+	cr_assert_not_null(st);
+	m = start("memcheck", 2);
+	sleep_us(2000);
+	if (cpus_pause(&m->cpus))
+		cr_skip_test("the guest finished before it could be paused");
+	cr_assert_eq(vcpu_save_state(&m->cpus.vcpu[0], st), 0);
+	/* vCPU 0's LAPIC id would land in vCPU 1, whose CPUID says 1. */
+	cr_expect_eq(vcpu_restore_state(&m->cpus.vcpu[1], st), -EINVAL);
+	st->nmsrs = VCPU_STATE_MAX_MSRS + 1;
+	cr_expect_eq(vcpu_restore_state(&m->cpus.vcpu[0], st), -EINVAL, "MSR count");
+	cr_assert_eq(vcpu_save_state(&m->cpus.vcpu[0], st), 0);
+	st->xsave_size = VCPU_STATE_XSAVE_MAX + 64;
+	cr_expect_eq(vcpu_restore_state(&m->cpus.vcpu[0], st), -EINVAL, "XSAVE size");
+	cr_assert_eq(vcpu_save_state(&m->cpus.vcpu[0], st), 0);
+	st->version++;
+	cr_expect_eq(vcpu_restore_state(&m->cpus.vcpu[0], st), -EINVAL, "version");
+	cpus_resume(&m->cpus);
+	finish(m);
+	free(st);
+}
+
 Test(vmm_pause, cli_pause_test_gives_the_same_checksum, .timeout = 240)
 {
 	static char out[VMM_OUT_MAX];
