@@ -44,7 +44,10 @@ static void kick_all(struct cpus *c)
 
 		if (!v->thread_live)
 			continue;
-		/* Pairs with the vCPU thread clearing it under c->lock. */
+		/*
+		 * After the request was raised (seq_cst); pairs with
+		 * vcpu_thread() clearing it before it reads the requests.
+		 */
 		__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		pthread_kill(v->thread, CPUS_KICK_SIGNAL);
 	}
@@ -150,7 +153,8 @@ int cpus_pause(struct cpus *c)
 		pthread_mutex_unlock(&c->lock);
 		return -ESRCH;
 	}
-	c->pause_req = true;
+	/* Before kick_all()'s immediate_exit = 1: pairs with vcpu_thread()'s fast path. */
+	__atomic_store_n(&c->pause_req, true, __ATOMIC_SEQ_CST);
 	kick_all(c);
 	while (!c->stop && c->nparked < c->nlive)
 		pthread_cond_wait(&c->cond, &c->lock);
@@ -163,7 +167,7 @@ int cpus_pause(struct cpus *c)
 void cpus_resume(struct cpus *c)
 {
 	pthread_mutex_lock(&c->lock);
-	c->pause_req = false;
+	__atomic_store_n(&c->pause_req, false, __ATOMIC_SEQ_CST);
 	pthread_cond_broadcast(&c->cond);
 	pthread_mutex_unlock(&c->lock);
 }
@@ -172,7 +176,8 @@ void cpus_stop(struct cpus *c, int status, const char *reason)
 {
 	pthread_mutex_lock(&c->lock);
 	if (!c->stop) {
-		c->stop = true;
+		/* Before kick_all()'s immediate_exit = 1, as in cpus_pause(). */
+		__atomic_store_n(&c->stop, true, __ATOMIC_SEQ_CST);
 		c->status = status;
 		if (reason)
 			snprintf(c->reason, sizeof(c->reason), "%s", reason);

@@ -6,9 +6,11 @@
  * Kick: a real-time signal with a no-op handler, unblocked only in vCPU
  * threads, plus kvm_run->immediate_exit (the KVM API's recommended form:
  * "Rather than blocking the signal outside KVM_RUN, userspace can set up a
- * signal handler that sets run->immediate_exit").  The kicker sets
- * immediate_exit under cpus->lock after raising the request, and a vCPU thread
- * clears it only under the lock after seeing no request, so no kick is lost.
+ * signal handler that sets run->immediate_exit").  The kicker raises the
+ * request, then sets immediate_exit; a vCPU thread clears immediate_exit,
+ * then reads the requests (all seq_cst), so no kick is lost: either it sees
+ * the request or KVM_RUN sees immediate_exit.  Without a request a vCPU
+ * thread takes no lock between exits.
  */
 #ifndef FORKVM_VMM_CPUS_H
 #define FORKVM_VMM_CPUS_H
@@ -41,10 +43,10 @@ struct cpus {
 	pthread_cond_t cond;
 	/* Under lock: */
 	bool started;
-	bool stop; /* every vCPU leaves its loop */
+	bool stop; /* every vCPU leaves its loop; also read unlocked (seq_cst) */
 	int status; /* the VMM's exit status once stopped */
 	char reason[640]; /* why it stopped, when not a clean guest exit */
-	bool pause_req;
+	bool pause_req; /* also read unlocked (seq_cst) */
 	unsigned int nlive; /* threads in their loop */
 	unsigned int nparked;
 	unsigned int nresults;

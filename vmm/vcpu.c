@@ -332,6 +332,14 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
+/* A pause or a stop was asked: read without c->lock on every exit. */
+static bool requested(struct cpus *c)
+{
+	/* seq_cst: ordered after the immediate_exit clear in vcpu_thread(). */
+	return __atomic_load_n(&c->pause_req, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&c->stop, __ATOMIC_SEQ_CST);
+}
+
 /*
  * Park under c->lock until resumed or stopped.  The thread's pending I/O was
  * completed first, so the vCPU sits at an instruction boundary.
@@ -359,23 +367,38 @@ void *vcpu_thread(void *arg)
 	for (;;) {
 		int ret;
 
-		pthread_mutex_lock(&c->lock);
-		if (c->stop) {
-			pthread_mutex_unlock(&c->lock);
-			break;
-		}
-		if (c->pause_req && !v->io_pending) {
-			park(c, v);
-			pthread_mutex_unlock(&c->lock);
-			continue;
-		}
 		/*
-		 * With a pause pending, enter only to complete the last I/O
-		 * exit: KVM finishes it, then sees immediate_exit and returns
-		 * -EINTR without running a guest instruction.
+		 * A kick already taken is cleared before the requests are
+		 * read, both seq_cst (pairs with cpus_pause()/cpus_stop()
+		 * raising the request before kick_all()): either this thread
+		 * sees the request, or the kicker's immediate_exit = 1 lands
+		 * after the clear and KVM_RUN returns at once.  The relaxed
+		 * read only saves the store: a kick it misses is still
+		 * followed by its signal.  No request, no lock: the common
+		 * exit goes straight back into the guest.
 		 */
-		__atomic_store_n(&v->run->immediate_exit, c->pause_req ? 1 : 0, __ATOMIC_SEQ_CST);
-		pthread_mutex_unlock(&c->lock);
+		if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_RELAXED))
+			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+		if (requested(c)) {
+			pthread_mutex_lock(&c->lock);
+			if (c->stop) {
+				pthread_mutex_unlock(&c->lock);
+				break;
+			}
+			if (c->pause_req && !v->io_pending) {
+				park(c, v);
+				pthread_mutex_unlock(&c->lock);
+				continue;
+			}
+			/*
+			 * With a pause pending, enter only to complete the last
+			 * I/O exit: KVM finishes it, then sees immediate_exit
+			 * and returns -EINTR without running a guest instruction.
+			 */
+			if (c->pause_req)
+				__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+			pthread_mutex_unlock(&c->lock);
+		}
 
 		ret = ioctl(v->fd, KVM_RUN, 0);
 		v->io_pending = false;
