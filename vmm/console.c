@@ -78,6 +78,7 @@ static void *tap_thread(void *arg)
 
 int console_tap_create(int out_fd, const char *prefix, struct console_tap **out)
 {
+	pthread_condattr_t attr;
 	struct console_tap *t;
 	int fds[2], ret;
 
@@ -94,7 +95,11 @@ int console_tap_create(int out_fd, const char *prefix, struct console_tap **out)
 	t->rfd = fds[0];
 	t->wfd = fds[1];
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->cond, NULL);
+	/* console_tap_wait_lines() waits against CLOCK_MONOTONIC. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	ret = -pthread_create(&t->thread, NULL, tap_thread, t);
 	if (ret)
 		goto err_pipe;
@@ -119,7 +124,7 @@ int console_tap_wait_lines(struct console_tap *t, unsigned long n, unsigned int 
 	struct timespec until;
 	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += timeout_ms / 1000;
 	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (until.tv_nsec >= 1000000000L) {

@@ -74,6 +74,7 @@ static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
 
 int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t errlen)
 {
+	pthread_condattr_t attr;
 	unsigned int i;
 	int ret;
 
@@ -81,7 +82,11 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 	for (i = 0; i < CPUS_MAX; i++)
 		c->vcpu[i].fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	/* Timed waits (cpus_wait) against CLOCK_MONOTONIC: no clock jumps. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &attr);
+	pthread_condattr_destroy(&attr);
 	c->print_results = true;
 
 	if (n < 1 || n > CPUS_MAX || n > vm->kvm->max_vcpus) {
@@ -198,30 +203,6 @@ static void deadline_after(struct timespec *ts, unsigned int ms)
 	}
 }
 
-static int cond_wait_until(struct cpus *c, const struct timespec *deadline)
-{
-	/* The condvar uses the realtime clock; recompute from the monotonic deadline. */
-	struct timespec now, rt;
-	long long left_ns;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	left_ns =
-	    (deadline->tv_sec - now.tv_sec) * 1000000000LL + (deadline->tv_nsec - now.tv_nsec);
-	if (left_ns <= 0)
-		return ETIMEDOUT;
-	if (left_ns > 100000000LL)
-		left_ns = 100000000LL;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	rt.tv_sec += left_ns / 1000000000LL;
-	rt.tv_nsec += left_ns % 1000000000LL;
-	if (rt.tv_nsec >= 1000000000L) {
-		rt.tv_sec++;
-		rt.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&c->cond, &c->lock, &rt);
-	return 0;
-}
-
 static void join_all(struct cpus *c)
 {
 	unsigned int i;
@@ -254,7 +235,7 @@ int cpus_wait(struct cpus *c, unsigned int timeout_ms)
 			pthread_cond_wait(&c->cond, &c->lock);
 			continue;
 		}
-		if (cond_wait_until(c, &deadline) == ETIMEDOUT) {
+		if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) == ETIMEDOUT) {
 			pthread_mutex_unlock(&c->lock);
 			snprintf(msg, sizeof(msg), "guest timed out after %u ms", timeout_ms);
 			cpus_stop(c, CPUS_STATUS_GUEST_CRASH, msg);
