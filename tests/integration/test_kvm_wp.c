@@ -126,10 +126,9 @@ static void assert_page(const void *page, uint8_t p, bool written, const char *w
 	}
 }
 
-static void fork_then_guest_writes(void)
+/* Fill every page, note each one's frame in @before, fork: the child. */
+static struct space *fill_and_fork(uint64_t before[NPAGES])
 {
-	uint64_t before[NPAGES];
-	struct pool_stats st0, st1;
 	struct space *child;
 	unsigned int i;
 	int ret;
@@ -141,6 +140,17 @@ static void fork_then_guest_writes(void)
 	}
 	ret = space_fork(space, &child);
 	cr_assert_eq(ret, 0, "space_fork: %s", strerror(-ret));
+	return child;
+}
+
+static void fork_then_guest_writes(void)
+{
+	uint64_t before[NPAGES];
+	struct pool_stats st0, st1;
+	struct space *child;
+	unsigned int i;
+
+	child = fill_and_fork(before);
 	for (i = 0; i < NPAGES; i++)
 		cr_assert_eq(space_frame_of(child, page_gpa(i)), before[i],
 			     "page %u: the child does not share the parent's frame", i);
@@ -206,13 +216,8 @@ Test(kvm_wp, guest_write_to_a_page_no_longer_shared_reuses_its_frame, .init = in
 	struct pool_stats st0, st1;
 	struct space *child;
 	unsigned int i;
-	int ret;
 
-	fill_pages(space);
-	for (i = 0; i < NPAGES; i++)
-		before[i] = space_frame_of(space, page_gpa(i));
-	ret = space_fork(space, &child);
-	cr_assert_eq(ret, 0, "space_fork: %s", strerror(-ret));
+	child = fill_and_fork(before);
 	/* The only other sharer goes away: page_count is back to 1. */
 	space_destroy(child);
 	pool_get_stats(pool, &st0);
