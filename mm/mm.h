@@ -193,9 +193,11 @@ void space_unpin(struct mm_pin *pin);
 
 /**
  * space_read() / space_write() - copy between a host buffer and guest memory
- * through the direct map (a short pin around a memcpy); space_write breaks
- * COW like a CPU write.  For device rings and small fields.
- * Return: 0 or -errno as space_pin().
+ * through the direct map, page by page under the family lock; space_write
+ * breaks COW like a CPU write.  Any length (no pin limit): for device rings
+ * and fields, and for loading an image.
+ * Return: 0, -EINVAL (zero length, @gpa + @len overflows) or -EFAULT (not
+ * all guest memory, or across a hole between ranges).
  */
 int space_read(struct space *space, uint64_t gpa, void *buf, size_t len);
 int space_write(struct space *space, uint64_t gpa, const void *buf, size_t len);

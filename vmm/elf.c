@@ -134,24 +134,6 @@ int elf_check(const void *data, size_t size, uint64_t mem_size, struct elf_image
 	return 0;
 }
 
-/* space_write() pins at most MM_PIN_MAX_PAGES pages: write in slices. */
-static int write_chunked(struct space *space, uint64_t gpa, const char *src, uint64_t len)
-{
-	const uint64_t slice = 1ULL << 20;
-
-	while (len) {
-		uint64_t n = len < slice ? len : slice;
-		int ret = space_write(space, gpa, src, n);
-
-		if (ret)
-			return ret;
-		gpa += n;
-		src += n;
-		len -= n;
-	}
-	return 0;
-}
-
 int elf_load(struct space *space, const void *data, size_t size, struct elf_image *img, char *err,
 	     size_t errlen)
 {
@@ -170,8 +152,7 @@ int elf_load(struct space *space, const void *data, size_t size, struct elf_imag
 		if (!is_loaded(&ph) || !ph.p_filesz)
 			continue;
 		/* The rest up to p_memsz stays zero: a new space reads as zero. */
-		ret =
-		    write_chunked(space, ph.p_paddr, (const char *)data + ph.p_offset, ph.p_filesz);
+		ret = space_write(space, ph.p_paddr, (const char *)data + ph.p_offset, ph.p_filesz);
 		if (ret) {
 			snprintf(err, errlen, "guest ELF: writing a segment at 0x%llx: %s",
 				 (unsigned long long)ph.p_paddr, strerror(-ret));

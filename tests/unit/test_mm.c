@@ -723,3 +723,22 @@ Test(mm, fork_of_a_full_pool_fails_cleanly_and_leaves_the_parent_as_it_was, .ini
 	space_destroy(parent);
 	cr_assert_eq(stats().live_frames, 0);
 }
+
+Test(mm, space_write_and_read_have_no_pin_limit, .init = setup, .fini = teardown)
+{
+	uint64_t pages = 2 * MM_PIN_MAX_PAGES + 3, len = pages * PAGE - 100;
+	struct space *s = new_space(pages);
+	uint8_t *buf = malloc(len), *back = malloc(len);
+
+	for (uint64_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 7 + 1);
+	cr_assert_eq(space_write(s, 50, buf, len), 0, "an image larger than a pin loads");
+	cr_assert_eq(space_read(s, 50, back, len), 0);
+	cr_assert_eq(memcmp(buf, back, len), 0);
+	cr_assert_eq(page(s, 0)[49], 0, "nothing written before the start");
+	cr_assert_eq(page(s, 0)[50], buf[0]);
+	cr_assert_eq(stats().pins, 0, "copies take no pins");
+	free(buf);
+	free(back);
+	space_destroy(s);
+}
