@@ -630,11 +630,13 @@ void virtio_mmio_resume(struct virtio_mmio *vm)
 
 	pthread_mutex_lock(&vm->lock);
 	vm->paused = false;
+	/* Kicks held back by the pause go the way of any notify: to the
+	 * service thread, never run on the thread that resumes. */
 	for (i = 0; i < vm->dev->nqueues; i++) {
 		if (!vm->kick_pending[i])
 			continue;
 		vm->kick_pending[i] = false;
-		service(vm, i);
+		kick(vm, i);
 	}
 	pthread_mutex_unlock(&vm->lock);
 }

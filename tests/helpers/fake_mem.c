@@ -85,6 +85,7 @@ static int fm_pin(void *opaque, uint64_t gpa, uint64_t len, bool write, struct d
 	count(&m->pins);
 	if (write)
 		count(&m->write_pins);
+	m->last_pin_thread = pthread_self();
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 #ifndef FORKVM_TESTS_HELPERS_FAKE_MEM_H
 #define FORKVM_TESTS_HELPERS_FAKE_MEM_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,6 +26,8 @@ struct fake_mem {
 	unsigned int unpins;
 	unsigned int reads;
 	unsigned int writes;
+	/* The thread of the last pin: which thread ran the device. */
+	pthread_t last_pin_thread;
 };
 
 /** fake_mem_init() - @size bytes of zeroed guest memory at @base.  With

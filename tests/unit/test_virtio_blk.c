@@ -595,4 +595,6 @@ Test(virtio_blk_host, pause_holds_requests_until_resume, .init = setup_host_noio
 	virtio_mmio_resume(mmio);
 	wait_irq();
 	cr_expect_eq(fake_mem_u8(&mem, DATA), 8);
+	cr_expect_not(pthread_equal(mem.last_pin_thread, pthread_self()),
+		      "the held request ran on the service thread, not the resumer's");
 }
