@@ -59,6 +59,11 @@ run_integration() {
 	rm -f "$log"
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
+	elif [ "$rc" -eq 77 ] && [ "${CI:-}" = true ]; then
+		# scripts/deps.sh installs QEMU: in CI a skip means the setup is broken.
+		echo "!! integration tests could not run (in-kvm: 77, no KVM and no QEMU) and CI=true: FAILED"
+		failed=$((failed + 1))
+		failed_names+=("integration (skipped in CI)")
 	elif [ "$rc" -eq 77 ]; then
 		echo "!! integration tests SKIPPED: no usable KVM and no way to run the nested guest (see above)"
 	else
