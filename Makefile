@@ -24,15 +24,21 @@ ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 endif
-LIBFDT := -lfdt
-CRITERION := $(shell pkg-config --libs criterion 2>/dev/null || echo -lcriterion)
-
-# The Debian packages the build needs; scripts/deps.sh installs what is missing.
-DEPS_STAMP := $(OUT)/.deps-ok
-$(DEPS_STAMP): scripts/deps.sh
+# ---- configuration: every value that comes from an installed package -------
+# scripts/configure.sh first installs the missing Debian packages
+# (scripts/deps.sh), then writes LIBFDT, CRITERION, LIBURING and GUEST_LIBFDT
+# into $(CONFIG_MK).  Make includes it; when it had to (re)make it, make
+# restarts and reads it again, so nothing that a package provides is read
+# before the package is there.  Never assign such a value with $(shell ...)
+# here: on a fresh machine it would run before the install.
+CONFIG_MK := $(OUT)/config.mk
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+include $(CONFIG_MK)
+endif
+$(CONFIG_MK): scripts/configure.sh scripts/deps.sh
 	$(Q)mkdir -p $(@D)
-	$(Q)scripts/deps.sh
-	$(Q)touch $@
+	$(Q)scripts/configure.sh $(CC) > $@.tmp
+	$(Q)mv $@.tmp $@
 
 # ---- host code: mm <- devices <- vmm --------------------------------------
 MM_SRCS := $(wildcard mm/*.c)
@@ -48,7 +54,7 @@ LIBVMM := $(OUT)/libvmm.a
 LIBHELPERS := $(OUT)/libtesthelpers.a
 FORKVM := $(OUT)/forkvm
 
-$(OUT)/obj/%.o: %.c | $(DEPS_STAMP)
+$(OUT)/obj/%.o: %.c | $(CONFIG_MK)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -66,7 +72,7 @@ HOST_LIBS := $(LIBVMM) $(LIBDEV) $(LIBMM)
 
 $(FORKVM): $(call obj,vmm/main.c) $(HOST_LIBS)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING)
 
 # ---- tests and benches: one program per file --------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -79,12 +85,12 @@ BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 $(OUT)/tests/%: $(OUT)/obj/tests/%.o $(LIBHELPERS) $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(CRITERION)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(CRITERION)
 
 $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING)
 
 # ---- the freestanding test guest (its own flags; never linked into the VMM) --
 -include guest/test/guest.mk
@@ -92,7 +98,7 @@ $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 .PHONY: all test test-unit test-integration test-nested demo bench fmt fmt-check clean deps
 all: $(FORKVM) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS) $(GUEST_ELF)
 
-deps: $(DEPS_STAMP)
+deps: $(CONFIG_MK)
 
 test: all
 	$(Q)scripts/run-tests.sh $(OUT) all
@@ -116,7 +122,7 @@ bench: all
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 fmt:
 	$(Q)clang-format -i $(FMT_SRCS)
-fmt-check: | $(DEPS_STAMP)
+fmt-check: | $(CONFIG_MK)
 	$(Q)clang-format --dry-run --Werror $(FMT_SRCS) && echo "fmt-check: clean"
 
 clean:

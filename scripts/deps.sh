@@ -3,7 +3,7 @@
 # when they are missing.  Called by the Makefile; safe to run by hand.
 set -euo pipefail
 
-PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev
+PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev liburing-dev
       qemu-system-x86 busybox-static cpio xz-utils clang-format)
 
 missing=()

@@ -1,12 +1,12 @@
 # The freestanding test guest (included by the top-level Makefile).
 # Its own flags: no libc, no red zone, no PIC, linked at 1 MiB; libfdt.a from
 # Debian's libfdt-dev is linked in (see docs/test-guest.md for its stack
-# protector).  Objects go under $(OUT)/guest/.
+# protector): $(GUEST_LIBFDT), which scripts/configure.sh finds after the
+# package is installed.  Objects go under $(OUT)/guest/.
 GUEST_DIR := guest/test
 GUEST_ELF := $(OUT)/guest/test.elf
 GUEST_SRCS := $(wildcard $(GUEST_DIR)/*.c) $(GUEST_DIR)/crt0.S
 GUEST_OBJS := $(patsubst $(GUEST_DIR)/%,$(OUT)/guest/%.o,$(GUEST_SRCS))
-GUEST_LIBFDT := $(shell $(CC) -print-file-name=libfdt.a)
 
 # -mcmodel=small: everything sits below 2 GiB.  SSE is allowed (CR4.OSFXSR is
 # set at entry) but nothing newer: -mno-avx keeps VEX encodings out.
@@ -20,12 +20,12 @@ GUEST_CFLAGS := -std=gnu11 -O2 -g -I. -ffreestanding -fno-builtin -nostdlib -fno
 GUEST_LDFLAGS := -nostdlib -static -no-pie -Wl,-T,$(GUEST_DIR)/linker.ld \
 	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,-z,max-page-size=4096 -Wl,--no-warn-rwx-segments
 
-$(OUT)/guest/%.c.o: $(GUEST_DIR)/%.c | $(DEPS_STAMP)
+$(OUT)/guest/%.c.o: $(GUEST_DIR)/%.c | $(CONFIG_MK)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(OUT)/guest/%.S.o: $(GUEST_DIR)/%.S | $(DEPS_STAMP)
+$(OUT)/guest/%.S.o: $(GUEST_DIR)/%.S | $(CONFIG_MK)
 	$(call say,AS,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(GUEST_CFLAGS) -D__ASSEMBLER__ -c $< -o $@
@@ -45,7 +45,7 @@ guest: $(GUEST_ELF)
 # $(OUT)/guest/hostrun $(GUEST_ELF) WORKLOAD [options].
 GUEST_HOSTRUN := $(OUT)/guest/hostrun
 
-$(GUEST_HOSTRUN): $(GUEST_DIR)/hostrun/hostrun.c $(wildcard $(GUEST_DIR)/*.h) | $(DEPS_STAMP)
+$(GUEST_HOSTRUN): $(GUEST_DIR)/hostrun/hostrun.c $(wildcard $(GUEST_DIR)/*.h) | $(CONFIG_MK)
 	$(call say,CC,$<)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) -o $@ $< $(LIBFDT)
