@@ -6,6 +6,12 @@ set -euo pipefail
 PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev liburing-dev
       qemu-system-x86 busybox-static cpio xz-utils clang-format)
 
+# --list: the package names, one a line (scripts/fresh-machine-check.sh).
+if [ "${1:-}" = --list ]; then
+	printf '%s\n' "${PKGS[@]}"
+	exit 0
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
