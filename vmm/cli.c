@@ -225,13 +225,41 @@ static const struct option mkdisk_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-/* getopt's own complaint, as one line naming the argument. */
-static int getopt_error(char **argv, int c, char *err, size_t errlen)
+/*
+ * getopt's own complaint, as one line naming the argument.  @first is where
+ * the failing getopt_long() call started to look (optind before it).
+ */
+static int getopt_error(int argc, char **argv, int first, int c, char *err, size_t errlen)
 {
-	const char *arg = argv[optind - 1];
+	const char *arg;
+	int i;
 
+	/*
+	 * A letter in optopt: a short option, and forkvm has none, so it is
+	 * the first letter of its "-xyz" cluster.  glibc leaves optind on the
+	 * cluster or just past it, depending on whether letters remain, so
+	 * look from @first: what getopt skipped there were non-options (it
+	 * permutes them later), and the first option-like argument is the
+	 * cluster.
+	 */
+	if (c == '?' && optopt > 0 && optopt < OPT_GUEST) {
+		for (i = first; i < argc; i++) {
+			arg = argv[i];
+			if (arg[0] != '-' || !arg[1] || arg[1] == '-')
+				continue;
+			if (!arg[2])
+				return bad(err, errlen, "%s: unknown option (see --help)", arg);
+			snprintf(err, errlen, "'%s': unknown option -%c (see --help)", arg, optopt);
+			return -EINVAL;
+		}
+	}
+	/* A long option: getopt_long stepped past it (and its value). */
+	arg = argv[optind - 1];
 	if (c == ':')
 		return bad(err, errlen, "%s: missing value", arg);
+	/* "--check=1": optopt is the option's own value. */
+	if (optopt >= OPT_GUEST)
+		return bad(err, errlen, "%s: takes no value (see --help)", arg);
 	return bad(err, errlen, "%s: unknown option (see --help)", arg);
 }
 
@@ -239,11 +267,15 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 {
 	unsigned long long n;
 	bool guest = false;
-	int c;
+	int c, first;
 
 	cli->cfg.mem_size = 128ULL << 20;
 	cli->cfg.ncpus = 1;
-	while ((c = getopt_long(argc, argv, ":", run_opts, NULL)) != -1) {
+	for (;;) {
+		first = optind ?: 1;
+		c = getopt_long(argc, argv, ":", run_opts, NULL);
+		if (c == -1)
+			break;
 		switch (c) {
 		case OPT_GUEST:
 			if (strcmp(optarg, "test"))
@@ -329,7 +361,7 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			cli->cmd = CLI_HELP;
 			return 0;
 		default:
-			return getopt_error(argv, c, err, errlen);
+			return getopt_error(argc, argv, first, c, err, errlen);
 		}
 	}
 	if (optind < argc)
@@ -354,11 +386,15 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 static int parse_mkdisk(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 {
 	unsigned long long n;
-	int c;
+	int c, first;
 
 	cli->disk_seed = CLI_DEFAULT_DISK_SEED;
 	cli->disk_size = CLI_DEFAULT_DISK_SIZE;
-	while ((c = getopt_long(argc, argv, ":", mkdisk_opts, NULL)) != -1) {
+	for (;;) {
+		first = optind ?: 1;
+		c = getopt_long(argc, argv, ":", mkdisk_opts, NULL);
+		if (c == -1)
+			break;
 		switch (c) {
 		case OPT_SEED:
 			if (parse_uint(optarg, ULLONG_MAX, &n))
@@ -372,7 +408,7 @@ static int parse_mkdisk(int argc, char **argv, struct cli *cli, char *err, size_
 			cli->cmd = CLI_HELP;
 			return 0;
 		default:
-			return getopt_error(argv, c, err, errlen);
+			return getopt_error(argc, argv, first, c, err, errlen);
 		}
 	}
 	if (optind >= argc)
@@ -397,7 +433,12 @@ int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 {
 	memset(cli, 0, sizeof(*cli));
 	cli->argv0 = argv[0];
-	optind = 1;
+	/*
+	 * 0, not 1: glibc then forgets everything from the last parse (its
+	 * pointer into a cluster of the previous argv, the permutation
+	 * bounds), so cli_parse() can be called again in one process.
+	 */
+	optind = 0;
 	opterr = 0;
 	if (argc < 2)
 		return bad(err, errlen, "missing command: run or mkdisk (see --help)%s", "");
