@@ -89,6 +89,16 @@ Test(vmm_cli, unknown_options_values_and_commands_are_named)
 	expect_usage_error("SIZE", a7);
 }
 
+Test(vmm_cli, a_bad_letter_in_a_cluster_of_short_options_is_named)
+{
+	const char *a1[] = { "run", "-xy", NULL };
+	const char *a2[] = { "run", "--guest", "test", "-xy", NULL };
+
+	/* Were "run: unknown option" and "test: unknown option". */
+	expect_usage_error("'-xy': unknown option -x", a1);
+	expect_usage_error("'-xy': unknown option -x", a2);
+}
+
 Test(vmm_cli, help_lists_every_option)
 {
 	static const char *const opts[] = { "--guest",	    "--workload",    "--args",
