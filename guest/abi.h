@@ -10,7 +10,7 @@
 
 #define PORT_EXIT 0x501 /* out: the guest's exit status; stops the machine */
 #define PORT_EXCEPTION 0x502 /* out: a vector, written by the VMM's ring-0 stubs */
-#define PORT_RESULT 0x503 /* out: one byte of a "result:" line */
+#define PORT_RESULT 0x503 /* out: a 32-bit value, printed as a "result: 0x%08x" line */
 
 /*
  * Guest-initiated fork, like fork(2).  `outl FORK_MAGIC, PORT_FORK` asks the

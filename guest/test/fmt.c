@@ -154,16 +154,24 @@ static void sn_out(char c, void *ctx)
 	b->pos++;
 }
 
-int fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
+int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	struct sn_buf b = { buf, size, 0 };
+	int n;
+
+	n = fmt_vformat(sn_out, &b, fmt, ap);
+	if (size)
+		buf[b.pos < size ? b.pos : size - 1] = '\0';
+	return n;
+}
+
+int fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
+{
 	va_list ap;
 	int n;
 
 	va_start(ap, fmt);
-	n = fmt_vformat(sn_out, &b, fmt, ap);
+	n = fmt_vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
-	if (size)
-		buf[b.pos < size ? b.pos : size - 1] = '\0';
 	return n;
 }

@@ -15,6 +15,10 @@ typedef void (*fmt_out_fn)(char c, void *ctx);
 /** fmt_vformat() - format into @out. Return: number of characters produced. */
 int fmt_vformat(fmt_out_fn out, void *ctx, const char *fmt, va_list ap);
 
+/** fmt_vsnprintf() - fmt_snprintf() with a va_list. */
+int fmt_vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
 /** fmt_snprintf() - like snprintf. Return: the length the full output would have. */
 int fmt_snprintf(char *buf, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -16,6 +16,8 @@
 #define GUEST_EXIT_NODEV 3 /* the workload's device is missing or refused to start */
 #define GUEST_EXIT_BADFDT 4 /* the device tree is unusable or breaks the boot protocol */
 #define GUEST_EXIT_BADCPU 5 /* RSI/RDX out of range */
+/* dmastress: a fork it was asked for was not made (FORK_FAILED, or nothing in flight) */
+#define GUEST_EXIT_NOFORK 6
 
 #ifndef __ASSEMBLER__
 #include <stdbool.h>
@@ -38,7 +40,7 @@ struct workload {
 };
 
 extern const struct workload wl_hello, wl_memcheck, wl_atomics, wl_blkread, wl_blkwrite,
-    wl_badvirtio;
+    wl_badvirtio, wl_dmastress;
 
 /* The first byte after the image (linker script); free memory must start at or above it. */
 extern char __image_end[];

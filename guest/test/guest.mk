@@ -52,3 +52,6 @@ $(GUEST_HOSTRUN): $(GUEST_DIR)/hostrun/hostrun.c $(wildcard $(GUEST_DIR)/*.h) | 
 
 .PHONY: guest-hostrun
 guest-hostrun: $(GUEST_HOSTRUN) $(GUEST_ELF)
+
+# The dmastress unit test runs hostrun and the guest from the same $(OUT).
+$(OUT)/tests/unit/test_guest_dmastress: | $(GUEST_HOSTRUN) $(GUEST_ELF)

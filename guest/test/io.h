@@ -9,8 +9,7 @@
 
 #include <stdint.h>
 
-#define PORT_EXIT 0x501
-#define PORT_RESULT 0x503
+#include "guest/abi.h"
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -28,6 +27,14 @@ static inline uint8_t inb(uint16_t port)
 static inline void outl(uint16_t port, uint32_t v)
 {
 	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port) : "memory");
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port) : "memory");
+	return v;
 }
 
 /*
@@ -91,6 +98,25 @@ static inline __attribute__((noreturn)) void guest_exit(uint32_t code)
 	outl(PORT_EXIT, code);
 	for (;;)
 		cpu_relax();
+}
+
+/**
+ * guest_fork() - ask the VMM to clone this machine, like fork(2) (guest/abi.h).
+ * The out and the in sit in one asm statement: the clone happens between
+ * them, and nothing of ours may run in between.  The memory clobber makes
+ * every store before the call happen before the clone, in both machines.
+ * Return: the child's id (> 0) in the parent, 0 in the child, FORK_FAILED
+ * when no child could be made (FORK_NONE: the VMM ignored the request).
+ */
+static inline uint32_t guest_fork(void)
+{
+	uint32_t v;
+
+	__asm__ volatile("outl %0, %w1\n\tinl %w1, %0"
+			 : "=a"(v)
+			 : "d"((uint32_t)PORT_FORK), "0"(FORK_MAGIC)
+			 : "memory");
+	return v;
 }
 
 #endif /* FORKVM_GUEST_TEST_IO_H */

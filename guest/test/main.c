@@ -18,7 +18,8 @@ void guest_main(const void *fdt, uint64_t cpu, uint64_t ncpus) __attribute__((no
 uint8_t guest_stacks[GUEST_MAX_CPUS][GUEST_STACK_SIZE] __attribute__((aligned(4096)));
 
 static const struct workload *const workloads[] = {
-	&wl_hello, &wl_memcheck, &wl_atomics, &wl_blkread, &wl_blkwrite, &wl_badvirtio,
+	&wl_hello,    &wl_memcheck,  &wl_atomics,   &wl_blkread,
+	&wl_blkwrite, &wl_badvirtio, &wl_dmastress,
 };
 
 /* Say so once when a wait for other vCPUs takes this long (~10 s at 3 GHz). */

@@ -9,12 +9,6 @@
 /* The ring lives in the image (bss), well away from memcheck's free memory. */
 static uint8_t ring_mem[8192] __attribute__((aligned(4096)));
 
-/* Header and status of the one request in flight. */
-static struct {
-	struct virtio_blk_req_hdr hdr;
-	uint8_t status;
-} req __attribute__((aligned(64)));
-
 /* The features we can use; anything else offered is declined. */
 #define VBLK_WANTED                                                       \
 	((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_BLK_F_SIZE_MAX) | \
@@ -94,6 +88,9 @@ static int setup_queue(struct vblk *b, char *err, size_t errlen)
 	vblk_write(b, VIRTIO_MMIO_QUEUE_DEVICE_LOW, (uint32_t)a);
 	vblk_write(b, VIRTIO_MMIO_QUEUE_DEVICE_HIGH, (uint32_t)(a >> 32));
 	vblk_write(b, VIRTIO_MMIO_QUEUE_READY, 1);
+	memset(b->req, 0, sizeof(b->req));
+	b->ndev = b->nbusy = 0;
+	b->done_head = b->done_count = 0;
 	return 0;
 }
 
@@ -220,37 +217,209 @@ uint32_t vblk_max_transfer(const struct vblk *b, uint32_t want)
 	return want & ~(VBLK_SECTOR - 1);
 }
 
-int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *data, uint32_t len,
-		 uint32_t *used_len)
+static bool is_device_write(uint32_t type)
 {
-	struct vring_buf bufs[VBLK_QUEUE_SIZE];
-	bool write = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
-	uint32_t seg = b->size_max ? b->size_max : len, off, id, ulen;
-	unsigned int n = 0;
-	int head;
+	return type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
+}
 
-	req.hdr.type = type;
-	req.hdr.reserved = 0;
-	req.hdr.sector = sector;
-	req.status = 0xff;
-	bufs[n++] = (struct vring_buf){ vring_addr(&req.hdr), sizeof(req.hdr), false };
-	for (off = 0; off < len && n + 1u < b->vr.size; off += seg) {
+static int token_alloc(struct vblk *b, uint32_t type, uint64_t sector)
+{
+	unsigned int t;
+
+	for (t = 0; t < VBLK_QUEUE_SIZE; t++) {
+		struct vblk_req *r = &b->req[t];
+
+		if (r->state != VBLK_REQ_FREE)
+			continue;
+		r->hdr.type = type;
+		r->hdr.reserved = 0;
+		r->hdr.sector = sector;
+		r->status = 0xff; /* untouched: docs/virtio-errors.md */
+		r->used_len = 0;
+		r->sync = false;
+		return (int)t;
+	}
+	return -1;
+}
+
+/*
+ * Header, @len bytes at @data cut in segments of at most size_max, status:
+ * into @bufs (room for @max).  Return: the number of buffers, 0 if @max is too few.
+ */
+static unsigned int fill_bufs(const struct vblk *b, struct vblk_req *r, void *data, uint32_t len,
+			      struct vring_buf *bufs, unsigned int max)
+{
+	bool write = is_device_write(r->hdr.type);
+	uint32_t seg = b->size_max ? b->size_max : len, off;
+	unsigned int n = 0;
+
+	bufs[n++] = (struct vring_buf){ vring_addr(&r->hdr), sizeof(r->hdr), false };
+	for (off = 0; off < len && n + 1u < max; off += seg) {
 		uint32_t l = len - off < seg ? len - off : seg;
 
 		bufs[n++] = (struct vring_buf){ vring_addr((char *)data + off), l, write };
 	}
 	if (off < len)
+		return 0;
+	bufs[n++] = (struct vring_buf){ vring_addr(&r->status), 1, true };
+	return n;
+}
+
+/* Hand request @t, whose chain starts at @head, to the device (already published). */
+static void mark_inflight(struct vblk *b, int t, int head)
+{
+	b->req[t].head = (uint16_t)head;
+	b->req[t].state = VBLK_REQ_INFLIGHT;
+	b->head_token[head] = (uint8_t)t;
+	b->ndev++;
+	b->nbusy++;
+}
+
+int vblk_submit(struct vblk *b, uint32_t type, uint64_t sector, void *data, uint32_t len)
+{
+	struct vring_buf bufs[VBLK_ASYNC_DESC];
+	struct vblk_req *r;
+	unsigned int n, k;
+	int t, head;
+
+	t = token_alloc(b, type, sector);
+	if (t < 0)
 		return -1;
-	bufs[n++] = (struct vring_buf){ vring_addr(&req.status), 1, true };
+	r = &b->req[t];
+	n = fill_bufs(b, r, data, len, bufs, VBLK_ASYNC_DESC);
+	if (!n)
+		return -1;
+	if (vblk_has(b, VIRTIO_F_INDIRECT_DESC)) {
+		for (k = 0; k < n; k++)
+			r->ind[k] = (struct vring_desc){
+				bufs[k].addr, bufs[k].len,
+				(uint16_t)((bufs[k].write ? VRING_DESC_F_WRITE : 0) |
+					   (k + 1 < n ? VRING_DESC_F_NEXT : 0)),
+				(uint16_t)(k + 1 < n ? k + 1 : 0)
+			};
+		head = vring_add_indirect(&b->vr, vring_addr(r->ind), n * sizeof(r->ind[0]));
+	} else {
+		head = vring_add_chain(&b->vr, bufs, n);
+	}
+	if (head < 0)
+		return -1;
+	mark_inflight(b, t, head);
+	return t;
+}
+
+void vblk_kick(struct vblk *b)
+{
+	vblk_notify(b, 0);
+}
+
+unsigned int vblk_poll(struct vblk *b)
+{
+	unsigned int n = 0;
+	uint32_t id, len;
+
+	while (vring_get_used(&b->vr, &id, &len)) {
+		struct vblk_req *r;
+
+		n++;
+		/* Device values: id must name a head we made available. */
+		if (id >= b->vr.size || b->req[b->head_token[id]].state != VBLK_REQ_INFLIGHT ||
+		    b->req[b->head_token[id]].head != id) {
+			b->bad_used++;
+			continue;
+		}
+		r = &b->req[b->head_token[id]];
+		b->ndev--;
+		if (vring_free_chain(&b->vr, (uint16_t)id))
+			b->bad_used++;
+		r->used_len = len;
+		r->state = VBLK_REQ_DONE;
+		if (!r->sync) {
+			b->done_fifo[(b->done_head + b->done_count) % VBLK_QUEUE_SIZE] =
+			    b->head_token[id];
+			b->done_count++;
+		}
+	}
+	return n;
+}
+
+unsigned int vblk_reap(struct vblk *b, struct vblk_done *done, unsigned int max)
+{
+	unsigned int n = 0;
+
+	vblk_poll(b);
+	while (n < max && b->done_count) {
+		int t = b->done_fifo[b->done_head];
+		struct vblk_req *r = &b->req[t];
+
+		b->done_head = (b->done_head + 1) % VBLK_QUEUE_SIZE;
+		b->done_count--;
+		/* The device wrote the status before it published the used element. */
+		done[n++] = (struct vblk_done){ t, READ_ONCE(r->status), r->used_len };
+		r->state = VBLK_REQ_FREE;
+		b->nbusy--;
+	}
+	return n;
+}
+
+unsigned int vblk_pending(const struct vblk *b)
+{
+	/* Pairs with the device's release of used->idx after each element. */
+	uint16_t unread = __atomic_load_n(&b->vr.used->idx, __ATOMIC_ACQUIRE) - b->vr.last_used;
+
+	return unread > b->ndev ? 0 : b->ndev - unread;
+}
+
+unsigned int vblk_async_max(const struct vblk *b, uint32_t len)
+{
+	unsigned int per = 1, segs;
+	uint32_t seg = b->size_max ? b->size_max : len;
+
+	if (!seg)
+		return 0;
+	segs = (len + seg - 1) / seg;
+	if (segs + 2 > VBLK_ASYNC_DESC || (b->seg_max && segs > b->seg_max))
+		return 0;
+	if (!vblk_has(b, VIRTIO_F_INDIRECT_DESC))
+		per = segs + 2;
+	return b->vr.size / per < VBLK_QUEUE_SIZE ? b->vr.size / per : VBLK_QUEUE_SIZE;
+}
+
+int vblk_request(struct vblk *b, uint32_t type, uint64_t sector, void *data, uint32_t len,
+		 uint32_t *used_len)
+{
+	struct vring_buf bufs[VBLK_QUEUE_SIZE];
+	uint32_t bad = b->bad_used;
+	struct vblk_req *r;
+	uint64_t start;
+	unsigned int n;
+	int t, head, st;
+
+	t = token_alloc(b, type, sector);
+	if (t < 0)
+		return -1;
+	r = &b->req[t];
+	n = fill_bufs(b, r, data, len, bufs,
+		      b->vr.size < VBLK_QUEUE_SIZE ? b->vr.size : VBLK_QUEUE_SIZE);
+	if (!n)
+		return -1;
 	head = vring_add_chain(&b->vr, bufs, n);
 	if (head < 0)
 		return -1;
+	r->sync = true;
+	mark_inflight(b, t, head);
 	vblk_notify(b, 0);
-	if (!vblk_wait_used(b, VBLK_TIMEOUT_TSC, &id, &ulen))
-		return -1;
+	start = rdtsc();
+	while (READ_ONCE(r->state) != VBLK_REQ_DONE) {
+		if (vblk_poll(b) && b->bad_used != bad)
+			return -1; /* a used element that names no request: the device is lost */
+		if (rdtsc() - start > VBLK_TIMEOUT_TSC)
+			return -1; /* the token stays busy: the device may still write */
+		cpu_relax();
+	}
 	if (used_len)
-		*used_len = ulen;
-	if (id != (uint32_t)head || vring_free_chain(&b->vr, (uint16_t)head))
-		return -1;
-	return READ_ONCE(req.status);
+		*used_len = r->used_len;
+	st = READ_ONCE(r->status);
+	r->state = VBLK_REQ_FREE;
+	b->nbusy--;
+	return st;
 }

@@ -83,6 +83,24 @@ int vring_add_chain(struct vring *vr, const struct vring_buf *bufs, unsigned int
 	return head;
 }
 
+int vring_add_indirect(struct vring *vr, uint64_t table, uint32_t len)
+{
+	uint16_t head = vr->free_head;
+	struct vring_desc *d = &vr->desc[head];
+
+	if (!vr->num_free)
+		return -1;
+	vr->free_head = d->next;
+	vr->num_free--;
+	d->addr = table;
+	d->len = len;
+	d->flags = VRING_DESC_F_INDIRECT;
+	/* next is unused without NEXT; keep the free-list link out of the device's view. */
+	d->next = 0;
+	vring_publish(vr, head);
+	return head;
+}
+
 bool vring_get_used(struct vring *vr, uint32_t *id, uint32_t *len)
 {
 	const struct vring_used_elem *e;

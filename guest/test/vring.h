@@ -85,6 +85,13 @@ static inline uint64_t vring_addr(const void *p)
 int vring_add_chain(struct vring *vr, const struct vring_buf *bufs, unsigned int n);
 
 /**
+ * vring_add_indirect() - take one descriptor from the free list, point it at
+ * the indirect table @table of @len bytes (built by the caller) and make it
+ * available.  Return: the descriptor index, or -1 when none is free.
+ */
+int vring_add_indirect(struct vring *vr, uint64_t table, uint32_t len);
+
+/**
  * vring_publish() - make descriptor @head available (for hand-built chains;
  * vring_add_chain() calls it).  The device sees the new avail->idx only
  * after the ring entry (release order).

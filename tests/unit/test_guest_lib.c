@@ -2,7 +2,9 @@
 /*
  * Host unit tests for the pure-C parts of the freestanding test guest:
  * printf formatting, the data patterns, the split-virtqueue builder, the
- * virtio-blk driver's transfer limit and the device-tree reader (against FDTs built here with libfdt, as the VMM does).
+ * virtio-blk driver's transfer limit and asynchronous bookkeeping (a ring
+ * in host memory, the test playing the device) and the device-tree reader
+ * (against FDTs built here with libfdt, as the VMM does).
  * The guest's .c files are compiled in directly.
  */
 #include <stdio.h>
@@ -411,4 +413,130 @@ Test(guest_vblk, max_transfer_is_zero_when_the_device_leaves_no_room_for_a_secto
 	b.size_max = 100;
 	b.seg_max = 1;
 	cr_expect_eq(vblk_max_transfer(&b, 64 * 1024), 0);
+}
+
+/* ---- virtio-blk driver: asynchronous requests ----------------------------- */
+
+/* A driver over a ring in host memory (nothing here touches MMIO). */
+static void vblk_host(struct vblk *b, uint16_t size, bool indirect)
+{
+	memset(b, 0, sizeof(*b));
+	b->features =
+	    (1ULL << VIRTIO_F_VERSION_1) | (indirect ? 1ULL << VIRTIO_F_INDIRECT_DESC : 0);
+	b->capacity = 2048;
+	cr_assert_eq(vring_init(&b->vr, ring_mem_host, size), 0);
+}
+
+/* Play the device: publish a used element for head @head with @len. */
+static void device_used(struct vring *vr, uint16_t head, uint32_t len)
+{
+	uint16_t u = vr->used->idx;
+
+	vr->used->ring[u % vr->size].id = head;
+	vr->used->ring[u % vr->size].len = len;
+	vr->used->idx = u + 1;
+}
+
+Test(guest_vblk, submit_builds_an_indirect_table_of_header_data_and_status)
+{
+	static uint8_t data[1024];
+	struct vblk b;
+	const struct vring_desc *t;
+	int tok;
+
+	vblk_host(&b, 64, true);
+	tok = vblk_submit(&b, VIRTIO_BLK_T_IN, 6, data, sizeof(data));
+	cr_assert_geq(tok, 0);
+	cr_assert_eq(b.vr.num_free, 63, "one ring descriptor per request");
+	cr_assert_eq(b.vr.desc[b.vr.avail->ring[0]].flags, VRING_DESC_F_INDIRECT);
+	cr_assert_eq(b.vr.desc[b.vr.avail->ring[0]].len, 3 * 16);
+	t = (const struct vring_desc *)(uintptr_t)b.vr.desc[b.vr.avail->ring[0]].addr;
+	cr_assert_eq(t, b.req[tok].ind);
+	cr_assert_eq(((uintptr_t)t) % 16, 0);
+	cr_assert_eq(t[0].addr, vring_addr(&b.req[tok].hdr));
+	cr_assert_eq(t[0].flags, VRING_DESC_F_NEXT);
+	cr_assert_eq(t[0].next, 1);
+	cr_assert_eq(b.req[tok].hdr.sector, 6);
+	cr_assert_eq(t[1].addr, vring_addr(data));
+	cr_assert_eq(t[1].len, 1024);
+	cr_assert_eq(t[1].flags, VRING_DESC_F_NEXT | VRING_DESC_F_WRITE);
+	cr_assert_eq(t[2].addr, vring_addr(&b.req[tok].status));
+	cr_assert_eq(t[2].flags, VRING_DESC_F_WRITE);
+	cr_assert_eq(vblk_inflight(&b), 1);
+	cr_assert_eq(vblk_pending(&b), 1);
+}
+
+Test(guest_vblk, a_full_queue_of_requests_is_in_flight_and_reaped_in_completion_order)
+{
+	static uint8_t data[64][1024];
+	struct vblk_done done[64];
+	int tok[64], i;
+	struct vblk b;
+
+	vblk_host(&b, 64, true);
+	cr_assert_eq(vblk_async_max(&b, 1024), 64);
+	for (i = 0; i < 64; i++) {
+		tok[i] = vblk_submit(&b, VIRTIO_BLK_T_IN, 2 * i, data[i], 1024);
+		cr_assert_geq(tok[i], 0);
+	}
+	cr_assert_eq(vblk_submit(&b, VIRTIO_BLK_T_IN, 0, data[0], 1024), -1, "queue full");
+	cr_assert_eq(vblk_pending(&b), 64);
+	cr_assert_eq(vblk_reap(&b, done, 64), 0, "nothing completed yet");
+	/* The device completes out of order: the last three, then the first. */
+	for (i = 63; i >= 61; i--) {
+		b.req[tok[i]].status = VIRTIO_BLK_S_OK;
+		device_used(&b.vr, b.req[tok[i]].head, 1025);
+	}
+	b.req[tok[0]].status = VIRTIO_BLK_S_IOERR;
+	device_used(&b.vr, b.req[tok[0]].head, 1);
+	cr_assert_eq(vblk_pending(&b), 60, "a used element is no longer at the device");
+	cr_assert_eq(vblk_inflight(&b), 64, "but in flight for the driver until reaped");
+	cr_assert_eq(vblk_reap(&b, done, 2), 2);
+	cr_assert_eq(done[0].token, tok[63]);
+	cr_assert_eq(done[0].status, VIRTIO_BLK_S_OK);
+	cr_assert_eq(done[0].used_len, 1025);
+	cr_assert_eq(done[1].token, tok[62]);
+	cr_assert_eq(vblk_reap(&b, done, 64), 2);
+	cr_assert_eq(done[0].token, tok[61]);
+	cr_assert_eq(done[1].token, tok[0]);
+	cr_assert_eq(done[1].status, VIRTIO_BLK_S_IOERR);
+	cr_assert_eq(vblk_inflight(&b), 60);
+	cr_assert_eq(b.vr.num_free, 4);
+	/* Freed tokens and descriptors are used again. */
+	cr_assert_geq(vblk_submit(&b, VIRTIO_BLK_T_IN, 0, data[0], 1024), 0);
+	cr_assert_eq(b.bad_used, 0);
+}
+
+Test(guest_vblk, without_indirect_a_request_takes_three_descriptors)
+{
+	static uint8_t data[1024];
+	struct vblk b;
+	int i;
+
+	vblk_host(&b, 64, false);
+	cr_assert_eq(vblk_async_max(&b, 1024), 21);
+	for (i = 0; i < 21; i++)
+		cr_assert_geq(vblk_submit(&b, VIRTIO_BLK_T_IN, 0, data, 1024), 0);
+	cr_assert_eq(vblk_submit(&b, VIRTIO_BLK_T_IN, 0, data, 1024), -1);
+	cr_assert_eq(b.vr.num_free, 1);
+	cr_assert_eq(vblk_inflight(&b), 21);
+}
+
+Test(guest_vblk, a_used_element_naming_no_request_is_counted_not_reaped)
+{
+	static uint8_t data[1024];
+	struct vblk_done done[4];
+	struct vblk b;
+	int tok;
+
+	vblk_host(&b, 8, true);
+	tok = vblk_submit(&b, VIRTIO_BLK_T_IN, 0, data, 1024);
+	device_used(&b.vr, 5, 1025); /* never made available */
+	device_used(&b.vr, 200, 1025); /* past the ring */
+	device_used(&b.vr, b.req[tok].head, 1025);
+	device_used(&b.vr, b.req[tok].head, 1025); /* twice */
+	cr_assert_eq(vblk_reap(&b, done, 4), 1);
+	cr_assert_eq(done[0].token, tok);
+	cr_assert_eq(b.bad_used, 3);
+	cr_assert_eq(vblk_inflight(&b), 0);
 }

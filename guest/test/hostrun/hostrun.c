@@ -13,10 +13,24 @@
  * (docs/test-guest.md); it is a model for testing the guest, not the real
  * devices/ code.
  *
+ * With --disk-latency MS the device completes each request MS milliseconds
+ * after it popped it, on its own thread, so many requests are in flight at
+ * once.  The guest-fork port (guest/abi.h) is fork(2) of this process: the
+ * device's bookkeeping (requests popped and not completed) is copied with
+ * guest memory at the same instant (the fork runs under the device lock),
+ * and each process completes its copy of those requests into its own copy
+ * of guest memory: the child re-executes what was in flight, as the VMM does.
+ * --dma-bug wrongway is the negative control: the parent's device writes the
+ * data of the requests in flight at a fork into the child's memory instead
+ * of its own (process_vm_writev), as a device writing a frame its VM copied
+ * away from would (wrong-way COW): the parent's reads are lost.
+ *
  * Usage: hostrun ELF WORKLOAD [--args S] [--cpus N] [--mem MiB]
  *        [--disk-mib N] [--disk-seed S] [--check-seed S] [--disk FILE]
  *        [--start-cpus N] (start only N of the vCPUs, to test the guest's waits)
- * Exit status: the guest's exit code, 70 for a guest crash, 124 on timeout.
+ *        [--disk-latency MS] [--dma-bug wrongway]
+ * Exit status: the guest's exit code, or when it is 0 the first non-zero one
+ * among the VMs forked from it; 70 for a guest crash, 124 on timeout.
  */
 #include <elf.h>
 #include <errno.h>
@@ -31,9 +45,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "guest/abi.h"
 #include "guest/test/pattern.h"
 #include "guest/test/virtio_blk.h"
 #include "guest/test/vring.h"
@@ -49,6 +67,19 @@ static uint64_t disk_size = 1ULL << 20;
 static uint64_t check_seed;
 static bool do_check;
 static volatile int dev_lock;
+static int ncpus = 1;
+static uint64_t latency_ns; /* --disk-latency: 0 = complete at the notify */
+static bool bug_wrongway; /* --dma-bug wrongway */
+static uint64_t deadline_ns; /* CLOCK_MONOTONIC: the whole family's timeout */
+
+/* Forks: ids come from one counter shared by the family (MAP_SHARED). */
+static uint32_t *family_next_id;
+static uint32_t vm_id; /* 0 for the first VM */
+static uint32_t fork_ret = FORK_NONE; /* what the next inl of PORT_FORK reads */
+
+/* The console, a line at a time: forked VMs share stdout. */
+static char con_line[256];
+static size_t con_len;
 
 static struct {
 	uint32_t status, dfsel, drfsel, qsel, qnum, qready;
@@ -60,6 +91,21 @@ static void die(const char *msg)
 {
 	fprintf(stderr, "hostrun: %s\n", msg);
 	exit(1);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static void con_flush(void)
+{
+	if (con_len && write(1, con_line, con_len) < 0)
+		_exit(71);
+	con_len = 0;
 }
 
 static bool gpa_ok(uint64_t gpa, uint64_t len)
@@ -136,8 +182,26 @@ static void walk(uint16_t head, struct chain *c)
 	}
 }
 
+/*
+ * Device writes of data: into this process's guest memory, or with
+ * --dma-bug wrongway into the memory of process @to (a child forked while
+ * the request was in flight), where this VM will never see them.
+ */
+static void dma_write(pid_t to, uint64_t gpa, const void *src, size_t len)
+{
+	struct iovec local = { (void *)src, len }, remote = { (void *)gpa, len };
+
+	if (!to) {
+		memcpy((void *)gpa, src, len);
+		return;
+	}
+	if (process_vm_writev(to, &local, 1, &remote, 1, 0) != (ssize_t)len)
+		fprintf(stderr, "hostrun: wrongway write into pid %d: %s\n", (int)to,
+			strerror(errno));
+}
+
 /* A well-formed chain: hdr, data..., status (1 byte).  Return: used.len. */
-static uint32_t execute(struct chain *c)
+static uint32_t execute(struct chain *c, pid_t to)
 {
 	struct vring_desc *last = &c->d[c->n - 1];
 	struct virtio_blk_req_hdr h;
@@ -183,7 +247,7 @@ static uint32_t execute(struct chain *c)
 			return 1;
 		}
 		if (w) {
-			memcpy((void *)d->addr, disk + off, d->len);
+			dma_write(to, d->addr, disk + off, d->len);
 			written += d->len;
 		} else {
 			memcpy(disk + off, (void *)d->addr, d->len);
@@ -200,10 +264,41 @@ static void needs_reset(const char *why)
 	dev.status |= VIRTIO_STATUS_NEEDS_RESET;
 }
 
+/*
+ * Requests popped and not completed yet (--disk-latency), oldest first.
+ * Copied by fork(2) with guest memory under the device lock: that is the
+ * device state of the clone instant.
+ */
+static struct inflight {
+	uint16_t head;
+	uint64_t due_ns;
+	pid_t to; /* --dma-bug wrongway: write the data into this process */
+	struct chain c;
+} inflight[QMAX];
+static unsigned int inflight_first, inflight_count;
+
+/* Execute a chain walked by walk() (or refused) and publish its used element. */
+static void complete(uint16_t head, struct chain *c, pid_t to)
+{
+	struct vring_used *u = (struct vring_used *)dev.used;
+	uint32_t len = 0;
+
+	if (!c->err) {
+		len = execute(c, to);
+	} else if (c->have_last && (c->last.flags & VRING_DESC_F_WRITE) &&
+		   !(c->last.flags & VRING_DESC_F_INDIRECT) && c->last.len &&
+		   gpa_ok(c->last.addr, c->last.len)) {
+		*(uint8_t *)(c->last.addr + c->last.len - 1) = VIRTIO_BLK_S_IOERR;
+	}
+	u->ring[u->idx % dev.qnum].id = head;
+	u->ring[u->idx % dev.qnum].len = len;
+	/* The element before the index: pairs with the driver's acquire of used->idx. */
+	__atomic_store_n(&u->idx, u->idx + 1, __ATOMIC_RELEASE);
+}
+
 static void process_queue(void)
 {
 	struct vring_avail *av = (struct vring_avail *)dev.avail;
-	struct vring_used *u = (struct vring_used *)dev.used;
 	static struct chain c;
 	uint16_t avail_idx;
 
@@ -216,26 +311,125 @@ static void process_queue(void)
 	}
 	while (dev.last_avail != avail_idx) {
 		uint16_t head = av->ring[dev.last_avail % dev.qnum];
-		uint32_t len = 0;
+		struct chain *cp = &c;
 
+		if (latency_ns) {
+			/* The driver cannot have more chains out than the queue holds. */
+			if (inflight_count == QMAX)
+				return;
+			cp = &inflight[(inflight_first + inflight_count) % QMAX].c;
+		}
 		dev.last_avail++;
 		if (head >= dev.qnum) {
-			c.err = 1;
-			c.have_last = false;
+			cp->err = 1;
+			cp->have_last = false;
 		} else {
-			walk(head, &c);
+			walk(head, cp);
 		}
-		if (!c.err) {
-			len = execute(&c);
-		} else if (c.have_last && (c.last.flags & VRING_DESC_F_WRITE) &&
-			   !(c.last.flags & VRING_DESC_F_INDIRECT) && c.last.len &&
-			   gpa_ok(c.last.addr, c.last.len)) {
-			*(uint8_t *)(c.last.addr + c.last.len - 1) = VIRTIO_BLK_S_IOERR;
+		if (!latency_ns) {
+			complete(head, cp, 0);
+			continue;
 		}
-		u->ring[u->idx % dev.qnum].id = head;
-		u->ring[u->idx % dev.qnum].len = len;
-		__atomic_store_n(&u->idx, u->idx + 1, __ATOMIC_RELEASE);
+		inflight[(inflight_first + inflight_count) % QMAX].head = head;
+		inflight[(inflight_first + inflight_count) % QMAX].due_ns = now_ns() + latency_ns;
+		inflight[(inflight_first + inflight_count) % QMAX].to = 0;
+		inflight_count++;
 	}
+}
+
+static void lock_dev(void)
+{
+	while (__atomic_exchange_n(&dev_lock, 1, __ATOMIC_ACQUIRE))
+		sched_yield();
+}
+
+static void unlock_dev(void)
+{
+	__atomic_store_n(&dev_lock, 0, __ATOMIC_RELEASE);
+}
+
+/*
+ * The device's own thread: completes requests once their latency has
+ * passed, and ends the process at the family's deadline.  It takes the
+ * device lock, so a fork (under the lock) sees no completion half done.
+ */
+static void *service_thread(void *arg)
+{
+	sigset_t all;
+
+	(void)arg;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	for (;;) {
+		struct timespec ts = { 0, 200000 };
+		uint64_t now = now_ns();
+
+		if (now > deadline_ns) {
+			if (vm_id)
+				fprintf(stderr, "hostrun: vm %u: timeout\n", vm_id);
+			else
+				fprintf(stderr, "hostrun: timeout\n");
+			_exit(124);
+		}
+		lock_dev();
+		while (inflight_count && inflight[inflight_first].due_ns <= now) {
+			struct inflight *f = &inflight[inflight_first];
+
+			inflight_first = (inflight_first + 1) % QMAX;
+			inflight_count--;
+			if (!(dev.status & VIRTIO_STATUS_NEEDS_RESET) && dev.qready)
+				complete(f->head, &f->c, f->to);
+		}
+		unlock_dev();
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void start_service(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, service_thread, NULL))
+		die("pthread_create");
+}
+
+/* ---- guest fork ---------------------------------------------------------------- */
+
+/* Context: the device lock held (in the fault handler), so no completion runs. */
+static void guest_fork_request(void)
+{
+	uint32_t id;
+	unsigned int i;
+	pid_t pid;
+
+	if (ncpus != 1) {
+		fprintf(stderr, "hostrun: vm %u: fork: only a 1-vCPU guest can fork here\n", vm_id);
+		fork_ret = FORK_FAILED;
+		return;
+	}
+	con_flush();
+	fflush(stdout);
+	fflush(stderr);
+	id = __atomic_add_fetch(family_next_id, 1, __ATOMIC_RELAXED);
+	pid = fork();
+	if (pid < 0) {
+		fprintf(stderr, "hostrun: vm %u: fork: %s\n", vm_id, strerror(errno));
+		fork_ret = FORK_FAILED;
+		return;
+	}
+	if (pid == 0) {
+		/* Only this thread survives fork(2): the device thread starts again. */
+		vm_id = id;
+		fork_ret = 0;
+		start_service();
+		return;
+	}
+	fork_ret = id;
+	if (bug_wrongway)
+		for (i = 0; i < inflight_count; i++)
+			if (!inflight[(inflight_first + i) % QMAX].to)
+				inflight[(inflight_first + i) % QMAX].to = pid;
 }
 
 static uint64_t dev_features(void)
@@ -342,9 +536,25 @@ static const int reg_map[16] = { REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, RE
 				 REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
 				 REG_R12, REG_R13, REG_R14, REG_R15 };
 
+/* Wait for every VM forked from this one. Return: the first non-zero exit status. */
+static int wait_children(void)
+{
+	int st, worst = 0;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &st, 0)) > 0) {
+		int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+
+		if (code && !worst)
+			worst = code;
+	}
+	return worst;
+}
+
 static void check_disk_and_exit(int code)
 {
 	uint64_t o;
+	int kids;
 
 	if (do_check) {
 		for (o = 0; o < disk_size; o += 8)
@@ -357,8 +567,17 @@ static void check_disk_and_exit(int code)
 		fprintf(stderr, "hostrun: disk matches seed 0x%llx\n",
 			(unsigned long long)check_seed);
 	}
-	fprintf(stderr, "hostrun: guest exit %d\n", code);
-	_exit(code);
+	con_flush();
+	fflush(stdout);
+	if (vm_id)
+		fprintf(stderr, "hostrun: vm %u: guest exit %d\n", vm_id, code);
+	else
+		fprintf(stderr, "hostrun: guest exit %d\n", code);
+	fflush(stderr);
+	/* The guest is done: the device thread may run while we wait. */
+	unlock_dev();
+	kids = wait_children();
+	_exit(code ? code : kids);
 }
 
 static void port_io(ucontext_t *uc, bool out, int width)
@@ -371,6 +590,10 @@ static void port_io(ucontext_t *uc, bool out, int width)
 	if (!out) {
 		uint32_t r = port == 0x3fd ? 0x60 : 0;
 
+		if (port == PORT_FORK) {
+			r = fork_ret;
+			fork_ret = FORK_NONE;
+		}
 		if (width == 1)
 			g[REG_RAX] = (g[REG_RAX] & ~0xffULL) | r;
 		else
@@ -380,8 +603,11 @@ static void port_io(ucontext_t *uc, bool out, int width)
 	switch (port) {
 	case 0x3f8:
 		c = (uint8_t)v;
-		if (c != '\r' && write(1, &c, 1) < 0)
-			_exit(71);
+		if (c == '\r')
+			break;
+		con_line[con_len++] = (char)c;
+		if (c == '\n' || con_len == sizeof(con_line))
+			con_flush();
 		break;
 	case 0x501:
 		check_disk_and_exit((int)(v & 0xff));
@@ -390,8 +616,13 @@ static void port_io(ucontext_t *uc, bool out, int width)
 		fprintf(stderr, "hostrun: exception report 0x%x\n", v);
 		_exit(70);
 	case 0x503:
+		con_flush();
 		printf("result: 0x%08x\n", v);
 		fflush(stdout);
+		break;
+	case PORT_FORK:
+		if (v == FORK_MAGIC)
+			guest_fork_request();
 		break;
 	}
 }
@@ -404,8 +635,7 @@ static void on_fault(int sig, siginfo_t *si, void *ctx)
 	uint64_t addr = (uint64_t)si->si_addr;
 	unsigned int len = 0, rex = 0, op, modrm, mod, rm, reg;
 
-	while (__atomic_exchange_n(&dev_lock, 1, __ATOMIC_ACQUIRE))
-		;
+	lock_dev();
 	if (sig == SIGSEGV && (ip[0] & 0xfe) == 0xec) { /* in al/eax, dx */
 		port_io(uc, false, ip[0] == 0xec ? 1 : 4);
 		g[REG_RIP] += 1;
@@ -448,7 +678,7 @@ bad:
 		(unsigned long long)g[REG_RIP], (unsigned long long)addr);
 	_exit(70);
 out:
-	__atomic_store_n(&dev_lock, 0, __ATOMIC_RELEASE);
+	unlock_dev();
 }
 
 /* ---- loading and starting ------------------------------------------------------ */
@@ -485,7 +715,7 @@ static uint64_t load_elf(const char *path)
 	return (end + 4095) & ~4095ULL;
 }
 
-static void build_fdt(const char *workload, const char *args, int ncpus, uint64_t free_start)
+static void build_fdt(const char *workload, const char *args, int ncpu, uint64_t free_start)
 {
 	void *fdt = (void *)FDT_GPA;
 	fdt32_t fm[4] = { cpu_to_fdt32(free_start >> 32), cpu_to_fdt32((uint32_t)free_start),
@@ -517,7 +747,7 @@ static void build_fdt(const char *workload, const char *args, int ncpus, uint64_
 	r |= fdt_begin_node(fdt, "cpus");
 	r |= fdt_property_u32(fdt, "#address-cells", 1);
 	r |= fdt_property_u32(fdt, "#size-cells", 0);
-	for (i = 0; i < ncpus; i++) {
+	for (i = 0; i < ncpu; i++) {
 		snprintf(name, sizeof(name), "cpu@%d", i);
 		r |= fdt_begin_node(fdt, name);
 		r |= fdt_property_string(fdt, "device_type", "cpu");
@@ -542,7 +772,6 @@ static void build_fdt(const char *workload, const char *args, int ncpus, uint64_
 }
 
 static uint64_t entry_point;
-static int ncpus = 1;
 
 static void *vcpu_thread(void *arg)
 {
@@ -572,7 +801,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3)
 		die("usage: hostrun ELF WORKLOAD [--args S] [--cpus N] [--mem MiB] [--disk-mib N] "
-		    "[--disk-seed S] [--check-seed S] [--disk FILE]");
+		    "[--disk-seed S] [--check-seed S] [--disk FILE] [--start-cpus N] "
+		    "[--disk-latency MS] [--dma-bug wrongway]");
 	for (i = 3; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--args"))
 			args = argv[i + 1];
@@ -588,7 +818,13 @@ int main(int argc, char **argv)
 			disk_seed = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--disk"))
 			disk_file = argv[i + 1];
-		else if (!strcmp(argv[i], "--check-seed")) {
+		else if (!strcmp(argv[i], "--disk-latency"))
+			latency_ns = strtoull(argv[i + 1], NULL, 0) * 1000000ULL;
+		else if (!strcmp(argv[i], "--dma-bug")) {
+			if (strcmp(argv[i + 1], "wrongway"))
+				die("--dma-bug: only 'wrongway' is modelled");
+			bug_wrongway = true;
+		} else if (!strcmp(argv[i], "--check-seed")) {
 			check_seed = strtoull(argv[i + 1], NULL, 0);
 			do_check = true;
 		} else
@@ -624,6 +860,15 @@ int main(int argc, char **argv)
 		entry_point = eh.e_entry;
 		close(fd);
 	}
+	family_next_id =
+	    mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (family_next_id == MAP_FAILED)
+		die("no shared page for the fork ids");
+	deadline_ns =
+	    now_ns() +
+	    (uint64_t)(getenv("HOSTRUN_TIMEOUT") ? atoi(getenv("HOSTRUN_TIMEOUT")) : 120) *
+		1000000000ULL;
+	start_service();
 	sa.sa_sigaction = on_fault;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
 	sigaction(SIGSEGV, &sa, NULL);
@@ -633,7 +878,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < (start_cpus >= 0 ? start_cpus : ncpus); i++)
 		if (pthread_create(&t, NULL, vcpu_thread, (void *)(uintptr_t)i))
 			die("pthread_create");
-	sleep(getenv("HOSTRUN_TIMEOUT") ? atoi(getenv("HOSTRUN_TIMEOUT")) : 120);
-	fprintf(stderr, "hostrun: timeout\n");
-	return 124;
+	/* The guest's exit or the service thread's timeout ends the process. */
+	for (;;)
+		pause();
 }
