@@ -8,6 +8,23 @@
  * each one's later writes are its own (a copy-on-write overlay; see
  * docs/devices.md).  The device (virtio-blk) owns the guest side: pins,
  * rings, status bytes; a disk only moves bytes between iovecs and storage.
+ *
+ * Engines: io_uring (liburing) when io_uring_queue_init() works, else a pool
+ * of worker threads; FORKVM_DISK_ENGINE=io_uring|threads forces one (then a
+ * failure to start it fails disk_open()).  disk_engine() says which runs.
+ *
+ * Fork: before the first fork a disk is its file.  disk_fork() freezes the
+ * handle's current top layer (the file, at the first fork: it is never
+ * written again) and gives parent and child each a new empty overlay (a
+ * sparse unlinked file next to the image, else in $TMPDIR or /tmp) over it;
+ * reads take each 4 KiB block from the topmost layer holding it.  So after
+ * a fork nobody's writes reach the image file: they live in the overlays and
+ * go away with the last handle.  A write already started at the fork lands
+ * in the layer that was the top then, which both sides now share: the
+ * parent sees it, the child may or may not (the VMM re-executes the child's
+ * in-flight requests with the same data, so both agree).  With latency_ns a
+ * request is started latency_ns after its submission, so one submitted just
+ * before a fork has not started yet: it acts on the parent's new top only.
  */
 #ifndef FORKVM_DEVICES_DISK_H
 #define FORKVM_DEVICES_DISK_H
@@ -22,7 +39,9 @@ struct disk;
 struct disk_config {
 	const char *path;
 	bool readonly;
-	uint64_t latency_ns; /* each request completes no earlier than this after submit (tests, demo) */
+	/* Each request completes no earlier than this after submit (tests, demo):
+	 * it is held back before its data moves, as on a slow device. */
+	uint64_t latency_ns;
 };
 
 enum disk_op {
@@ -34,8 +53,11 @@ enum disk_op {
 /**
  * struct disk_io - one request; the caller owns it until @done runs.
  * @op, @pos (bytes), @iov/@niov: what to do (iov unused for DISK_FLUSH).
- * @done: called exactly once, on the disk's completion thread, with 0 or
- *	-errno (a short read or write past the end is -EIO).
+ * @done: called exactly once, on the disk's completion thread (never inside
+ *	disk_submit()), with 0 or -errno (a short read or write past the end
+ *	is -EIO).  It may submit more requests.  Requests in flight together
+ *	complete in any order; overlapping writes in flight together leave
+ *	either one's data.
  * @priv: the caller's.
  */
 struct disk_io {
@@ -47,7 +69,11 @@ struct disk_io {
 	void *priv;
 };
 
-/** disk_open() - open @cfg->path.  Return: 0 or -errno with @err. */
+/**
+ * disk_open() - open @cfg->path (a regular file or a block device; a
+ * directory is -EISDIR).  A size that is not a multiple of 512 is cut to one,
+ * with a line on stderr.  Return: 0 or -errno with @err (may be NULL).
+ */
 int disk_open(const struct disk_config *cfg, struct disk **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -58,7 +84,10 @@ bool disk_readonly(const struct disk *d);
 
 /**
  * disk_submit() - start @io.  Return: 0 (then @io->done will be called), or
- * -errno and @io was not started (bad range, read-only, engine failure).
+ * -errno and @io was not started: -EINVAL for a range past the end, iov
+ * lengths whose total overflows, more than 1024 iovecs or an unknown op;
+ * -EROFS for a write to a read-only disk; -ENOMEM or an engine's error.
+ * A flush of a read-only disk completes with 0.
  */
 int disk_submit(struct disk *d, struct disk_io *io) __attribute__((warn_unused_result));
 
@@ -69,13 +98,24 @@ int disk_submit(struct disk *d, struct disk_io *io) __attribute__((warn_unused_r
  */
 int disk_fork(struct disk *d, struct disk **child) __attribute__((warn_unused_result));
 
-/** disk_inflight() - requests submitted and not yet completed. */
+/**
+ * disk_layers() - the layers a read may look through: 1 before any fork (the
+ * file), one more for each fork that froze a top holding data (a fork of a
+ * handle that wrote nothing since its last fork adds none).
+ */
+unsigned int disk_layers(struct disk *d);
+
+/** disk_inflight() - requests submitted whose @done has not returned yet. */
 unsigned int disk_inflight(const struct disk *d);
 
 /** disk_engine() - "io_uring" or "threads": what runs this disk's I/O. */
 const char *disk_engine(const struct disk *d);
 
-/** disk_close() - wait for the requests in flight, then free; NULL is a no-op. */
+/**
+ * disk_close() - wait for the requests in flight, then free; NULL is a no-op.
+ * Layers shared with forks stay until their last handle closes; parent and
+ * children may close in any order.
+ */
 void disk_close(struct disk *d);
 
 #endif /* FORKVM_DEVICES_DISK_H */

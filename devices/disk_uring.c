@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The io_uring disk engine (liburing).  Submissions come from any thread and
+ * take the SQ lock; one completion thread per engine reaps the CQ and calls
+ * each operation's done().  At most as many operations as the CQ has entries
+ * are in the kernel at once (so the CQ cannot overflow); the rest wait in a
+ * FIFO that the completion thread feeds to the ring as completions free room.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "devices/disk_engine.h"
+
+/* user_data of the NOP that stops the completion thread. */
+#define URING_STOP 0ull
+/* user_data of an SQE rewritten into a NOP after io_uring_enter refused it. */
+#define URING_DISCARD 1ull
+
+struct uring_engine {
+	struct disk_engine e; /* first: container */
+	struct io_uring ring;
+	pthread_mutex_t lock; /* the SQ, inflight, the backlog */
+	unsigned int inflight; /* operations in the kernel (lock) */
+	unsigned int cap; /* CQ entries: the most that may be in the kernel */
+	struct disk_eop *backlog, **backlog_tail; /* lock */
+	pthread_t thread;
+};
+
+static struct uring_engine *to_uring(struct disk_engine *e)
+{
+	return (struct uring_engine *)e;
+}
+
+/* @op NULL: the stop NOP. */
+static void prep(struct io_uring_sqe *sqe, struct disk_eop *op)
+{
+	if (!op) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, URING_STOP);
+		return;
+	}
+	switch (op->kind) {
+	case DISK_EOP_READ:
+		io_uring_prep_readv(sqe, op->fd, op->iov, op->niov, op->off);
+		break;
+	case DISK_EOP_WRITE:
+		io_uring_prep_writev(sqe, op->fd, op->iov, op->niov, op->off);
+		break;
+	case DISK_EOP_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+		break;
+	case DISK_EOP_NOP:
+		io_uring_prep_nop(sqe);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+}
+
+/*
+ * Hand one SQE to the kernel.  Return: 0, or -errno and the SQE was turned
+ * into a discarded NOP (io_uring_enter consumed nothing, so the kernel has
+ * not read it yet).
+ * Context: u->lock held.
+ */
+static int push(struct uring_engine *u, struct disk_eop *op)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	int ret, tries = 0;
+
+	if (!sqe) {
+		/* The SQ holds only what a failed enter left: flush it. */
+		io_uring_submit(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+		if (!sqe)
+			return -EBUSY;
+	}
+	prep(sqe, op);
+	for (;;) {
+		ret = io_uring_submit(&u->ring);
+		if (ret >= 0)
+			break;
+		if ((ret == -EINTR || ret == -EAGAIN) && tries++ < 1000) {
+			sched_yield();
+			continue;
+		}
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, URING_DISCARD);
+		return ret;
+	}
+	if (op)
+		u->inflight++;
+	return 0;
+}
+
+static int uring_submit(struct disk_engine *e, struct disk_eop *op)
+{
+	struct uring_engine *u = to_uring(e);
+	int ret = 0;
+
+	pthread_mutex_lock(&u->lock);
+	if (u->inflight >= u->cap || u->backlog) {
+		op->next = NULL;
+		*u->backlog_tail = op;
+		u->backlog_tail = &op->next;
+	} else {
+		ret = push(u, op);
+	}
+	pthread_mutex_unlock(&u->lock);
+	return ret;
+}
+
+/*
+ * One completion freed room: move waiting operations into the ring.  An
+ * operation the kernel refuses completes with the error (after the unlock).
+ * Context: u->lock held.
+ */
+static struct disk_eop *feed_backlog(struct uring_engine *u)
+{
+	struct disk_eop *failed = NULL;
+
+	while (u->backlog && u->inflight < u->cap) {
+		struct disk_eop *op = u->backlog;
+
+		u->backlog = op->next;
+		if (!u->backlog)
+			u->backlog_tail = &u->backlog;
+		if (push(u, op)) {
+			op->next = failed;
+			failed = op;
+		}
+	}
+	return failed;
+}
+
+static void *uring_main(void *arg)
+{
+	struct uring_engine *u = arg;
+
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		struct disk_eop *op, *failed;
+		uint64_t data;
+		int res, ret;
+
+		ret = io_uring_wait_cqe(&u->ring, &cqe);
+		if (ret == -EINTR || ret == -EAGAIN)
+			continue;
+		if (ret < 0)
+			break; /* the ring is unusable; nothing more will complete */
+		data = io_uring_cqe_get_data64(cqe);
+		res = cqe->res;
+		io_uring_cqe_seen(&u->ring, cqe);
+		if (data == URING_STOP)
+			break;
+		if (data == URING_DISCARD)
+			continue;
+		op = (struct disk_eop *)(uintptr_t)data;
+		pthread_mutex_lock(&u->lock);
+		u->inflight--;
+		failed = feed_backlog(u);
+		pthread_mutex_unlock(&u->lock);
+		op->done(op, res);
+		while (failed) {
+			struct disk_eop *f = failed;
+
+			failed = f->next;
+			f->done(f, -EIO);
+		}
+	}
+	return NULL;
+}
+
+static void uring_destroy(struct disk_engine *e)
+{
+	struct uring_engine *u = to_uring(e);
+	int ret;
+
+	pthread_mutex_lock(&u->lock);
+	ret = push(u, NULL);
+	pthread_mutex_unlock(&u->lock);
+	/* Without the stop NOP the thread would wait forever: cancel it (it
+	 * waits in io_uring_enter, a cancellation point). */
+	if (ret)
+		pthread_cancel(u->thread);
+	pthread_join(u->thread, NULL);
+	io_uring_queue_exit(&u->ring);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+static const struct disk_engine_ops uring_ops = {
+	.name = "io_uring",
+	.submit = uring_submit,
+	.destroy = uring_destroy,
+};
+
+int disk_uring_create(unsigned int depth, struct disk_engine **out)
+{
+	struct uring_engine *u = calloc(1, sizeof(*u));
+	int ret;
+
+	if (!u)
+		return -ENOMEM;
+	u->e.ops = &uring_ops;
+	u->backlog_tail = &u->backlog;
+	ret = io_uring_queue_init(depth, &u->ring, 0);
+	if (ret < 0)
+		goto err_free;
+	u->cap = *u->ring.cq.kring_entries;
+	ret = -pthread_mutex_init(&u->lock, NULL);
+	if (ret)
+		goto err_ring;
+	ret = -pthread_create(&u->thread, NULL, uring_main, u);
+	if (ret)
+		goto err_lock;
+	*out = &u->e;
+	return 0;
+
+err_lock:
+	pthread_mutex_destroy(&u->lock);
+err_ring:
+	io_uring_queue_exit(&u->ring);
+err_free:
+	free(u);
+	return ret;
+}
