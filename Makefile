@@ -26,7 +26,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 # ---- configuration: every value that comes from an installed package -------
 # scripts/configure.sh first installs the missing Debian packages
-# (scripts/deps.sh), then writes LIBFDT, CRITERION, LIBURING and GUEST_LIBFDT
+# (scripts/deps.sh), then writes LIBFDT, CRITERION, LIBURING, LIBAPI and GUEST_LIBFDT
 # into $(CONFIG_MK).  Make includes it; when it had to (re)make it, make
 # restarts and reads it again, so nothing that a package provides is read
 # before the package is there.  Never assign such a value with $(shell ...)
@@ -43,7 +43,7 @@ $(CONFIG_MK): scripts/configure.sh scripts/deps.sh
 # ---- host code: mm <- devices <- vmm --------------------------------------
 MM_SRCS := $(wildcard mm/*.c)
 DEV_SRCS := $(wildcard devices/*.c devices/virtio/*.c)
-VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c))
+VMM_SRCS := $(filter-out vmm/main.c,$(wildcard vmm/*.c vmm/*/*.c))
 HELPER_SRCS := $(wildcard tests/helpers/*.c)
 
 obj = $(patsubst %.c,$(OUT)/obj/%.o,$(1))
@@ -72,7 +72,7 @@ HOST_LIBS := $(LIBVMM) $(LIBDEV) $(LIBMM)
 
 $(FORKVM): $(call obj,vmm/main.c) $(HOST_LIBS)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI)
 
 # ---- tests and benches: one program per file --------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -85,12 +85,12 @@ BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 $(OUT)/tests/%: $(OUT)/obj/tests/%.o $(LIBHELPERS) $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(CRITERION)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI) $(CRITERION)
 
 $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI)
 
 # ---- the freestanding test guest (its own flags; never linked into the VMM) --
 -include guest/test/guest.mk
