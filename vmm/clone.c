@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * machine_clone(): everything that does not need the parent's state (KVM VM,
- * vCPUs with their CPUID, console, state buffers) is built while the parent
- * runs; the pause covers only the memory fork and reading the parent's state.
- * The child's memslot, its state and its threads come after the resume.
+ * vCPUs with their CPUID, console, the state buffer) is built while the
+ * parent runs; the pause covers the memory fork, reading the parent's state
+ * and cloning its devices at that instant.  The child's memslot, its state
+ * and its threads come after the resume.
  */
 #include "vmm/clone.h"
 
@@ -15,8 +16,7 @@
 
 #include "mm/mm.h"
 #include "vmm/machine.h"
-#include "vmm/vcpu_state.h"
-#include "vmm/vm_state.h"
+#include "vmm/machine_state.h"
 
 static uint64_t now_ns(void)
 {
@@ -26,22 +26,28 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* The parent's state at the pause, on its way to the child. */
-struct clone_state {
-	struct vm_state vm;
-	unsigned int n;
-	struct vcpu_state *vcpu; /* n, 64-byte aligned (XSAVE area) */
-};
-
-static void free_state(struct clone_state *cs)
+/* Every device must know how to clone itself: refuse before touching anything. */
+static int check_cloneable(struct machine *parent, char *err, size_t errlen)
 {
-	free(cs->vcpu);
-	cs->vcpu = NULL;
+	unsigned int i;
+
+	for (i = 0; i < parent->ndevs; i++) {
+		const struct device *d = &parent->dev[i];
+
+		if (d->ops->clone)
+			continue;
+		snprintf(err, errlen,
+			 "cannot clone a VM with %s yet: device %u (%s) has no clone operation",
+			 d->ops->type_id == DEVICE_VIRTIO_BLK_MMIO ? "virtio disks" : "this device",
+			 d->id, d->ops->type);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 /* The child without memory or state: VM, console, vCPUs. Parent running. */
 static int prepare_child(struct machine *parent, const struct clone_config *cc, struct machine *c,
-			 struct clone_state *cs, char *err, size_t errlen)
+			 struct machine_state *ms, char *err, size_t errlen)
 {
 	int ret;
 
@@ -50,13 +56,13 @@ static int prepare_child(struct machine *parent, const struct clone_config *cc, 
 	c->pool = parent->pool;
 	c->owns_pool = false;
 	c->image = parent->image;
+	c->ndisks = parent->ndisks;
 
-	/* The state buffers too: nothing to allocate while the parent waits. */
-	cs->n = parent->cpus.n;
-	cs->vcpu = aligned_alloc(64, cs->n * sizeof(*cs->vcpu));
-	if (!cs->vcpu) {
-		snprintf(err, errlen, "state buffers: %s", strerror(ENOMEM));
-		return -ENOMEM;
+	/* The state buffer too: nothing to allocate while the parent waits. */
+	ret = mstate_init(ms, machine_state_room(parent));
+	if (ret) {
+		snprintf(err, errlen, "state buffer: %s", strerror(-ret));
+		return ret;
 	}
 	ret = kvm_open(&c->kvm, err, errlen);
 	if (ret)
@@ -65,7 +71,7 @@ static int prepare_child(struct machine *parent, const struct clone_config *cc, 
 	if (ret)
 		return ret;
 	c->vm_created = true;
-	ret = machine_add_console(c, cc->console, cc->console_prefix, err, errlen);
+	ret = machine_open_console(c, cc->console, cc->console_prefix, err, errlen);
 	if (ret)
 		return ret;
 	/* Same host, same policy: the same CPUID as the parent's vCPUs. */
@@ -74,60 +80,45 @@ static int prepare_child(struct machine *parent, const struct clone_config *cc, 
 		return ret;
 	c->cpus_created = true;
 	c->cpus.print_results = !cc->quiet_results;
+	c->cpus.fork_hook = cc->fork_hook;
 	return 0;
 }
 
 /*
- * Parent paused: only what must see it stopped.  Its memory is forked, its
- * VM-wide and per-vCPU state read; nothing of the child is touched yet.
+ * Parent paused and its devices held: only what must see that instant.  Its
+ * memory is forked, its state read and each device cloned into the child.
  */
-static int save_paused(struct machine *parent, struct machine *c, struct clone_state *cs,
-		       struct clone_timing *t, char *err, size_t errlen)
+static int save_paused(struct machine *parent, const struct clone_config *cc, struct machine *c,
+		       struct machine_state *ms, struct clone_timing *t, char *err, size_t errlen)
 {
 	uint64_t t0 = now_ns();
 	unsigned int i;
 	int ret;
 
+	t->inflight = machine_inflight(parent);
 	ret = space_fork(parent->space, &c->space);
 	t->fork_ns = now_ns() - t0;
 	if (ret) {
 		snprintf(err, errlen, "space_fork: %s", strerror(-ret));
 		return ret;
 	}
-	/* Firecracker's order: the VM's devices (irqchip, PIT, clock) first. */
-	ret = vm_save_state(&parent->vm, &cs->vm);
-	if (ret) {
-		snprintf(err, errlen, "parent irqchip/PIT/clock state: %s", strerror(-ret));
-		return ret;
-	}
-	for (i = 0; i < cs->n; i++) {
-		ret = vcpu_save_state(&parent->cpus.vcpu[i], &cs->vcpu[i]);
-		if (ret) {
-			snprintf(err, errlen, "parent vCPU %u state: %s", i, strerror(-ret));
-			return ret;
-		}
-	}
-	return 0;
-}
-
-/* Parent running again: the child gets its memslot and the saved state. */
-static int restore_child(struct machine *c, const struct clone_state *cs, char *err, size_t errlen)
-{
-	unsigned int i;
-	int ret;
-
-	ret = vm_set_space(&c->vm, c->space, err, errlen);
+	ret = machine_save_state(parent, ms, err, errlen);
 	if (ret)
 		return ret;
-	ret = vm_restore_state(&c->vm, &cs->vm);
-	if (ret) {
-		snprintf(err, errlen, "child irqchip/PIT/clock state: %s", strerror(-ret));
-		return ret;
-	}
-	for (i = 0; i < cs->n; i++) {
-		ret = vcpu_restore_state(&c->cpus.vcpu[i], &cs->vcpu[i]);
+	/* The fork register belongs to the instant too: read it paused. */
+	c->cpus.fork_result =
+	    cc->guest_fork ? 0 : __atomic_load_n(&parent->cpus.fork_result, __ATOMIC_SEQ_CST);
+	for (i = 0; i < parent->ndevs; i++) {
+		const struct device *d = &parent->dev[i];
+		void *obj;
+
+		ret = d->ops->clone(d->obj, c, &obj, err, errlen);
+		if (ret)
+			return ret;
+		ret = machine_add_device(c, d->ops, obj, d->id);
 		if (ret) {
-			snprintf(err, errlen, "child vCPU %u state: %s", i, strerror(-ret));
+			d->ops->destroy(obj);
+			snprintf(err, errlen, "child: too many devices");
 			return ret;
 		}
 	}
@@ -137,7 +128,7 @@ static int restore_child(struct machine *c, const struct clone_state *cs, char *
 int machine_clone(struct machine *parent, const struct clone_config *cc, struct machine **child,
 		  struct clone_timing *t, char *err, size_t errlen)
 {
-	struct clone_state cs = { .vcpu = NULL };
+	struct machine_state ms = { .buf = NULL };
 	struct clone_timing local;
 	struct machine *c;
 	uint64_t t0;
@@ -148,13 +139,9 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	memset(t, 0, sizeof(*t));
 	if (errlen)
 		err[0] = '\0';
-	if (parent->ndisks) {
-		snprintf(err, errlen,
-			 "cannot clone a VM with virtio disks yet (it has %u): their device "
-			 "state is not cloned",
-			 parent->ndisks);
-		return -EOPNOTSUPP;
-	}
+	ret = check_cloneable(parent, err, errlen);
+	if (ret)
+		return ret;
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
@@ -162,7 +149,7 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	}
 
 	t0 = now_ns();
-	ret = prepare_child(parent, cc, c, &cs, err, errlen);
+	ret = prepare_child(parent, cc, c, &ms, err, errlen);
 	t->prepare_ns = now_ns() - t0;
 	if (ret)
 		goto err_child;
@@ -173,27 +160,37 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 		snprintf(err, errlen, "the parent already stopped");
 		goto err_child; /* nothing to resume */
 	}
-	ret = save_paused(parent, c, &cs, t, err, errlen);
+	ret = save_paused(parent, cc, c, &ms, t, err, errlen);
 	machine_resume(parent);
 	t->paused_ns = now_ns() - t0;
 	if (ret)
 		goto err_child;
 
-	ret = restore_child(c, &cs, err, errlen);
+	t0 = now_ns();
+	if (cc->tamper)
+		cc->tamper(&ms, cc->tamper_arg);
+	ret = vm_set_space(&c->vm, c->space, err, errlen);
 	if (ret)
 		goto err_child;
+	ret = machine_restore_state(c, &ms, err, errlen);
+	if (ret)
+		goto err_child;
+	t->restore_ns = now_ns() - t0;
 	ret = machine_start(c);
 	if (ret) {
 		snprintf(err, errlen, "starting the child's vCPUs: %s", strerror(-ret));
 		goto err_child;
 	}
-	free_state(&cs);
+	if (cc->saved)
+		*cc->saved = ms;
+	else
+		mstate_free(&ms);
 	*child = c;
 	return 0;
 
 err_child:
 	/* Also drops the child's share of the frames: the parent is unaffected. */
 	machine_destroy(c);
-	free_state(&cs);
+	mstate_free(&ms);
 	return ret;
 }

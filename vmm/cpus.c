@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "guest/abi.h"
 #include "vmm/vm.h"
 
 #define CPUID_MAX_ENTRIES 256
@@ -88,6 +89,7 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 	pthread_cond_init(&c->cond, &attr);
 	pthread_condattr_destroy(&attr);
 	c->print_results = true;
+	c->fork_result = FORK_NONE;
 
 	if (n < 1 || n > CPUS_MAX || n > vm->kvm->max_vcpus) {
 		snprintf(err, errlen, "--cpus %u: this KVM allows 1..%u", n,
@@ -246,6 +248,34 @@ int cpus_wait(struct cpus *c, unsigned int timeout_ms)
 	pthread_mutex_unlock(&c->lock);
 	join_all(c);
 	return status;
+}
+
+void cpus_fork_request(struct cpus *c, struct vcpu *v)
+{
+	if (!c->fork_hook.request) {
+		fprintf(stderr,
+			"forkvm: guest fork on vCPU %u refused: this machine has no family\n",
+			v->index);
+		__atomic_store_n(&c->fork_result, FORK_FAILED, __ATOMIC_SEQ_CST);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	/* seq_cst: read unlocked by requested() in this same thread's loop. */
+	__atomic_store_n(&v->held, true, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&c->lock);
+	c->fork_hook.request(c->fork_hook.opaque, c, v->index);
+}
+
+void cpus_fork_done(struct cpus *c, unsigned int vcpu, uint32_t result)
+{
+	/* Before the release: the vCPU's next instruction may read it.  Pairs
+	 * with the lock the parked vCPU reacquires. */
+	__atomic_store_n(&c->fork_result, result, __ATOMIC_SEQ_CST);
+	pthread_mutex_lock(&c->lock);
+	if (vcpu < c->n)
+		__atomic_store_n(&c->vcpu[vcpu].held, false, __ATOMIC_SEQ_CST);
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
 }
 
 void cpus_add_result(struct cpus *c, uint32_t value)

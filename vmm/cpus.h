@@ -30,6 +30,19 @@
 #define CPUS_STATUS_GUEST_CRASH 3 /* exception, triple fault, KVM could not run it */
 
 struct vm;
+struct cpus;
+
+/*
+ * Guest-initiated fork (guest/abi.h PORT_FORK): the vCPU that wrote
+ * FORK_MAGIC is held (it completes its OUT, then parks as for a pause) and
+ * @request hands the fork to the machine's owner, which clones on its own
+ * thread and ends with cpus_fork_done().  Called on the vCPU thread with no
+ * lock held: it must not block.
+ */
+struct cpus_fork_hook {
+	void (*request)(void *opaque, struct cpus *c, unsigned int vcpu);
+	void *opaque;
+};
 
 /* The kick: a real-time signal, unblocked only in vCPU threads. */
 #define CPUS_KICK_SIGNAL (SIGRTMIN + 1)
@@ -52,6 +65,11 @@ struct cpus {
 	unsigned int nresults;
 	uint32_t results[CPUS_MAX_RESULTS]; /* values written to port 0x503 */
 	bool print_results; /* print "result: 0x%08x" lines on stdout */
+	/* Set before cpus_start(); request NULL: a fork gets FORK_FAILED. */
+	struct cpus_fork_hook fork_hook;
+	/* What `inl PORT_FORK` reads (atomic): FORK_NONE at creation, 0 in a
+	 * guest-forked child, the child's id or FORK_FAILED in its parent. */
+	uint32_t fork_result;
 };
 
 /** cpus_create() - @n vCPUs for @vm (not running yet). Return: 0 or -errno, @err says why. */
@@ -83,6 +101,20 @@ void cpus_stop(struct cpus *c, int status, const char *reason);
  * Return: the exit status.
  */
 int cpus_wait(struct cpus *c, unsigned int timeout_ms);
+
+/**
+ * cpus_fork_request() - vCPU @v wrote FORK_MAGIC to PORT_FORK: hold it and
+ * call the fork hook (or answer FORK_FAILED at once without one).
+ * Context: @v's thread, no lock held.
+ */
+void cpus_fork_request(struct cpus *c, struct vcpu *v);
+
+/**
+ * cpus_fork_done() - the fork asked by vCPU @vcpu is over: set the fork
+ * register to @result and let the vCPU run again (its `inl PORT_FORK` reads
+ * @result).
+ */
+void cpus_fork_done(struct cpus *c, unsigned int vcpu, uint32_t result);
 
 /** cpus_add_result() - record a port-0x503 value (and print it). */
 void cpus_add_result(struct cpus *c, uint32_t value);

@@ -4,21 +4,23 @@
 
 #include <errno.h>
 #include <stdio.h>
-#include <string.h>
-
-#include "vmm/machine.h"
-
 #include <stdlib.h>
+#include <string.h>
 
 #include "devices/mm_guest_mem.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/virtio.h"
+#include "vmm/iobus.h"
+#include "vmm/machine.h"
 
 /* The guest_mem lives as long as the transport that copied it. */
 struct disk {
 	struct guest_mem mem;
 	struct virtio_mmio *mmio;
+	uint64_t base;
+	unsigned int gsi;
+	char path[256]; /* for messages */
 };
 
 static void disk_destroy(void *obj)
@@ -29,20 +31,29 @@ static void disk_destroy(void *obj)
 	free(disk);
 }
 
-static void disk_pause(void *obj)
+static void disk_hold(void *obj)
 {
 	virtio_mmio_pause(((struct disk *)obj)->mmio);
 }
 
-static void disk_resume(void *obj)
+static void disk_release(void *obj)
 {
 	virtio_mmio_resume(((struct disk *)obj)->mmio);
 }
 
-int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, struct space *space,
-		const struct dev_host *host, struct disk_dev *out, char *err, size_t errlen)
+static const struct device_ops disk_ops = {
+	.type = "virtio-blk",
+	.type_id = DEVICE_VIRTIO_BLK_MMIO,
+	.hold = disk_hold,
+	.release = disk_release,
+	.destroy = disk_destroy,
+};
+
+int disk_add(struct machine *m, const struct machine_disk *d, uint64_t base, unsigned int gsi,
+	     char *err, size_t errlen)
 {
 	struct virtio_blk_config cfg = { .path = d->path, .readonly = d->readonly };
+	struct bus_region region;
 	struct virtio_dev *dev;
 	struct disk *disk;
 	int ret;
@@ -50,13 +61,16 @@ int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, s
 	disk = calloc(1, sizeof(*disk));
 	if (!disk)
 		return -ENOMEM;
-	mm_guest_mem_init(&disk->mem, space);
+	disk->base = base;
+	disk->gsi = gsi;
+	snprintf(disk->path, sizeof(disk->path), "%s", d->path);
+	mm_guest_mem_init(&disk->mem, m->space);
 	ret = virtio_blk_create(&cfg, &dev);
 	if (ret) {
 		snprintf(err, errlen, "--disk %s: %s", d->path, strerror(-ret));
 		goto err_free;
 	}
-	ret = virtio_mmio_create(base, gsi, dev, &disk->mem, host, &disk->mmio);
+	ret = virtio_mmio_create(base, gsi, dev, &disk->mem, &m->vm.host, &disk->mmio);
 	if (ret) {
 		/* On failure the transport did not take the device. */
 		dev->ops->destroy(dev);
@@ -64,12 +78,17 @@ int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, s
 			 (unsigned long long)base, strerror(-ret));
 		goto err_free;
 	}
-	out->obj = disk;
-	out->destroy = disk_destroy;
-	out->pause = disk_pause;
-	out->resume = disk_resume;
-	out->region = virtio_mmio_region(disk->mmio);
-	return 0;
+	ret = machine_add_device(m, &disk_ops, disk, 0);
+	if (ret) {
+		snprintf(err, errlen, "--disk %s: too many devices", d->path);
+		disk_destroy(disk);
+		return ret;
+	}
+	region = virtio_mmio_region(disk->mmio);
+	ret = iobus_add(&m->vm.mmio, &region);
+	if (ret)
+		snprintf(err, errlen, "--disk %s: MMIO region: %s", d->path, strerror(-ret));
+	return ret;
 
 err_free:
 	free(disk);

@@ -6,26 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "devices/bus.h"
-
+struct machine;
 struct machine_disk;
-struct space;
-
-/* What the machine keeps of a disk: an opaque handle and its MMIO region. */
-struct disk_dev {
-	void *obj;
-	void (*destroy)(void *obj);
-	void (*pause)(void *obj);
-	void (*resume)(void *obj);
-	struct bus_region region;
-};
 
 /**
- * disk_create() - a virtio-blk on @d's file at MMIO @base, interrupt @gsi.
- * Return: 0 or -errno; @err names the --disk.
+ * disk_add() - a virtio-blk on @d's file at MMIO @base, interrupt @gsi, on
+ * @m's MMIO bus and in its device list.  Return: 0 or -errno; @err names
+ * the --disk.
  */
-int disk_create(const struct machine_disk *d, uint64_t base, unsigned int gsi, struct space *space,
-		const struct dev_host *host, struct disk_dev *out, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int disk_add(struct machine *m, const struct machine_disk *d, uint64_t base, unsigned int gsi,
+	     char *err, size_t errlen) __attribute__((warn_unused_result));
 
 #endif /* FORKVM_VMM_DISKS_H */

@@ -1,38 +1,356 @@
 // SPDX-License-Identifier: MIT
-/* A parent and its live clones: start, clone, wait for all, report. */
+/*
+ * A parent and its live clones: ids, consoles, the clone worker that serves
+ * guest forks, waiting for all, the report of `forkvm run`.
+ *
+ * Locks: f->lock protects the member count, the request queue and the
+ * worker's state; f->clone_lock serializes clones (the worker's and
+ * family_clone()'s), so one machine is never paused by two clones at once.
+ * Order: clone_lock, then lock; a machine's cpus->lock is never held while
+ * either is taken.
+ */
 #include "vmm/family.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "mm/mm.h"
+#include "guest/abi.h"
 #include "vmm/cli.h"
-#include "vmm/clone.h"
-#include "vmm/machine.h"
 
 #define FAMILY_HOST_ERROR 1
 /* Without --clone-after: how long to wait for the guest's clone line. */
 #define FIRST_LINE_WAIT_MS 60000u
+/* Fork requests waiting for the worker; more are answered FORK_FAILED. */
+#define FAMILY_QUEUE 256u
 
-struct member {
-	struct machine *m; /* NULL: the clone could not be made */
-	int status;
-	uint32_t result;
-	bool has_result;
-	struct space_stats sst;
-	char console[4200];
+struct fork_req {
+	unsigned int from;
+	unsigned int vcpu;
+};
+
+/* What a member's fork hook points at. */
+struct hook_ctx {
+	struct family *f;
+	unsigned int id;
 };
 
 struct family {
-	const struct cli *cli;
-	unsigned int n; /* members, the parent first */
-	struct member vm[1 + CLI_MAX_CLONES];
-	struct pool_stats after_clone;
-	struct timespec deadline;
+	struct family_config fc;
+	unsigned int max_vms;
+	pthread_mutex_t clone_lock;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* a request queued, one served, or quit */
+	/* Under lock: */
+	unsigned int n; /* ids taken */
+	unsigned int qhead, qlen;
+	struct fork_req queue[FAMILY_QUEUE];
+	bool busy; /* the worker is serving a request */
+	bool quit;
+	bool worker_started;
+	unsigned int fork_failures;
+	pthread_t worker;
+	struct hook_ctx hook[FAMILY_MAX_VMS];
+	struct family_member vm[FAMILY_MAX_VMS];
+	struct pool_stats after_clone; /* family_run's report */
 };
+
+static void fork_request(void *opaque, struct cpus *c, unsigned int vcpu)
+{
+	struct hook_ctx *h = opaque;
+	struct family *f = h->f;
+	bool queued = false;
+
+	pthread_mutex_lock(&f->lock);
+	if (!f->quit && f->qlen < FAMILY_QUEUE) {
+		f->queue[(f->qhead + f->qlen++) % FAMILY_QUEUE] =
+		    (struct fork_req){ .from = h->id, .vcpu = vcpu };
+		queued = true;
+		pthread_cond_broadcast(&f->cond);
+	} else {
+		f->fork_failures++;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (!queued) {
+		fprintf(stderr, "forkvm: guest fork by VM %u refused: too many requests pending\n",
+			h->id);
+		cpus_fork_done(c, vcpu, FORK_FAILED);
+	}
+}
+
+/* Clone VM @from into the next id.  Context: clone_lock held. */
+static int clone_member(struct family *f, unsigned int from, bool guest_fork, unsigned int *id,
+			char *err, size_t errlen)
+{
+	struct clone_config cc = { .quiet_results = true, .guest_fork = guest_fork };
+	struct machine *parent = f->vm[from].m;
+	struct family_member *mb;
+	struct machine *child = NULL;
+	struct clone_timing t;
+	char prefix[32];
+	int ret;
+
+	pthread_mutex_lock(&f->lock);
+	if (f->n >= f->max_vms) {
+		pthread_mutex_unlock(&f->lock);
+		snprintf(err, errlen, "the family has %u VMs, its limit", f->max_vms);
+		return -ENOSPC;
+	}
+	*id = f->n++;
+	mb = &f->vm[*id];
+	memset(mb, 0, sizeof(*mb));
+	mb->id = *id;
+	mb->from = from;
+	mb->guest_fork = guest_fork;
+	pthread_mutex_unlock(&f->lock);
+
+	snprintf(prefix, sizeof(prefix), "[clone %u] ", *id);
+	cc.console_prefix = prefix;
+	if (f->fc.cfg.console) {
+		snprintf(mb->console, sizeof(mb->console), "%s.%u", f->fc.cfg.console, *id);
+		cc.console = mb->console;
+	}
+	f->hook[*id] = (struct hook_ctx){ .f = f, .id = *id };
+	cc.fork_hook = (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[*id] };
+	ret = parent ? machine_clone(parent, &cc, &child, &t, err, errlen) : -ESRCH;
+	if (!parent)
+		snprintf(err, errlen, "VM %u was never made", from);
+
+	pthread_mutex_lock(&f->lock);
+	mb->m = ret ? NULL : child;
+	mb->t = ret ? (struct clone_timing){ 0 } : t;
+	if (ret)
+		mb->status = FAMILY_HOST_ERROR;
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+static void serve(struct family *f, const struct fork_req *rq)
+{
+	struct machine *parent = f->vm[rq->from].m;
+	unsigned int id = 0;
+	char err[512];
+	int ret;
+
+	pthread_mutex_lock(&f->clone_lock);
+	ret = clone_member(f, rq->from, true, &id, err, sizeof(err));
+	pthread_mutex_unlock(&f->clone_lock);
+	if (ret) {
+		fprintf(stderr, "forkvm: guest fork by VM %u failed: %s\n", rq->from, err);
+		pthread_mutex_lock(&f->lock);
+		f->fork_failures++;
+		pthread_mutex_unlock(&f->lock);
+	} else if (!f->fc.quiet) {
+		const struct clone_timing *t = &f->vm[id].t;
+
+		printf("forkvm: VM %u forked VM %u: parent paused %.2f ms (memory fork %.2f ms), "
+		       "%u device requests in flight\n",
+		       rq->from, id, t->paused_ns / 1e6, t->fork_ns / 1e6, t->inflight);
+		fflush(stdout);
+	}
+	cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
+}
+
+static void *worker(void *arg)
+{
+	struct family *f = arg;
+	struct fork_req rq;
+
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		while (!f->quit && !f->qlen)
+			pthread_cond_wait(&f->cond, &f->lock);
+		if (f->quit)
+			break;
+		rq = f->queue[f->qhead];
+		f->qhead = (f->qhead + 1) % FAMILY_QUEUE;
+		f->qlen--;
+		f->busy = true;
+		pthread_mutex_unlock(&f->lock);
+		serve(f, &rq);
+		pthread_mutex_lock(&f->lock);
+		f->busy = false;
+		pthread_cond_broadcast(&f->cond);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
+}
+
+int family_create(const struct family_config *fc, struct family **out, char *err, size_t errlen)
+{
+	pthread_condattr_t attr;
+	struct family *f;
+	int ret;
+
+	if (fc->max_vms > FAMILY_MAX_VMS) {
+		snprintf(err, errlen, "a family has at most %u VMs", FAMILY_MAX_VMS);
+		return -EINVAL;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	f->fc = *fc;
+	f->max_vms = fc->max_vms ? fc->max_vms : FAMILY_MAX_VMS;
+	pthread_mutex_init(&f->clone_lock, NULL);
+	pthread_mutex_init(&f->lock, NULL);
+	/* family_wait() waits against CLOCK_MONOTONIC. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&f->cond, &attr);
+	pthread_condattr_destroy(&attr);
+
+	ret = machine_create(&f->fc.cfg, &f->vm[0].m, err, errlen);
+	if (ret) {
+		family_destroy(f);
+		return ret;
+	}
+	f->n = 1;
+	f->hook[0] = (struct hook_ctx){ .f = f, .id = 0 };
+	f->vm[0].m->cpus.fork_hook =
+	    (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[0] };
+	*out = f;
+	return 0;
+}
+
+int family_start(struct family *f)
+{
+	int ret;
+
+	ret = -pthread_create(&f->worker, NULL, worker, f);
+	if (ret)
+		return ret;
+	f->worker_started = true;
+	return machine_start(f->vm[0].m);
+}
+
+int family_clone(struct family *f, unsigned int from, unsigned int *id, char *err, size_t errlen)
+{
+	int ret;
+
+	if (from >= family_size(f)) {
+		snprintf(err, errlen, "no VM %u in the family", from);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&f->clone_lock);
+	ret = clone_member(f, from, false, id, err, errlen);
+	pthread_mutex_unlock(&f->clone_lock);
+	return ret;
+}
+
+unsigned int family_size(struct family *f)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->n;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+struct family_member *family_member(struct family *f, unsigned int id)
+{
+	return id < family_size(f) ? &f->vm[id] : NULL;
+}
+
+struct machine *family_parent(struct family *f)
+{
+	return f->vm[0].m;
+}
+
+unsigned int family_fork_failures(struct family *f)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&f->lock);
+	n = f->fork_failures;
+	pthread_mutex_unlock(&f->lock);
+	return n;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void wait_member(struct family_member *mb, unsigned int timeout_ms)
+{
+	struct cpus *c;
+
+	mb->status = machine_wait(mb->m, timeout_ms);
+	c = &mb->m->cpus;
+	if (c->nresults) {
+		mb->result = c->results[c->nresults - 1];
+		mb->has_result = true;
+	}
+	space_get_stats(mb->m->space, &mb->sst);
+}
+
+int family_wait(struct family *f, unsigned int timeout_ms)
+{
+	uint64_t deadline = now_ms() + timeout_ms;
+	unsigned int i = 0, n;
+	struct timespec ts;
+	uint64_t left;
+
+	for (;;) {
+		left = timeout_ms ? (deadline > now_ms() ? deadline - now_ms() : 1) : 0;
+		pthread_mutex_lock(&f->lock);
+		n = f->n;
+		if (i == n && !f->qlen && !f->busy) {
+			pthread_mutex_unlock(&f->lock);
+			break;
+		}
+		if (i == n) {
+			/* A fork is being served: a member may come. */
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += 1;
+			pthread_cond_timedwait(&f->cond, &f->lock, &ts);
+			pthread_mutex_unlock(&f->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&f->lock);
+		if (f->vm[i].m)
+			wait_member(&f->vm[i], (unsigned int)left);
+		i++;
+	}
+	for (i = 0; i < n; i++) {
+		if (f->vm[i].status)
+			return f->vm[i].status;
+	}
+	return 0;
+}
+
+void family_destroy(struct family *f)
+{
+	unsigned int i;
+
+	if (!f)
+		return;
+	if (f->worker_started) {
+		pthread_mutex_lock(&f->lock);
+		f->quit = true;
+		pthread_cond_broadcast(&f->cond);
+		pthread_mutex_unlock(&f->lock);
+		pthread_join(f->worker, NULL);
+	}
+	/* Clones first, newest first: they share the parent's frame pool. */
+	for (i = f->n; i-- > 0;)
+		machine_destroy(f->vm[i].m);
+	pthread_cond_destroy(&f->cond);
+	pthread_mutex_destroy(&f->lock);
+	pthread_mutex_destroy(&f->clone_lock);
+	free(f);
+}
+
+/* ---- forkvm run --------------------------------------------------------- */
 
 static uint64_t ms_since(const struct timespec *t0)
 {
@@ -50,93 +368,69 @@ static void sleep_ms(unsigned int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* The clone point: --clone-after MS, or console line --clone-at-line N (1). */
-static void wait_clone_point(struct family *f)
+/* --pause-test N: pause, check the state of every vCPU and resume, N times. */
+static void pause_test(struct machine *m, unsigned int n)
 {
-	struct machine *parent = f->vm[0].m;
+	char err[256];
+	unsigned int i, done = 0;
+	int ret;
+
+	for (i = 0; i < n; i++) {
+		sleep_ms(2);
+		ret = machine_pause_check(m, err, sizeof(err));
+		if (ret == -ESRCH)
+			break; /* the guest finished first */
+		if (ret) {
+			fprintf(stderr, "forkvm: --pause-test: %s\n", err);
+			cpus_stop(&m->cpus, FAMILY_HOST_ERROR, "pause test failed");
+			return;
+		}
+		done++;
+	}
+	fprintf(stderr, "forkvm: pause-test: %u pauses, state read and restored\n", done);
+}
+
+/* The clone point: --clone-after MS, or console line --clone-at-line N (1). */
+static void wait_clone_point(const struct cli *cli, struct machine *parent)
+{
 	struct timespec t0;
 	uint64_t limit;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	limit = f->cli->clone_after_given ? f->cli->clone_after_ms : FIRST_LINE_WAIT_MS;
+	limit = cli->clone_after_given ? cli->clone_after_ms : FIRST_LINE_WAIT_MS;
 	while (ms_since(&t0) < limit && !machine_stopped(parent)) {
-		if (f->cli->clone_after_given)
+		if (cli->clone_after_given)
 			sleep_ms(5);
-		else if (machine_wait_console(parent, f->cli->clone_at_line ?: 1, 50) == 0)
+		else if (machine_wait_console(parent, cli->clone_at_line ?: 1, 50) == 0)
 			return;
 	}
 }
 
-static void clone_all(struct family *f)
+static void clone_all(struct family *f, const struct cli *cli)
 {
-	const struct cli *cli = f->cli;
-	struct clone_timing t;
-	unsigned int i;
+	unsigned int i, id;
 	char err[512];
 	int ret;
 
 	for (i = 1; i <= cli->clones; i++) {
-		struct member *mb = &f->vm[f->n++];
-		struct clone_config cc = { .quiet_results = true };
-		char prefix[32];
-
-		snprintf(prefix, sizeof(prefix), "[clone %u] ", i);
-		cc.console_prefix = prefix;
-		if (cli->cfg.console) {
-			snprintf(mb->console, sizeof(mb->console), "%s.%u", cli->cfg.console, i);
-			cc.console = mb->console;
-		}
-		ret = machine_clone(f->vm[0].m, &cc, &mb->m, &t, err, sizeof(err));
-		if (ret) {
+		ret = family_clone(f, 0, &id, err, sizeof(err));
+		if (ret == -ENOSPC) {
 			printf("forkvm: clone %u failed: %s\n", i, err);
-			mb->m = NULL;
-			mb->status = FAMILY_HOST_ERROR;
+			break;
+		}
+		if (ret) {
+			printf("forkvm: clone %u failed: %s\n", id, err);
 			if (ret == -ESRCH)
 				break; /* the parent is gone: no further clone can work */
 			continue;
 		}
 		printf("forkvm: clone %u made: parent paused %.2f ms (memory fork %.2f ms), "
 		       "child VM built beforehand in %.2f ms\n",
-		       i, t.paused_ns / 1e6, t.fork_ns / 1e6, t.prepare_ns / 1e6);
-	}
-	/* Clones that were never attempted count as failed too. */
-	while (f->n < 1 + cli->clones) {
-		f->vm[f->n].m = NULL;
-		f->vm[f->n++].status = FAMILY_HOST_ERROR;
+		       id, f->vm[id].t.paused_ns / 1e6, f->vm[id].t.fork_ns / 1e6,
+		       f->vm[id].t.prepare_ns / 1e6);
 	}
 	fflush(stdout);
 	pool_get_stats(f->vm[0].m->pool, &f->after_clone);
-}
-
-static unsigned int ms_left(const struct family *f)
-{
-	struct timespec now;
-	long long left;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	left = (f->deadline.tv_sec - now.tv_sec) * 1000LL +
-	       (f->deadline.tv_nsec - now.tv_nsec) / 1000000LL;
-	return left < 1 ? 1 : (unsigned int)left;
-}
-
-static void wait_all(struct family *f)
-{
-	unsigned int i;
-
-	for (i = 0; i < f->n; i++) {
-		struct member *mb = &f->vm[i];
-		struct cpus *c;
-
-		if (!mb->m)
-			continue;
-		mb->status = machine_wait(mb->m, f->cli->timeout_ms ? ms_left(f) : 0);
-		c = &mb->m->cpus;
-		if (c->nresults) {
-			mb->result = c->results[c->nresults - 1];
-			mb->has_result = true;
-		}
-		space_get_stats(mb->m->space, &mb->sst);
-	}
 }
 
 static void vm_name(unsigned int i, char *buf, size_t len)
@@ -147,15 +441,15 @@ static void vm_name(unsigned int i, char *buf, size_t len)
 		snprintf(buf, len, "clone %u", i);
 }
 
-static void report_vms(const struct family *f)
+static void report_vms(struct family *f)
 {
 	char name[24], result[16];
 	unsigned int i;
 
-	printf("forkvm: %-9s %4s  %-10s  %8s  %8s  %5s\n", "VM", "exit", "result", "present",
-	       "shared", "VMAs");
+	printf("forkvm: %-9s %4s  %-10s  %8s  %8s  %5s  %4s  %8s  %8s\n", "VM", "exit", "result",
+	       "present", "shared", "VMAs", "from", "inflight", "pause ms");
 	for (i = 0; i < f->n; i++) {
-		const struct member *mb = &f->vm[i];
+		const struct family_member *mb = &f->vm[i];
 
 		vm_name(i, name, sizeof(name));
 		if (!mb->m) {
@@ -163,9 +457,13 @@ static void report_vms(const struct family *f)
 			continue;
 		}
 		snprintf(result, sizeof(result), mb->has_result ? "0x%08x" : "-", mb->result);
-		printf("forkvm: %-9s %4d  %-10s  %8llu  %8llu  %5llu\n", name, mb->status, result,
+		printf("forkvm: %-9s %4d  %-10s  %8llu  %8llu  %5llu", name, mb->status, result,
 		       (unsigned long long)mb->sst.present, (unsigned long long)mb->sst.shared,
 		       (unsigned long long)mb->sst.vmas);
+		if (i)
+			printf("  %4u  %8u  %8.2f", mb->from, mb->t.inflight,
+			       mb->t.paused_ns / 1e6);
+		printf("\n");
 		if (*machine_stop_reason(mb->m))
 			printf("forkvm: %-9s stopped: %s\n", name, machine_stop_reason(mb->m));
 	}
@@ -178,9 +476,9 @@ static void print_frames(const char *what, uint64_t frames, uint64_t full)
 	       full ? 100.0 * frames / full : 0.0);
 }
 
-static void report_memory(const struct family *f)
+static void report_memory(struct family *f, bool after_clone)
 {
-	uint64_t pages = f->cli->cfg.mem_size / MM_PAGE_SIZE;
+	uint64_t pages = f->fc.cfg.mem_size / MM_PAGE_SIZE;
 	unsigned int nvms = 0, i;
 	struct pool_stats end;
 	char what[64];
@@ -191,10 +489,11 @@ static void report_memory(const struct family *f)
 	full = pages * nvms;
 	pool_get_stats(f->vm[0].m->pool, &end);
 	printf("forkvm: memory of the family (mm pool, 4 KiB frames), %u VMs of %llu MiB:\n", nvms,
-	       (unsigned long long)(f->cli->cfg.mem_size >> 20));
+	       (unsigned long long)(f->fc.cfg.mem_size >> 20));
 	snprintf(what, sizeof(what), "%u full copies (no sharing)", nvms);
 	print_frames(what, full, full);
-	print_frames("live right after cloning", f->after_clone.live_frames, full);
+	if (after_clone)
+		print_frames("live right after cloning", f->after_clone.live_frames, full);
 	print_frames("live at the end", end.live_frames, full);
 	printf("forkvm:   COW faults %llu: copies %llu, reuses %llu; fork copies %llu; "
 	       "fresh %llu\n",
@@ -203,58 +502,45 @@ static void report_memory(const struct family *f)
 	       (unsigned long long)end.fresh);
 }
 
-static int family_status(const struct family *f)
-{
-	unsigned int i;
-
-	for (i = 0; i < f->n; i++) {
-		if (f->vm[i].status)
-			return f->vm[i].status;
-	}
-	return 0;
-}
-
 int family_run(const struct cli *cli)
 {
-	struct machine_config cfg = cli->cfg;
+	struct family_config fc = { .cfg = cli->cfg };
 	struct family *f;
 	char err[512];
-	unsigned int i;
+	const char *reason;
 	int ret, status;
 
-	f = calloc(1, sizeof(*f));
-	if (!f) {
-		fprintf(stderr, "forkvm: out of memory\n");
-		return FAMILY_HOST_ERROR;
-	}
-	f->cli = cli;
-	cfg.console_prefix = "[parent] ";
-	ret = machine_create(&cfg, &f->vm[0].m, err, sizeof(err));
+	/* Consoles of several VMs on one output: prefix the parent's too. */
+	if (cli->clones)
+		fc.cfg.console_prefix = "[parent] ";
+	ret = family_create(&fc, &f, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "forkvm: %s\n", err);
-		free(f);
 		return FAMILY_HOST_ERROR;
 	}
-	f->n = 1;
-	clock_gettime(CLOCK_MONOTONIC, &f->deadline);
-	f->deadline.tv_sec += cli->timeout_ms / 1000;
-	ret = machine_start(f->vm[0].m);
+	ret = family_start(f);
 	if (ret) {
 		fprintf(stderr, "forkvm: cannot start the vCPUs: %s\n", strerror(-ret));
-		status = FAMILY_HOST_ERROR;
-		goto out;
+		family_destroy(f);
+		return FAMILY_HOST_ERROR;
 	}
-	wait_clone_point(f);
-	clone_all(f);
-	wait_all(f);
-	report_vms(f);
-	report_memory(f);
-	status = family_status(f);
-out:
+	if (cli->pause_test)
+		pause_test(f->vm[0].m, cli->pause_test);
+	if (cli->clones) {
+		wait_clone_point(cli, f->vm[0].m);
+		clone_all(f, cli);
+	}
+	status = family_wait(f, cli->timeout_ms);
+	if (!cli->clones && family_size(f) == 1) {
+		/* One VM: no table, its stop reason on stderr as before. */
+		reason = machine_stop_reason(f->vm[0].m);
+		if (*reason)
+			fprintf(stderr, "forkvm: %s\n", reason);
+	} else {
+		report_vms(f);
+		report_memory(f, cli->clones);
+	}
 	fflush(stdout);
-	/* Clones first: they share the parent's frame pool. */
-	for (i = f->n; i-- > 0;)
-		machine_destroy(f->vm[i].m);
-	free(f);
+	family_destroy(f);
 	return status;
 }

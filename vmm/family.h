@@ -1,17 +1,99 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `forkvm run --clones N`: run the guest, clone it live N times, run every VM
- * to its end, report each VM's exit code and the family's memory use.
+ * A family: a parent machine and every machine cloned from it, from outside
+ * (`forkvm run --clones N`, family_clone()) or by the guest itself (a write
+ * of FORK_MAGIC to PORT_FORK, guest/abi.h).  The family assigns ids (the
+ * parent is 0, then 1, 2, ... in the order the clones are made), bounds its
+ * size, gives each clone a console of its own, and runs the clone worker:
+ * the thread that serves the guests' fork requests, so that no vCPU ever
+ * clones from its own thread (it could not pause itself).
  */
 #ifndef FORKVM_VMM_FAMILY_H
 #define FORKVM_VMM_FAMILY_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mm/mm.h"
+#include "vmm/clone.h"
+#include "vmm/machine.h"
+
+/* The parent and up to 64 clones. */
+#define FAMILY_MAX_VMS 65u
+
 struct cli;
+struct family;
+
+struct family_config {
+	struct machine_config cfg; /* the parent's; a clone I writes cfg.console.I */
+	unsigned int max_vms; /* 0: FAMILY_MAX_VMS; at most FAMILY_MAX_VMS */
+	bool quiet; /* no "forkvm: VM I forked ..." lines on stdout */
+};
+
+/* One VM of the family.  Read after family_wait(), or under no lock for @m. */
+struct family_member {
+	struct machine *m; /* NULL: the clone could not be made */
+	unsigned int id;
+	unsigned int from; /* the id of the VM it was cloned from (0 for the parent) */
+	bool guest_fork; /* made by its parent's guest (PORT_FORK), else from outside */
+	struct clone_timing t; /* zero for the parent */
+	/* Filled by family_wait(): */
+	int status;
+	uint32_t result; /* the last port-0x503 value, if has_result */
+	bool has_result;
+	struct space_stats sst;
+	char console[4200];
+};
 
 /**
- * family_run() - run @cli's machine and its clones (cli->clones >= 1).
- * Return: the process exit status: the parent's if non-zero, else the first
- * non-zero one of a clone, else 1 if a clone could not be made, else 0.
+ * family_create() - a family whose parent is made from @fc->cfg (not started).
+ * Return: 0 or -errno with @err.
+ */
+int family_create(const struct family_config *fc, struct family **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/** family_start() - start the parent's vCPUs and the clone worker.  Return: 0 or -errno. */
+int family_start(struct family *f) __attribute__((warn_unused_result));
+
+/**
+ * family_clone() - clone VM @from from outside (as --clones does).  A clone
+ * that cannot be made still takes an id (its member has m == NULL).
+ * Return: 0 and *@id, -ENOSPC when the family is full (no id taken), or
+ * machine_clone()'s error with @err.
+ */
+int family_clone(struct family *f, unsigned int from, unsigned int *id, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/** family_size() - ids taken so far (VMs made, and clones that failed). */
+unsigned int family_size(struct family *f);
+
+/** family_member() - VM @id, or NULL past family_size(). */
+struct family_member *family_member(struct family *f, unsigned int id);
+
+/** family_parent() - the machine of VM 0. */
+struct machine *family_parent(struct family *f);
+
+/**
+ * family_wait() - wait until every VM of the family stopped and no fork is
+ * pending, at most @timeout_ms in all (0: no limit; VMs still running then
+ * are stopped as timed out), and fill each member's status and stats.
+ * Return: the family's status: the first non-zero member status in id order
+ * (a clone that could not be made counts as 1), else 0.
+ */
+int family_wait(struct family *f, unsigned int timeout_ms);
+
+/** family_fork_failures() - guest forks answered FORK_FAILED (family full, clone failed). */
+unsigned int family_fork_failures(struct family *f);
+
+/** family_destroy() - stop the worker, destroy every VM (clones first); NULL is a no-op. */
+void family_destroy(struct family *f);
+
+/**
+ * family_run() - `forkvm run`: @cli's machine, its --clones and whatever
+ * its guest forks; run all to the end; with more than one VM, report each
+ * VM and the family's memory.
+ * Return: the process exit status (family_wait()).
  */
 int family_run(const struct cli *cli);
 

@@ -11,31 +11,28 @@
 
 #include <libfdt.h>
 
-#include "devices/serial.h"
 #include "mm/mm.h"
 #include "vmm/boot.h"
 #include "vmm/console.h"
 #include "vmm/disks.h"
 #include "vmm/fdt.h"
+#include "vmm/uart.h"
 
-static int add_dev(struct machine *m, const struct machine_dev *d)
+int machine_add_device(struct machine *m, const struct device_ops *ops, void *obj, uint32_t id)
 {
 	if (m->ndevs == MACHINE_MAX_DEVS)
 		return -ENOSPC;
-	m->devs[m->ndevs++] = *d;
+	if (!id)
+		id = m->next_dev_id + 1;
+	if (id > m->next_dev_id)
+		m->next_dev_id = id;
+	m->dev[m->ndevs++] = (struct device){ .ops = ops, .obj = obj, .id = id };
 	return 0;
 }
 
-static void serial_destroy_cb(void *obj)
+int machine_open_console(struct machine *m, const char *path, const char *prefix, char *err,
+			 size_t errlen)
 {
-	serial_destroy(obj);
-}
-
-int machine_add_console(struct machine *m, const char *path, const char *prefix, char *err,
-			size_t errlen)
-{
-	struct bus_region r;
-	struct serial *s;
 	int fd = STDOUT_FILENO, ret;
 
 	if (path) {
@@ -55,21 +52,8 @@ int machine_add_console(struct machine *m, const char *path, const char *prefix,
 		}
 		fd = console_tap_fd(m->tap);
 	}
-	ret = serial_create(fd, &m->vm.host, SERIAL_COM1_GSI, &s);
-	if (ret) {
-		snprintf(err, errlen, "serial: %s", strerror(-ret));
-		return ret;
-	}
-	ret = add_dev(m, &(struct machine_dev){ .obj = s, .destroy = serial_destroy_cb });
-	if (ret) {
-		serial_destroy(s);
-		return ret;
-	}
-	r = serial_region(s);
-	ret = iobus_add(&m->vm.pio, &r);
-	if (ret)
-		snprintf(err, errlen, "serial: port region: %s", strerror(-ret));
-	return ret;
+	m->console_out = fd;
+	return 0;
 }
 
 int machine_wait_console(struct machine *m, unsigned long lines, unsigned int timeout_ms)
@@ -87,29 +71,13 @@ static int add_disks(struct machine *m, const struct machine_config *cfg, struct
 
 	for (i = 0; i < cfg->ndisks; i++) {
 		struct fdt_mmio_dev *d = &desc->virtio[i];
-		struct disk_dev disk;
 
 		d->base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_STRIDE;
 		d->size = LAYOUT_VIRTIO_STRIDE;
 		d->gsi = LAYOUT_VIRTIO_GSI0 + i;
-		ret = disk_create(&cfg->disks[i], d->base, d->gsi, m->space, &m->vm.host, &disk,
-				  err, errlen);
+		ret = disk_add(m, &cfg->disks[i], d->base, d->gsi, err, errlen);
 		if (ret)
 			return ret;
-		ret = add_dev(m, &(struct machine_dev){ .obj = disk.obj,
-							.destroy = disk.destroy,
-							.pause = disk.pause,
-							.resume = disk.resume });
-		if (ret) {
-			disk.destroy(disk.obj);
-			return ret;
-		}
-		ret = iobus_add(&m->vm.mmio, &disk.region);
-		if (ret) {
-			snprintf(err, errlen, "--disk %s: MMIO region: %s", cfg->disks[i].path,
-				 strerror(-ret));
-			return ret;
-		}
 		desc->nvirtio++;
 		m->ndisks++;
 	}
@@ -164,6 +132,7 @@ static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char
 int machine_create(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
 {
 	struct space_range ram = { .gpa = 0, .size = cfg->mem_size };
+	struct pool_config pcfg = { .policy = cfg->policy };
 	struct fdt_machine desc;
 	struct machine *m;
 	int ret;
@@ -177,13 +146,14 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 	if (!m)
 		return -ENOMEM;
 	m->console_fd = -1;
+	m->console_out = STDOUT_FILENO;
 	m->kvm.fd = -1;
 	m->owns_pool = true;
 
 	ret = kvm_open(&m->kvm, err, errlen);
 	if (ret)
 		goto err;
-	ret = pool_create(NULL, &m->pool);
+	ret = pool_create(&pcfg, &m->pool);
 	if (ret) {
 		snprintf(err, errlen, "guest memory pool: %s", strerror(-ret));
 		goto err;
@@ -216,7 +186,10 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 	desc.free_start = m->image.end;
 	desc.free_size = cfg->mem_size - m->image.end;
 
-	ret = machine_add_console(m, cfg->console, cfg->console_prefix, err, errlen);
+	ret = machine_open_console(m, cfg->console, cfg->console_prefix, err, errlen);
+	if (ret)
+		goto err;
+	ret = uart_add(m, err, errlen);
 	if (ret)
 		goto err;
 	ret = add_disks(m, cfg, &desc, err, errlen);
@@ -316,29 +289,55 @@ out:
 	return ret;
 }
 
-int machine_pause(struct machine *m)
+void machine_hold_devices(struct machine *m)
 {
 	unsigned int i;
+
+	for (i = 0; i < m->ndevs; i++) {
+		if (m->dev[i].ops->hold)
+			m->dev[i].ops->hold(m->dev[i].obj);
+	}
+}
+
+void machine_release_devices(struct machine *m)
+{
+	unsigned int i;
+
+	for (i = m->ndevs; i-- > 0;) {
+		if (m->dev[i].ops->release)
+			m->dev[i].ops->release(m->dev[i].obj);
+	}
+}
+
+unsigned int machine_inflight(struct machine *m)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < m->ndevs; i++) {
+		struct device_stats st = { 0 };
+
+		if (!m->dev[i].ops->stats)
+			continue;
+		m->dev[i].ops->stats(m->dev[i].obj, &st);
+		n += st.inflight;
+	}
+	return n;
+}
+
+int machine_pause(struct machine *m)
+{
 	int ret;
 
 	ret = cpus_pause(&m->cpus);
 	if (ret)
 		return ret;
-	for (i = 0; i < m->ndevs; i++) {
-		if (m->devs[i].pause)
-			m->devs[i].pause(m->devs[i].obj);
-	}
+	machine_hold_devices(m);
 	return 0;
 }
 
 void machine_resume(struct machine *m)
 {
-	unsigned int i;
-
-	for (i = m->ndevs; i-- > 0;) {
-		if (m->devs[i].resume)
-			m->devs[i].resume(m->devs[i].obj);
-	}
+	machine_release_devices(m);
 	cpus_resume(&m->cpus);
 }
 
@@ -352,7 +351,7 @@ void machine_destroy(struct machine *m)
 		cpus_destroy(&m->cpus);
 	/* Devices after the vCPUs (nobody calls them any more), in reverse order. */
 	for (i = m->ndevs; i-- > 0;)
-		m->devs[i].destroy(m->devs[i].obj);
+		m->dev[i].ops->destroy(m->dev[i].obj);
 	m->ndevs = 0;
 	/* After the serial port: nothing writes into the tap any more. */
 	console_tap_destroy(m->tap);

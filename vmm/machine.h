@@ -2,7 +2,7 @@
 /*
  * A whole machine for the test guest: KVM, guest memory (an mm space), the VM,
  * its vCPUs, the console and the virtio disks, the guest image and its FDT.
- * Devices are kept as a list of opaque handles with their destroy function:
+ * Devices are a list of struct device (vmm/device.h), one ops table for all:
  * the machine does not know their insides and they do not know the machine.
  */
 #ifndef FORKVM_VMM_MACHINE_H
@@ -12,19 +12,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mm/mm.h"
 #include "vmm/cpus.h"
+#include "vmm/device.h"
 #include "vmm/elf.h"
 #include "vmm/kvm.h"
 #include "vmm/layout.h"
 #include "vmm/vm.h"
 
 struct console_tap;
+struct machine_state;
 struct pool;
 struct space;
 
 struct machine_disk {
 	const char *path;
 	bool readonly;
+	uint64_t latency_ns; /* each request completes no earlier (tests, demo); 0: none */
 };
 
 struct machine_config {
@@ -38,17 +42,10 @@ struct machine_config {
 	unsigned int ndisks;
 	struct machine_disk disks[LAYOUT_MAX_DISKS];
 	bool quiet_results; /* do not print "result:" lines (in-process tests) */
+	enum mm_policy policy; /* the family's COW policy (tests: --mm-policy) */
 };
 
 #define MACHINE_MAX_DEVS (LAYOUT_MAX_DISKS + 4)
-
-struct machine_dev {
-	void *obj;
-	void (*destroy)(void *obj);
-	/* Optional: quiesce in-flight requests (no pins held) and restart. */
-	void (*pause)(void *obj);
-	void (*resume)(void *obj);
-};
 
 struct machine {
 	struct kvm_sys kvm;
@@ -60,10 +57,12 @@ struct machine {
 	struct cpus cpus;
 	bool cpus_created;
 	int console_fd; /* -1: none of ours */
+	int console_out; /* what the serial writes to: the tap, console_fd or stdout */
 	struct console_tap *tap; /* NULL: the serial writes straight to the output */
 	unsigned int ndisks;
 	unsigned int ndevs;
-	struct machine_dev devs[MACHINE_MAX_DEVS];
+	uint32_t next_dev_id;
+	struct device dev[MACHINE_MAX_DEVS];
 	struct elf_image image;
 };
 
@@ -76,12 +75,54 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
     __attribute__((warn_unused_result));
 
 /**
- * machine_add_console() - the COM1 serial port of @m (whose VM exists), writing
- * to @path (NULL: stdout), through a tap prefixing each line with @prefix
- * when @prefix is not NULL.  Return: 0 or -errno; @err gets a one-line reason.
+ * machine_open_console() - where @m's serial port will write: @path (NULL:
+ * stdout), through a tap prefixing each line with @prefix when @prefix is
+ * not NULL (m->console_out).  Return: 0 or -errno with @err.
  */
-int machine_add_console(struct machine *m, const char *path, const char *prefix, char *err,
-			size_t errlen) __attribute__((warn_unused_result));
+int machine_open_console(struct machine *m, const char *path, const char *prefix, char *err,
+			 size_t errlen) __attribute__((warn_unused_result));
+
+/**
+ * machine_add_device() - add a device (ops, object) to @m with id @id (0: the
+ * next free one).  On failure the caller still owns @obj.  Return: 0 or
+ * -ENOSPC.
+ */
+int machine_add_device(struct machine *m, const struct device_ops *ops, void *obj, uint32_t id)
+    __attribute__((warn_unused_result));
+
+/**
+ * machine_hold_devices() - hold every device's completions (vCPUs paused):
+ * in-flight requests stay in flight, but no device state changes until
+ * machine_release_devices().
+ */
+void machine_hold_devices(struct machine *m);
+void machine_release_devices(struct machine *m);
+
+/** machine_inflight() - device requests in flight right now, all devices. */
+unsigned int machine_inflight(struct machine *m);
+
+/**
+ * machine_state_room() - bytes machine_save_state() needs for @m: allocate
+ * them before the pause.
+ */
+size_t machine_state_room(struct machine *m);
+
+/**
+ * machine_save_state() - append @m's VM, vCPU and device sections to @ms.
+ * Context: @m paused (machine_pause()), so its devices are held.
+ * Return: 0 or -errno with @err.
+ */
+int machine_save_state(struct machine *m, struct machine_state *ms, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/**
+ * machine_restore_state() - load @ms (checked first) into @m, a machine
+ * made by machine_clone() whose devices exist and whose vCPUs have not run.
+ * Every device of @m must find its section (same id, same type).
+ * Return: 0 or -errno with @err naming the section or device.
+ */
+int machine_restore_state(struct machine *m, const struct machine_state *ms, char *err,
+			  size_t errlen) __attribute__((warn_unused_result));
 
 /**
  * machine_wait_console() - wait until the guest printed @lines lines, at most
@@ -109,13 +150,14 @@ const char *machine_stop_reason(struct machine *m);
 int machine_pause_check(struct machine *m, char *err, size_t errlen);
 
 /**
- * machine_pause() - pause every vCPU at an instruction boundary, then every
- * device that can quiesce (no request in flight, no pin held): the state a
- * clone or snapshot copies.  Return: 0, or -ESRCH if the guest already stopped.
+ * machine_pause() - pause every vCPU at an instruction boundary, then hold
+ * every device (machine_hold_devices(): requests stay in flight, pins stay
+ * held, completions wait): the state a clone or snapshot copies.
+ * Return: 0, or -ESRCH if the guest already stopped.
  */
 int machine_pause(struct machine *m);
 
-/** machine_resume() - undo machine_pause(): devices first, then vCPUs. */
+/** machine_resume() - undo machine_pause(): release devices, then resume vCPUs. */
 void machine_resume(struct machine *m);
 
 /**

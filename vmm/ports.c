@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* Ports 0x501-0x503: guest exit, exception reports, results. */
+/* Ports 0x501-0x504: guest exit, exception reports, results, fork. */
 #include "vmm/ports.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "vmm/cpus.h"
 #include "vmm/vcpu.h"
@@ -48,7 +49,24 @@ bool ports_out(struct vcpu *v, uint16_t port, uint32_t value)
 	case PORT_RESULT:
 		cpus_add_result(v->cpus, value);
 		return true;
+	case PORT_FORK:
+		/* Guest value: only the magic asks; anything else is ignored. */
+		if (value == FORK_MAGIC)
+			cpus_fork_request(v->cpus, v);
+		return true;
 	default:
 		return false;
 	}
+}
+
+bool ports_in(struct vcpu *v, uint16_t port, void *data, unsigned int size)
+{
+	uint32_t value;
+
+	if (port != PORT_FORK)
+		return false;
+	value = __atomic_load_n(&v->cpus->fork_result, __ATOMIC_SEQ_CST);
+	/* size is 1, 2 or 4 (checked by the caller): the low bytes, as a PC. */
+	memcpy(data, &value, size);
+	return true;
 }

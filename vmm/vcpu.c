@@ -254,7 +254,7 @@ static bool handle_io(struct vcpu *v)
 		if (run->io.direction == KVM_EXIT_IO_OUT) {
 			if (!ports_out(v, run->io.port, load_le(p, run->io.size)))
 				iobus_write(&v->vm->pio, run->io.port, p, run->io.size);
-		} else {
+		} else if (!ports_in(v, run->io.port, p, run->io.size)) {
 			iobus_read(&v->vm->pio, run->io.port, p, run->io.size);
 		}
 	}
@@ -332,12 +332,23 @@ static bool handle_exit(struct vcpu *v)
 	}
 }
 
-/* A pause or a stop was asked: read without c->lock on every exit. */
-static bool requested(struct cpus *c)
+/* A pause, a stop or a fork was asked: read without c->lock on every exit. */
+static bool requested(struct cpus *c, struct vcpu *v)
 {
 	/* seq_cst: ordered after the immediate_exit clear in vcpu_thread(). */
 	return __atomic_load_n(&c->pause_req, __ATOMIC_SEQ_CST) ||
-	       __atomic_load_n(&c->stop, __ATOMIC_SEQ_CST);
+	       __atomic_load_n(&c->stop, __ATOMIC_SEQ_CST) ||
+	       __atomic_load_n(&v->held, __ATOMIC_SEQ_CST);
+}
+
+/* Must park at the next instruction boundary.  Context: c->lock held. */
+static bool should_park(const struct cpus *c, const struct vcpu *v)
+{
+	/* A pause of the whole machine. */
+	if (c->pause_req)
+		return true;
+	/* This vCPU asked for a fork that is not over yet. */
+	return v->held;
 }
 
 /*
@@ -348,7 +359,7 @@ static void park(struct cpus *c, struct vcpu *v)
 {
 	c->nparked++;
 	pthread_cond_broadcast(&c->cond);
-	while (c->pause_req && !c->stop)
+	while (should_park(c, v) && !c->stop)
 		pthread_cond_wait(&c->cond, &c->lock);
 	c->nparked--;
 }
@@ -379,23 +390,24 @@ void *vcpu_thread(void *arg)
 		 */
 		if (__atomic_load_n(&v->run->immediate_exit, __ATOMIC_RELAXED))
 			__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
-		if (requested(c)) {
+		if (requested(c, v)) {
 			pthread_mutex_lock(&c->lock);
 			if (c->stop) {
 				pthread_mutex_unlock(&c->lock);
 				break;
 			}
-			if (c->pause_req && !v->io_pending) {
+			if (should_park(c, v) && !v->io_pending) {
 				park(c, v);
 				pthread_mutex_unlock(&c->lock);
 				continue;
 			}
 			/*
-			 * With a pause pending, enter only to complete the last
-			 * I/O exit: KVM finishes it, then sees immediate_exit
-			 * and returns -EINTR without running a guest instruction.
+			 * With a pause or fork pending, enter only to complete
+			 * the last I/O exit (the fork's OUT itself): KVM
+			 * finishes it, then sees immediate_exit and returns
+			 * -EINTR without running a guest instruction.
 			 */
-			if (c->pause_req)
+			if (should_park(c, v))
 				__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 			pthread_mutex_unlock(&c->lock);
 		}

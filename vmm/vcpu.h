@@ -24,6 +24,7 @@ struct vcpu {
 	pthread_t thread;
 	/* Under cpus->lock: */
 	bool thread_live; /* the thread is in its loop and may be kicked */
+	bool held; /* a fork it asked for is in progress: park; also read unlocked */
 	/* Only the vCPU thread touches these: */
 	bool io_pending; /* the last exit was port I/O or MMIO: KVM completes it on re-entry */
 	unsigned int nexc; /* words of an exception report received on port 0x502 */
