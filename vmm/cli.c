@@ -26,8 +26,12 @@ static const char usage[] =
     "  --args STRING         workload arguments, passed in /chosen/forkvm,args\n"
     "  --mem SIZE            guest RAM, 16M..3G (default 128M); suffixes K, M, G\n"
     "  --cpus N              vCPUs, 1..64 (default 1)\n"
-    "  --disk FILE[,ro]      a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
-    "                        + 0x1000 each, interrupts GSI 5, 6, ...\n"
+    "  --disk FILE[,ro][,latency=TIME]\n"
+    "                        a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
+    "                        + 0x1000 each, interrupts GSI 5, 6, ...; ',ro' read-only;\n"
+    "                        ',latency=TIME' (20ms, 500us, ...: up to 10s) holds each\n"
+    "                        request that long before its data moves, so requests are\n"
+    "                        surely in flight at a clone (tests, the demo)\n"
     "  --console FILE        the guest's serial console goes to FILE (default stdout)\n"
     "  --guest-elf PATH      the test guest image (default $FORKVM_GUEST, else\n"
     "                        guest/test.elf next to this binary)\n"
@@ -135,21 +139,94 @@ static bool valid_workload(const char *s)
 	return true;
 }
 
+/* "20ms", "500us", "1s", "100ns": a unit is required.  Return: 0 or -EINVAL. */
+int cli_parse_duration(const char *s, uint64_t *ns)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ns;
+	} units[] = { { "ns", 1 }, { "us", 1000 }, { "ms", 1000000 }, { "s", 1000000000 } };
+	unsigned long long v;
+	unsigned int i;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].unit))
+			continue;
+		if (__builtin_mul_overflow((uint64_t)v, units[i].ns, ns))
+			return -EINVAL;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* One ",option" of --disk: ro, latency=TIME. */
+static int disk_option(struct machine_disk *d, const char *arg, const char *opt, bool *seen_ro,
+		       bool *seen_lat, char *err, size_t errlen)
+{
+	const char *v;
+
+	if (!strcmp(opt, "ro")) {
+		if (*seen_ro)
+			return bad(err, errlen, "--disk '%s': ',ro' given twice", arg);
+		*seen_ro = true;
+		d->readonly = true;
+		return 0;
+	}
+	if (!strncmp(opt, "latency=", 8)) {
+		v = opt + 8;
+		if (*seen_lat)
+			return bad(err, errlen, "--disk '%s': 'latency=' given twice", arg);
+		*seen_lat = true;
+		if (cli_parse_duration(v, &d->latency_ns) ||
+		    d->latency_ns > CLI_MAX_DISK_LATENCY_NS) {
+			snprintf(
+			    err, errlen,
+			    "--disk: latency '%s': expected a time with a unit (ns, us, ms, s) "
+			    "up to 10s, e.g. latency=20ms",
+			    v);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "--disk: unknown option '%s' (options: ro, latency=TIME)", opt);
+	return -EINVAL;
+}
+
 static int parse_disk(struct cli *cli, char *arg, char *err, size_t errlen)
 {
+	bool seen_ro = false, seen_lat = false;
 	struct machine_disk *d;
 	char *comma;
+	int ret;
 
 	if (cli->cfg.ndisks == LAYOUT_MAX_DISKS)
 		return bad(err, errlen, "--disk: at most 8 disks%s", "");
 	d = &cli->cfg.disks[cli->cfg.ndisks];
-	comma = strrchr(arg, ',');
-	d->readonly = false;
+	memset(d, 0, sizeof(*d));
+	/* FILE[,ro][,latency=TIME], options in any order after the file. */
+	comma = strchr(arg, ',');
 	if (comma) {
-		if (strcmp(comma + 1, "ro"))
-			return bad(err, errlen, "--disk '%s': the only option is ',ro'", arg);
+		char *opt = comma + 1, *next;
+
 		*comma = '\0';
-		d->readonly = true;
+		for (;;) {
+			next = strchr(opt, ',');
+			if (next)
+				*next = '\0';
+			ret = disk_option(d, arg, opt, &seen_ro, &seen_lat, err, errlen);
+			if (ret)
+				return ret;
+			if (!next)
+				break;
+			opt = next + 1;
+		}
 	}
 	if (!*arg)
 		return bad(err, errlen, "--disk: empty file name%s", "");
@@ -195,6 +272,7 @@ enum {
 	OPT_CLONES,
 	OPT_CLONE_AFTER,
 	OPT_CLONE_AT_LINE,
+	OPT_MM_POLICY,
 	OPT_SEED,
 	OPT_CHECK,
 	OPT_HELP,
@@ -214,6 +292,8 @@ static const struct option run_opts[] = {
 	{ "clones", required_argument, NULL, OPT_CLONES },
 	{ "clone-after", required_argument, NULL, OPT_CLONE_AFTER },
 	{ "clone-at-line", required_argument, NULL, OPT_CLONE_AT_LINE },
+	/* Test-only, not in --help: mm's legacy COW policies (DMA-safety matrix). */
+	{ "mm-policy", required_argument, NULL, OPT_MM_POLICY },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -356,6 +436,13 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 				return bad(err, errlen,
 					   "--clone-at-line '%s': expected 1 to 1000000", optarg);
 			cli->clone_at_line = (unsigned int)n;
+			break;
+		case OPT_MM_POLICY:
+			if (mm_policy_parse(optarg, &cli->cfg.policy))
+				return bad(
+				    err, errlen,
+				    "--mm-policy '%s': expected pagecount, mapcount or nopin",
+				    optarg);
 			break;
 		case OPT_HELP:
 			cli->cmd = CLI_HELP;

@@ -18,6 +18,7 @@ enum cli_cmd {
 #define CLI_DEFAULT_DISK_SEED 0x666f726b766dULL /* "forkvm": what blkread checks */
 #define CLI_DEFAULT_DISK_SIZE (4ULL << 20)
 #define CLI_MAX_CLONES 64
+#define CLI_MAX_DISK_LATENCY_NS 10000000000ULL /* --disk ...,latency= at most 10 s */
 
 struct cli {
 	enum cli_cmd cmd;
@@ -48,6 +49,12 @@ int cli_parse(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 
 /** cli_parse_size() - "512M", "1G", "65536", "64K": bytes. Return: 0 or -EINVAL. */
 int cli_parse_size(const char *s, uint64_t *out);
+
+/**
+ * cli_parse_duration() - "20ms", "500us", "1s", "100ns" (a unit is required):
+ * nanoseconds.  Return: 0 or -EINVAL.
+ */
+int cli_parse_duration(const char *s, uint64_t *ns);
 
 /** cli_usage() - the --help text. */
 const char *cli_usage(void);
