@@ -66,7 +66,9 @@ static struct {
 	unsigned int lost, misplaced, checked, nforks, failed, skipped, detail;
 	unsigned int nrounds; /* rounds this VM took part in */
 	unsigned int nforked; /* forks seen (made, or born from) */
-	unsigned int inflight_min, inflight_max;
+	unsigned int inflight_min, inflight_max; /* at the forks seen */
+	unsigned int exposed_min; /* still at the device once this side wrote its markers */
+	unsigned int fork_n, fork_ret, fork_pending; /* the last fork, for fork_report() */
 } ds;
 
 static uint64_t *page_of(unsigned int slot)
@@ -194,7 +196,7 @@ static int setup(const struct wl_ctx *ctx)
 		return GUEST_EXIT_NODEV;
 	}
 	ds.pages = (uint64_t *)(uintptr_t)start;
-	ds.inflight_min = ~0u;
+	ds.inflight_min = ds.exposed_min = ~0u;
 	ds.name[0] = '0';
 	con_printf("dmastress: virtio-blk at 0x%lx: %lu sectors, queue %u, indirect %s; "
 		   "forks=%u rounds=%u inflight=%u depth=%u side=%u, %u VMs in the family\n",
@@ -334,20 +336,20 @@ static void check_markers(unsigned int r, unsigned int slot)
 	}
 }
 
-static void note_fork(unsigned int pending)
-{
-	ds.nforked++;
-	if (pending < ds.inflight_min)
-		ds.inflight_min = pending;
-	if (pending > ds.inflight_max)
-		ds.inflight_max = pending;
-}
+/* What fork_now() did. */
+enum ds_fork {
+	DS_NO_FORK, /* skipped or failed: the line is printed */
+	DS_PARENT,
+	DS_CHILD,
+};
 
 /*
- * Fork with the fork slots' reads in flight.
- * Return: 1 in a child, 0 in the parent (or when no fork was made).
+ * Fork with the fork slots' reads in flight.  The line of a fork made is
+ * printed by fork_report(), after this side's markers: console output is
+ * slow (an exit per byte), and the markers must hit the pages while the
+ * device still writes them.
  */
-static int fork_now(unsigned int r)
+static enum ds_fork fork_now(unsigned int r)
 {
 	unsigned int pending = vblk_pending(&ds.blk), n = ds.nforks + 1;
 	char parent[DS_NAME_MAX];
@@ -359,39 +361,59 @@ static int fork_now(unsigned int r)
 			   "(the device completed all %u): fork skipped\n",
 			   ds.name, r, ds.k);
 		ds.skipped++;
-		return 0;
+		return DS_NO_FORK;
 	}
 	ret = guest_fork();
 	if (ret == FORK_FAILED || ret == FORK_NONE) {
 		con_printf("dmastress: vm=%s fork=%u round=%u inflight=%u ret=%s\n", ds.name, n, r,
 			   pending, ret == FORK_FAILED ? "failed" : "none");
 		ds.failed++;
-		return 0;
+		return DS_NO_FORK;
 	}
-	note_fork(pending);
+	ds.fork_n = n;
+	ds.fork_ret = ret;
+	ds.fork_pending = pending;
 	if (ret) {
 		ds.nforks++;
-		con_printf("dmastress: vm=%s fork=%u round=%u inflight=%u ret=%u\n", ds.name,
-			   ds.nforks, r, pending, ret);
-		return 0;
+		return DS_PARENT;
 	}
 	/* The child: a new name, and the counts of its own life only. */
 	memcpy(parent, ds.name, sizeof(parent));
 	fmt_snprintf(ds.name, sizeof(ds.name), "%s.%u", parent, n);
 	ds.gen++;
-	ds.nforks = ds.failed = ds.skipped = 0;
+	ds.nforks = ds.failed = ds.skipped = ds.nforked = 0;
 	ds.lost = ds.misplaced = ds.checked = ds.detail = 0;
 	ds.nrounds = 1;
-	ds.nforked = 1;
-	ds.inflight_min = ds.inflight_max = pending;
-	con_printf("dmastress: vm=%s fork=%u round=%u inflight=%u ret=0\n", ds.name, n, r, pending);
-	return 1;
+	ds.inflight_min = ds.exposed_min = ~0u;
+	ds.inflight_max = 0;
+	return DS_CHILD;
+}
+
+/*
+ * After this side wrote its markers: how many reads are still at the device,
+ * i.e. were written by the device after the CPU wrote their pages.  Those are
+ * the ones a legacy mm policy loses; 0 means this fork could not show it.
+ */
+static void fork_report(unsigned int r)
+{
+	unsigned int exposed = vblk_pending(&ds.blk);
+
+	ds.nforked++;
+	if (ds.fork_pending < ds.inflight_min)
+		ds.inflight_min = ds.fork_pending;
+	if (ds.fork_pending > ds.inflight_max)
+		ds.inflight_max = ds.fork_pending;
+	if (exposed < ds.exposed_min)
+		ds.exposed_min = exposed;
+	con_printf("dmastress: vm=%s fork=%u round=%u inflight=%u ret=%u exposed=%u\n", ds.name,
+		   ds.fork_n, r, ds.fork_pending, ds.fork_ret, exposed);
 }
 
 /* Return: 1 when this VM is done after the round (a child at the depth limit), -1 on a hang. */
 static int round_run(unsigned int r)
 {
-	bool fork_here = r < ds.forks && ds.gen < ds.depth, child = false;
+	bool fork_here = r < ds.forks && ds.gen < ds.depth, child;
+	enum ds_fork f = DS_NO_FORK;
 	unsigned int s, w, own, other;
 
 	for (s = 0; s < ds.nslots; s++) {
@@ -410,13 +432,16 @@ static int round_run(unsigned int r)
 	for (s = 0; s < ds.nslots; s++)
 		write_markers(r, s, true, ds.pre_tag);
 	if (fork_here)
-		child = fork_now(r) == 1;
+		f = fork_now(r);
+	child = f == DS_CHILD;
 	ds.post_tag = name_tag(ds.name, 2);
 	/* Each side's own markers, before the fork slots' reads complete. */
 	for (s = 0; s < ds.k; s++) {
 		write_markers(r, s, false, ds.post_tag);
 		ds.post[s] = 1;
 	}
+	if (f != DS_NO_FORK)
+		fork_report(r);
 	own = ds.k + (child ? ds.side : 0);
 	other = ds.k + (child ? 0 : ds.side);
 	for (s = own; s < own + ds.side; s++) {
@@ -455,14 +480,15 @@ static int dmastress_run(const struct wl_ctx *ctx)
 			break;
 	}
 	if (!ds.nforked)
-		ds.inflight_min = 0;
+		ds.inflight_min = ds.exposed_min = 0;
 	ret = ds.lost || ds.misplaced || hang ? GUEST_EXIT_FAIL
 	      : ds.failed || ds.skipped	      ? GUEST_EXIT_NOFORK
 					      : 0;
 	con_printf("dmastress: vm=%s lost=%u misplaced=%u checked=%u forks=%u inflight_min=%u "
-		   "inflight_max=%u failed=%u skipped=%u rounds=%u -> %s\n",
+		   "inflight_max=%u exposed_min=%u failed=%u skipped=%u rounds=%u -> %s\n",
 		   ds.name, ds.lost, ds.misplaced, ds.checked, ds.nforks, ds.inflight_min,
-		   ds.inflight_max, ds.failed, ds.skipped, ds.nrounds, ret ? "FAIL" : "ok");
+		   ds.inflight_max, ds.exposed_min, ds.failed, ds.skipped, ds.nrounds,
+		   ret ? "FAIL" : "ok");
 	return ret;
 }
 

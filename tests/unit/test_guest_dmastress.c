@@ -2,7 +2,7 @@
 /*
  * dmastress under hostrun (docs/test-guest.md): the test guest as a Linux
  * process, guest fork as fork(2), a model virtio-blk that completes each
- * request 20 ms after it popped it.  No KVM: this checks the guest side of
+ * request 10-100 ms after it popped it.  No KVM: this checks the guest side of
  * issue 10 (the workload, its async driver, its counts and exit codes) and,
  * with hostrun's wrong-way DMA model, that the harness sees lost writes.
  * The binaries come from the same build directory as this test
@@ -82,7 +82,7 @@ static int run(char *out, size_t size, const char *const *argv)
 /* The numbers of one VM's final `dmastress: vm=... lost=...` line. */
 struct result {
 	char vm[40];
-	unsigned int lost, misplaced, checked, forks, imin, imax, failed, skipped;
+	unsigned int lost, misplaced, checked, forks, imin, imax, emin, failed, skipped;
 };
 
 static int results(const char *out, struct result *r, int max)
@@ -95,37 +95,46 @@ static int results(const char *out, struct result *r, int max)
 
 		if (sscanf(p,
 			   "dmastress: vm=%39s lost=%u misplaced=%u checked=%u forks=%u "
-			   "inflight_min=%u inflight_max=%u failed=%u skipped=%u",
+			   "inflight_min=%u inflight_max=%u exposed_min=%u failed=%u skipped=%u",
 			   x.vm, &x.lost, &x.misplaced, &x.checked, &x.forks, &x.imin, &x.imax,
-			   &x.failed, &x.skipped) == 9)
+			   &x.emin, &x.failed, &x.skipped) == 10)
 			r[n++] = x;
 		p++;
 	}
 	return n;
 }
 
-/* Fork lines: `dmastress: vm=V fork=N round=R inflight=K ret=X`; counts parents and children. */
-static void fork_lines(const char *out, int *parents, int *children, unsigned int *min_inflight)
+/*
+ * Fork lines: `dmastress: vm=V fork=N round=R inflight=K ret=X exposed=E`;
+ * counts parents and children.
+ */
+static unsigned int fork_lines(const char *out, int *parents, int *children,
+			       unsigned int *min_inflight)
 {
+	unsigned int parent_inflight = 0;
 	const char *p = out;
 
 	*parents = *children = 0;
 	*min_inflight = ~0u;
 	while ((p = strstr(p, "dmastress: vm="))) {
-		unsigned int f, r, k, ret;
+		unsigned int f, r, k, ret, e;
 		char vm[40];
 
-		if (sscanf(p, "dmastress: vm=%39s fork=%u round=%u inflight=%u ret=%u", vm, &f, &r,
-			   &k, &ret) == 5) {
-			if (ret)
+		if (sscanf(p, "dmastress: vm=%39s fork=%u round=%u inflight=%u ret=%u exposed=%u",
+			   vm, &f, &r, &k, &ret, &e) == 6) {
+			if (ret) {
 				(*parents)++;
-			else
+				parent_inflight += k;
+			} else {
 				(*children)++;
+			}
 			if (k < *min_inflight)
 				*min_inflight = k;
 		}
 		p++;
 	}
+	/* Return: the requests in flight at the parents' forks, summed. */
+	return parent_inflight;
 }
 
 static char out[OUT_MAX];
@@ -159,7 +168,7 @@ Test(guest_dmastress, every_vm_verifies_its_reads_with_requests_in_flight_at_eac
 	fork_lines(out, &parents, &children, &kmin);
 	cr_assert_eq(parents, 6);
 	cr_assert_eq(children, 6);
-	/* 20 ms per request: all 32 are still at the device when the guest forks. */
+	/* 100 ms per request: all 32 are still at the device when the guest forks. */
 	cr_assert_eq(kmin, 32, "%s", out);
 }
 
@@ -189,10 +198,11 @@ Test(guest_dmastress, wrong_way_dma_loses_the_parents_reads_and_the_harness_sees
      .init = find_binaries, .timeout = 120)
 {
 	const char *argv[] = { "dmastress",	 "--args", "forks=2 inflight=24",
-			       "--disk-latency", "20",	   "--dma-bug",
+			       "--disk-latency", "100",	   "--dma-bug",
 			       "wrongway",	 NULL };
+	int n, i, root = -1, parents, children;
+	unsigned int kmin, at_forks;
 	struct result r[8];
-	int n, i, root = -1;
 
 	cr_assert_eq(run(out, sizeof(out), argv), 1, "%s", out);
 	n = results(out, r, 8);
@@ -206,8 +216,33 @@ Test(guest_dmastress, wrong_way_dma_loses_the_parents_reads_and_the_harness_sees
 		cr_expect_eq(r[i].lost, 0, "vm %s", r[i].vm);
 	}
 	cr_assert_geq(root, 0);
-	cr_assert_eq(r[root].lost, 2 * 24, "every read in flight at a fork is lost:\n%s", out);
+	at_forks = fork_lines(out, &parents, &children, &kmin);
+	cr_assert_eq(parents, 2);
+	cr_assert_gt(at_forks, 0);
+	/* Each read in flight at a fork went to the child: lost in the parent. */
+	cr_assert_eq(r[root].lost, at_forks, "%s", out);
+	cr_assert_eq(r[root].misplaced, 0, "%s", out);
 	cr_assert(strstr(out, "(never written)"), "%s", out);
+}
+
+Test(guest_dmastress, a_device_writing_past_its_buffer_is_counted_misplaced_in_every_vm,
+     .init = find_binaries, .timeout = 120)
+{
+	const char *argv[] = { "dmastress",	 "--args", "forks=1 inflight=24",
+			       "--disk-latency", "20",	   "--dma-bug",
+			       "overrun",	 NULL };
+	struct result r[4];
+	int n, i;
+
+	cr_assert_eq(run(out, sizeof(out), argv), 1, "%s", out);
+	n = results(out, r, 4);
+	cr_assert_eq(n, 2, "%s", out);
+	for (i = 0; i < n; i++) {
+		/* Every buffer read in a VM (24 fork slots, 8 side slots) holds shifted data. */
+		cr_expect_geq(r[i].misplaced, 24 + 8, "vm %s", r[i].vm);
+		cr_expect_eq(r[i].lost, 0, "vm %s", r[i].vm);
+	}
+	cr_assert(strstr(out, "CPU-written words overwritten"), "%s", out);
 }
 
 Test(guest_dmastress, a_fork_with_nothing_in_flight_is_skipped_and_fails_the_run,

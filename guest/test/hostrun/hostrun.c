@@ -24,11 +24,13 @@
  * data of the requests in flight at a fork into the child's memory instead
  * of its own (process_vm_writev), as a device writing a frame its VM copied
  * away from would (wrong-way COW): the parent's reads are lost.
+ * --dma-bug overrun: every device write of read data lands 8 bytes past its
+ * buffer, over bytes the CPU owns: dmastress must count it misplaced.
  *
  * Usage: hostrun ELF WORKLOAD [--args S] [--cpus N] [--mem MiB]
  *        [--disk-mib N] [--disk-seed S] [--check-seed S] [--disk FILE]
  *        [--start-cpus N] (start only N of the vCPUs, to test the guest's waits)
- *        [--disk-latency MS] [--dma-bug wrongway]
+ *        [--disk-latency MS] [--dma-bug wrongway|overrun]
  * Exit status: the guest's exit code, or when it is 0 the first non-zero one
  * among the VMs forked from it; 70 for a guest crash, 124 on timeout.
  */
@@ -70,6 +72,7 @@ static volatile int dev_lock;
 static int ncpus = 1;
 static uint64_t latency_ns; /* --disk-latency: 0 = complete at the notify */
 static bool bug_wrongway; /* --dma-bug wrongway */
+static bool bug_overrun; /* --dma-bug overrun */
 static uint64_t deadline_ns; /* CLOCK_MONOTONIC: the whole family's timeout */
 
 /* Forks: ids come from one counter shared by the family (MAP_SHARED). */
@@ -247,7 +250,12 @@ static uint32_t execute(struct chain *c, pid_t to)
 			return 1;
 		}
 		if (w) {
-			dma_write(to, d->addr, disk + off, d->len);
+			uint64_t at = d->addr;
+
+			/* --dma-bug overrun: 8 bytes too far, over what follows the buffer. */
+			if (bug_overrun && gpa_ok(at + 8, d->len))
+				at += 8;
+			dma_write(to, at, disk + off, d->len);
 			written += d->len;
 		} else {
 			memcpy(disk + off, (void *)d->addr, d->len);
@@ -802,7 +810,7 @@ int main(int argc, char **argv)
 	if (argc < 3)
 		die("usage: hostrun ELF WORKLOAD [--args S] [--cpus N] [--mem MiB] [--disk-mib N] "
 		    "[--disk-seed S] [--check-seed S] [--disk FILE] [--start-cpus N] "
-		    "[--disk-latency MS] [--dma-bug wrongway]");
+		    "[--disk-latency MS] [--dma-bug wrongway|overrun]");
 	for (i = 3; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--args"))
 			args = argv[i + 1];
@@ -821,9 +829,12 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--disk-latency"))
 			latency_ns = strtoull(argv[i + 1], NULL, 0) * 1000000ULL;
 		else if (!strcmp(argv[i], "--dma-bug")) {
-			if (strcmp(argv[i + 1], "wrongway"))
-				die("--dma-bug: only 'wrongway' is modelled");
-			bug_wrongway = true;
+			if (!strcmp(argv[i + 1], "wrongway"))
+				bug_wrongway = true;
+			else if (!strcmp(argv[i + 1], "overrun"))
+				bug_overrun = true;
+			else
+				die("--dma-bug: 'wrongway' or 'overrun'");
 		} else if (!strcmp(argv[i], "--check-seed")) {
 			check_seed = strtoull(argv[i + 1], NULL, 0);
 			do_check = true;
