@@ -4,6 +4,10 @@
  * (default 100000); every counter and the total must come out exact.
  * Four counters share one cache line (the hardest case for the line's
  * owner to change hands), a fifth sits alone on its own line.
+ *
+ * hold=1 makes every vCPU wait half-way through its loop until the host
+ * writes a non-zero word at the address the hold line prints: a test then
+ * knows the guest is mid-run for as long as it likes (no timing).
  */
 #include "guest/test/console.h"
 #include "guest/test/guest.h"
@@ -20,8 +24,10 @@ static struct {
 } ctr;
 
 static struct smp_barrier atomics_barrier;
-static uint64_t atomics_iters;
+static uint64_t atomics_iters, atomics_hold;
 static uint32_t atomics_bad_args;
+/* hold=1: the host writes it (non-zero) to let the vCPUs go on. */
+static volatile uint64_t atomics_release;
 
 static int atomics_run(const struct wl_ctx *ctx)
 {
@@ -30,17 +36,29 @@ static int atomics_run(const struct wl_ctx *ctx)
 
 	if (ctx->cpu == 0) {
 		atomics_iters = ATOMICS_DEFAULT_ITERS;
+		atomics_hold = 0;
 		if (args_get_u64(ctx->m->args, "iters", &atomics_iters) < 0)
+			atomics_bad_args = 1;
+		if (args_get_u64(ctx->m->args, "hold", &atomics_hold) < 0 || atomics_hold > 1)
 			atomics_bad_args = 1;
 	}
 	smp_barrier_wait(&atomics_barrier, ctx->ncpus);
 	if (atomics_bad_args) {
 		if (ctx->cpu == 0)
-			con_printf("atomics: FAIL: bad args '%s' (want iters=N)\n", ctx->m->args);
+			con_printf("atomics: FAIL: bad args '%s' (want iters=N, hold=0|1)\n",
+				   ctx->m->args);
 		return ctx->cpu == 0 ? GUEST_EXIT_USAGE : 0;
 	}
 	k = atomics_iters;
 	for (i = 0; i < k; i++) {
+		if (i == k / 2 && atomics_hold) {
+			if (ctx->cpu == 0)
+				con_printf("atomics: holding at iteration %lu: waiting for a "
+					   "non-zero word at 0x%lx\n",
+					   (unsigned long)i, (unsigned long)&atomics_release);
+			while (!atomics_release)
+				cpu_relax();
+		}
 		sum += xadd64(&ctr.shared[i % ATOMICS_SHARED], 1);
 		xadd64(&ctr.alone, 2);
 	}

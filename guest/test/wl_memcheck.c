@@ -10,6 +10,10 @@
  * The checksum is the 64-bit sum of every word read back over all passes,
  * folded to 32 bits: deterministic for a given free range and pass count,
  * whatever the number of vCPUs.
+ *
+ * hold=P (1..passes) makes every vCPU wait after pass P until the host
+ * writes a non-zero word at the address the hold line prints: a test then
+ * knows the guest is mid-run for as long as it likes (no timing).
  */
 #include "guest/test/console.h"
 #include "guest/test/guest.h"
@@ -19,8 +23,10 @@
 #define PAGE_SIZE 4096ULL
 
 static struct smp_barrier mc_barrier;
-static uint64_t mc_passes;
+static uint64_t mc_passes, mc_hold;
 static uint32_t mc_bad_args;
+/* hold=P: the host writes it (non-zero) to let the vCPUs go on. */
+static volatile uint64_t mc_release;
 static uint64_t mc_sum[GUEST_MAX_CPUS] __attribute__((aligned(64)));
 
 /* First mismatch anywhere (the vCPU that finds one first wins). */
@@ -69,14 +75,18 @@ static int memcheck_run(const struct wl_ctx *ctx)
 
 	if (ctx->cpu == 0) {
 		mc_passes = 1;
+		mc_hold = 0;
 		if (args_get_u64(ctx->m->args, "passes", &mc_passes) < 0 || !mc_passes ||
 		    mc_passes > 255)
+			mc_bad_args = 1;
+		if (args_get_u64(ctx->m->args, "hold", &mc_hold) < 0 || mc_hold > mc_passes)
 			mc_bad_args = 1;
 	}
 	smp_barrier_wait(&mc_barrier, n);
 	if (mc_bad_args) {
 		if (ctx->cpu == 0)
-			con_printf("memcheck: FAIL: bad args '%s' (want passes=1..255)\n",
+			con_printf("memcheck: FAIL: bad args '%s' (want passes=1..255, "
+				   "hold=0..passes)\n",
 				   ctx->m->args);
 		return GUEST_EXIT_USAGE;
 	}
@@ -94,6 +104,15 @@ static int memcheck_run(const struct wl_ctx *ctx)
 				   (unsigned long)mc_passes, READ_ONCE(mc_failed) ? "BAD" : "ok");
 		if (READ_ONCE(mc_failed))
 			break;
+		if (pass + 1 == mc_hold) {
+			if (ctx->cpu == 0)
+				con_printf(
+				    "memcheck: holding after pass %lu: waiting for a non-zero "
+				    "word at 0x%lx\n",
+				    (unsigned long)pass + 1, (unsigned long)&mc_release);
+			while (!mc_release)
+				cpu_relax();
+		}
 	}
 	mc_sum[ctx->cpu] = sum;
 	smp_barrier_wait(&mc_barrier, n);
