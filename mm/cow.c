@@ -2,24 +2,58 @@
 /*
  * The write-fault rule, as Linux's do_wp_page() settled it: copy unless it is
  * obvious that this space is the exclusive owner of the frame, and obvious
- * means page_count == 1.  Everything here runs with the pool lock held.
+ * means the page is marked exclusive (PG_EXCL, Linux's PageAnonExclusive) or
+ * page_count == 1.  And its other half, the exclusive rule: an exclusive
+ * frame that may be pinned is never shared; the other side gets a copy.
+ * Everything here runs with the pool lock held.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "mm/mm_internal.h"
 
-/* Reuse only when it is obvious that we are the exclusive owner. */
-static bool frame_can_reuse(struct pool *pool, uint64_t f)
+/*
+ * Reuse only when it is obvious that we are the exclusive owner.
+ * Context: pool->lock held.
+ */
+static bool page_can_reuse(const struct space *s, uint64_t p)
 {
+	struct pool *pool = s->pool;
+	uint64_t f = s->frame[p];
+
 	/* Legacy policy: one mapping looks exclusive; pins and references are missed. */
 	if (pool->policy == MM_POLICY_MAPCOUNT)
-		return atomic_load(&frame_meta(pool, f)->maps) == 1;
+		return frame_maps(pool, f) == 1;
+	/* Marked exclusive: nobody else holds it, and its pins are ours. */
+	if (s->pflags[p] & PG_EXCL)
+		return true;
 	/* A pin is a reference the mapping count cannot see. */
 	if (frame_maybe_pinned(pool, f))
 		return false;
 	/* Any other reference (a clone, a snapshot writer) forces a copy. */
-	return frame_count_locked(pool, f) == 1;
+	return frame_count(pool, f) == 1;
+}
+
+/*
+ * Must whoever would share page @p's frame (a fork's child, a reader) get a
+ * copy instead?  Context: pool->lock held.
+ */
+bool page_must_copy_to_share(const struct space *s, uint64_t p)
+{
+	struct pool *pool = s->pool;
+
+	mm_assert_held(&pool->lock);
+	/* Legacy policy: share pinned frames like any other (wrong-way COW). */
+	if (pool->policy == MM_POLICY_NOPIN)
+		return false;
+	/* Shared already: every holder is protected, and a pin of it only reads. */
+	if (!(s->pflags[p] & PG_EXCL))
+		return false;
+	/* A space that never pinned cannot hold a pinned frame. */
+	if (!s->has_pinned)
+		return false;
+	/* A device may be writing it: protecting it would move the guest away. */
+	return frame_maybe_pinned(pool, s->frame[p]);
 }
 
 /* May a fault on a neighbour copy this page too, while it is at it? */
@@ -35,26 +69,39 @@ static bool should_copy_along(struct space *s, uint64_t q)
 	if (frame_maybe_pinned(pool, f))
 		return false;
 	/* Ours alone: its own fault will reuse it in place, no copy. */
-	return !frame_can_reuse(pool, f);
+	return !page_can_reuse(s, q);
 }
 
 /*
  * Give page @p a frame of its own if it has none: its home slot, which holds
  * whatever was written there without a fault (or reads as zero).
+ * Context: pool->lock held.
  */
 int space_make_present(struct space *s, uint64_t p)
 {
+	mm_assert_held(&s->pool->lock);
 	if (s->frame[p] != MM_NO_FRAME)
 		return 0;
 	s->frame[p] = s->home->start + p;
+	s->pflags[p] |= PG_EXCL;
 	frame_init(s->pool, s->frame[p]);
 	atomic_fetch_add(&s->pool->ctr->fresh, 1);
 	return 0;
 }
 
+bool copy_should_fail(struct pool *pool)
+{
+	unsigned int n = atomic_load(&pool->inject_copy_failures);
+
+	while (n && !atomic_compare_exchange_weak(&pool->inject_copy_failures, &n, n - 1))
+		;
+	return n != 0;
+}
+
 /*
  * Copy @n pages of @s (each shared and write-protected) into new frames and
  * map those.  Pages whose new mapping failed keep their old frame.
+ * Context: pool->lock held.
  */
 static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
 {
@@ -63,6 +110,9 @@ static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
 	unsigned int i, j, done = 0;
 	int ret = 0;
 
+	mm_assert_held(&pool->lock);
+	if (copy_should_fail(pool))
+		return -ENOSPC;
 	for (i = 0; i < n; i++) {
 		nf[i] = frame_alloc_for(s, pages[i]);
 		if (nf[i] == MM_NO_FRAME) {
@@ -96,7 +146,7 @@ static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
 	for (i = 0; i < done; i++) {
 		frame_put(pool, s->frame[pages[i]], true);
 		s->frame[pages[i]] = nf[i];
-		s->pflags[pages[i]] &= ~PG_WP;
+		s->pflags[pages[i]] = (s->pflags[pages[i]] & ~PG_WP) | PG_EXCL;
 	}
 	for (i = done; i < n; i++)
 		frame_put(pool, nf[i], true);
@@ -109,6 +159,7 @@ static int copy_pages(struct space *s, const uint64_t *pages, unsigned int n)
  * it has none, the same frame if we are its exclusive owner, else a copy.
  * With @batch, shared neighbours in the same aligned block are copied along
  * (one fault and one mmap for several pages; see docs/mm.md).
+ * Context: pool->lock held.
  */
 int space_resolve_write(struct space *s, uint64_t p, bool batch)
 {
@@ -117,6 +168,7 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 	unsigned int n = 0, block;
 	uint64_t first;
 
+	mm_assert_held(&pool->lock);
 	if (s->frame[p] == MM_NO_FRAME) {
 		space_make_present(s, p);
 		if (!(s->pflags[p] & PG_WP))
@@ -127,8 +179,8 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 	/* Resolved already: a pin or another fault got here first. */
 	if (!(s->pflags[p] & PG_WP))
 		return 0;
-	if (frame_can_reuse(pool, s->frame[p])) {
-		s->pflags[p] &= ~PG_WP;
+	if (page_can_reuse(s, p)) {
+		s->pflags[p] = (s->pflags[p] & ~PG_WP) | PG_EXCL;
 		atomic_fetch_add(&pool->ctr->reuses, 1);
 		return window_protect(s, p, 1, false);
 	}
@@ -141,4 +193,17 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 		if (q == p || should_copy_along(s, q))
 			pages[n++] = q;
 	return copy_pages(s, pages, n);
+}
+
+/*
+ * Make page @p exclusive and writable, for a device (write pin) or host
+ * write: a fresh frame if it has none; nothing at all if it is exclusive and
+ * writable already (whatever pins it holds); else the write-fault rule.
+ * Context: pool->lock held.
+ */
+int space_make_exclusive(struct space *s, uint64_t p)
+{
+	if (s->frame[p] == MM_NO_FRAME)
+		return space_make_present(s, p);
+	return space_resolve_write(s, p, false);
 }

@@ -6,9 +6,16 @@
  * kernel until this thread has copied or reused the frame and woken it; the
  * write then re-executes and lands in the frame the space now maps.
  *
- * Locks: svc.lock (the address -> space table) is taken before a pool lock,
- * never after: the handler holds svc.lock while it resolves, so a space
- * cannot be destroyed under it.
+ * Locks, in the order they are taken:
+ *  - svc.life: the service's start and stop (svc.users).  Never held by the
+ *    handler thread, so service_put() may join it with svc.life held.
+ *  - svc.lock: the address -> space table.  The handler holds it only to
+ *    find the space and take its pool lock (hand over hand): a space stays
+ *    registered until fault_service_remove(), which needs svc.lock, and
+ *    space_destroy() then needs the pool lock the handler holds, so the
+ *    space cannot be freed under a resolution.  Clones, destroys and other
+ *    families do not wait for a copy.
+ *  - pool->lock: the family's lock, held through a resolution.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +28,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mm/mm_internal.h"
@@ -31,12 +37,13 @@
 #endif
 
 static struct {
-	pthread_mutex_t lock;
+	pthread_mutex_t life;
+	struct mm_lock lock;
 	int uffd;
 	int stop_fd;
 	pthread_t thread;
-	unsigned int users;
-	struct space **spaces;
+	unsigned int users; /* under svc.life */
+	struct space **spaces; /* under svc.lock */
 	unsigned int nspaces, cap;
 	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
 	/* The mapping budget: vm.max_map_count, and our estimate of the
@@ -44,8 +51,12 @@ static struct {
 	uint64_t vma_limit;
 	_Atomic uint64_t vma_est;
 	_Atomic uint64_t maps_since_count;
-	time_t last_err;
-} svc = { .lock = PTHREAD_MUTEX_INITIALIZER, .uffd = -1, .stop_fd = -1 };
+} svc = {
+	.life = PTHREAD_MUTEX_INITIALIZER,
+	.lock = { .mutex = PTHREAD_MUTEX_INITIALIZER },
+	.uffd = -1,
+	.stop_fd = -1,
+};
 
 /*
  * vm.max_map_count, or FORKVM_MAX_MAP_COUNT when that is lower (to test the
@@ -159,8 +170,10 @@ out_fd:
 	return spans;
 }
 
+/* Context: svc.lock held. */
 static struct space *space_at(uintptr_t addr)
 {
+	mm_assert_held(&svc.lock);
 	for (unsigned int i = 0; i < svc.nspaces; i++) {
 		struct space *s = svc.spaces[i];
 		uintptr_t base = (uintptr_t)s->window;
@@ -178,30 +191,106 @@ static void wake(uintptr_t addr)
 	ioctl(svc.uffd, UFFDIO_WAKE, &r);
 }
 
+/* The guest address at byte @off of @s's window. */
+static uint64_t window_gpa(const struct space *s, uint64_t off)
+{
+	uint64_t p = off >> MM_PAGE_SHIFT;
+
+	for (unsigned int i = s->nranges; i-- > 0;)
+		if (p >= s->range_page[i])
+			return s->ranges[i].gpa + off - (s->range_page[i] << MM_PAGE_SHIFT);
+	return off;
+}
+
+/*
+ * Replace @s's window by private anonymous memory: a writer retrying there
+ * succeeds without touching a frame, and nothing in it is registered with
+ * userfaultfd.  One mapping for the whole window, so it needs no more of the
+ * mapping budget than the window had.  Context: pool->lock held.
+ */
+static int space_fence(struct space *s)
+{
+	mm_assert_held(&s->pool->lock);
+	if (mmap(s->window, s->npages << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
+		return -errno;
+	s->fenced = true;
+	return 0;
+}
+
+/*
+ * A write at byte @off of @s's window could not be served (@err): report it
+ * on the error channel (mm.h) and fence the space.  Returns true when the
+ * writer may be woken (the fence is up).  Context: pool->lock held.
+ */
+static bool fault_failed(struct space *s, uint64_t off, int err)
+{
+	int fence;
+
+	mm_assert_held(&s->pool->lock);
+	atomic_fetch_add(&s->pool->ctr->fault_errors, 1);
+	s->error = err;
+	s->error_gpa = window_gpa(s, off);
+	fence = space_fence(s);
+	if (fence == 0)
+		fprintf(stderr,
+			"forkvm: mm: a guest write at %#llx could not be served (%s): its VM's "
+			"memory is fenced off, the VM must stop\n",
+			(unsigned long long)s->error_gpa, strerror(-err));
+	else
+		fprintf(stderr,
+			"forkvm: mm: a guest write at %#llx could not be served (%s), nor its "
+			"memory fenced off (%s): the writer stays blocked\n",
+			(unsigned long long)s->error_gpa, strerror(-err), strerror(-fence));
+	if (s->error_fn)
+		s->error_fn(s->error_opaque, err, s->error_gpa);
+	return fence == 0;
+}
+
+/*
+ * Resolve one write fault.  Context: no lock held on entry or exit; takes
+ * svc.lock, then the space's pool->lock, and drops svc.lock before the
+ * resolution (see the top of the file).
+ */
 static void handle_fault(const struct uffd_msg *msg)
 {
 	uintptr_t addr = msg->arg.pagefault.address;
+	bool wake_writer = true;
+	struct pool *pool;
 	struct space *s;
-	int ret;
+	uint64_t off;
 
-	pthread_mutex_lock(&svc.lock);
+	mm_lock(&svc.lock);
 	s = space_at(addr);
-	if (s) {
-		uint64_t p = (addr - (uintptr_t)s->window) >> MM_PAGE_SHIFT;
-
-		pthread_mutex_lock(&s->pool->lock);
-		atomic_fetch_add(&s->pool->ctr->faults, 1);
-		ret = space_resolve_write(s, p, true);
-		pthread_mutex_unlock(&s->pool->lock);
-		/* The writer retries the fault: say so once a second, not per try. */
-		if (ret < 0 && time(NULL) != svc.last_err) {
-			svc.last_err = time(NULL);
-			fprintf(stderr, "forkvm: mm: write fault at page %#lx failed: %s\n",
-				(unsigned long)p, strerror(-ret));
-		}
+	if (!s) {
+		/* Removed meanwhile: its writer, if any, is its owner's bug. */
+		mm_unlock(&svc.lock);
+		wake(addr);
+		return;
 	}
-	pthread_mutex_unlock(&svc.lock);
-	wake(addr);
+	pool = s->pool;
+	pool_lock(pool);
+	mm_unlock(&svc.lock);
+
+	off = addr - (uintptr_t)s->window;
+	if (s->fenced) {
+		/* Queued before the fence: the retry lands in private memory. */
+	} else if (s->error) {
+		/* The fence failed: wake no writer of this space again. */
+		wake_writer = false;
+	} else {
+		uint64_t p = off >> MM_PAGE_SHIFT;
+		int ret;
+
+		atomic_fetch_add(&pool->ctr->faults, 1);
+		ret = space_resolve_write(s, p, true);
+		/* A batch may fail on a neighbour: only the faulting page counts. */
+		if (ret < 0 && (s->pflags[p] & PG_WP))
+			wake_writer = fault_failed(s, off, ret);
+	}
+	pool_unlock(pool);
+	if (wake_writer)
+		wake(addr);
 }
 
 static void *fault_thread(void *arg)
@@ -232,6 +321,7 @@ static void *fault_thread(void *arg)
 	return NULL;
 }
 
+/* Context: svc.life held. */
 static int service_start(void)
 {
 	uint64_t have;
@@ -270,6 +360,10 @@ err_uffd:
 	return ret;
 }
 
+/*
+ * Context: svc.life held, and nothing else: the handler thread may be
+ * waiting for svc.lock or a pool lock, and must get them to finish.
+ */
 static void service_stop(void)
 {
 	uint64_t one = 1;
@@ -282,32 +376,36 @@ static void service_stop(void)
 	svc.stop_fd = svc.uffd = -1;
 }
 
-/* Starts the service with its first user.  Called without a pool lock. */
+/* Starts the service with its first user.  Context: no mm lock held. */
 static int service_get(void)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&svc.lock);
+	pthread_mutex_lock(&svc.life);
 	if (svc.users == 0)
 		ret = service_start();
 	if (ret == 0)
 		svc.users++;
-	pthread_mutex_unlock(&svc.lock);
+	pthread_mutex_unlock(&svc.life);
 	return ret;
 }
 
+/*
+ * Stops the service with its last user.  Context: no mm lock held (the
+ * handler may need any of them to finish what it is doing).
+ */
 static void service_put(void)
 {
-	pthread_mutex_lock(&svc.lock);
+	pthread_mutex_lock(&svc.life);
 	if (--svc.users == 0)
 		service_stop();
-	pthread_mutex_unlock(&svc.lock);
+	pthread_mutex_unlock(&svc.life);
 }
 
 /*
  * Makes @s's faults findable.  Its window is registered with userfaultfd by
- * window_protect(), before the first page is write-protected.  Called
- * without a pool lock.
+ * window_protect(), before the first page is write-protected.
+ * Context: no mm lock held.
  */
 int fault_service_add(struct space *s)
 {
@@ -316,13 +414,13 @@ int fault_service_add(struct space *s)
 	ret = service_get();
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&svc.lock);
+	mm_lock(&svc.lock);
 	if (svc.nspaces == svc.cap) {
 		unsigned int cap = svc.cap ? svc.cap * 2 : 16;
 		struct space **n = realloc(svc.spaces, sizeof(*n) * cap);
 
 		if (!n) {
-			pthread_mutex_unlock(&svc.lock);
+			mm_unlock(&svc.lock);
 			ret = -ENOMEM;
 			goto err_put;
 		}
@@ -331,7 +429,7 @@ int fault_service_add(struct space *s)
 	}
 	svc.spaces[svc.nspaces++] = s;
 	s->registered = true;
-	pthread_mutex_unlock(&svc.lock);
+	mm_unlock(&svc.lock);
 	return 0;
 
 err_put:
@@ -339,12 +437,15 @@ err_put:
 	return ret;
 }
 
-/* After this no fault is resolved for @s.  Called without a pool lock. */
+/*
+ * After this no fault is found for @s; one being resolved still holds the
+ * pool lock.  Context: no mm lock held.
+ */
 void fault_service_remove(struct space *s)
 {
 	if (!s->registered)
 		return;
-	pthread_mutex_lock(&svc.lock);
+	mm_lock(&svc.lock);
 	for (unsigned int i = 0; i < svc.nspaces; i++) {
 		if (svc.spaces[i] == s) {
 			svc.spaces[i] = svc.spaces[--svc.nspaces];
@@ -352,14 +453,14 @@ void fault_service_remove(struct space *s)
 		}
 	}
 	s->registered = false;
-	pthread_mutex_unlock(&svc.lock);
+	mm_unlock(&svc.lock);
 	service_put();
 }
 
 /*
  * Registers the whole window; UFFDIO_REGISTER walks its VMAs.  A new mapping
  * inside a registered window is a new, unregistered VMA, so this runs again
- * after remaps, before the next write-protect.
+ * after remaps, before the next write-protect.  Context: pool->lock held.
  */
 static int window_register(struct space *s)
 {
@@ -389,12 +490,16 @@ static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
  * Write-protect (or unprotect) pages [p, p + n) of the window.
  * Where one call may not cross VMAs, split at every place the pool offsets
  * stop being contiguous (a VMA never crosses one), and page by page if a
- * run was still not one VMA.
+ * run was still not one VMA.  A fenced window is private memory: nothing
+ * to protect there.  Context: pool->lock held.
  */
 int window_protect(struct space *s, uint64_t p, uint64_t n, bool wp)
 {
 	uint64_t end = p + n;
 
+	mm_assert_held(&s->pool->lock);
+	if (s->fenced)
+		return 0;
 	if (wp && s->unregistered) {
 		int ret = window_register(s);
 

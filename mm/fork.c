@@ -13,21 +13,10 @@
 
 #include "mm/mm_internal.h"
 
-/* Must the child get its own copy of frame @f now? */
-static bool fork_must_copy(const struct space *parent, uint64_t f)
-{
-	struct pool *pool = parent->pool;
-
-	/* Legacy policy: share pinned frames like any other (wrong-way COW). */
-	if (pool->policy == MM_POLICY_NOPIN)
-		return false;
-	/* A space that never pinned cannot hold a pinned frame. */
-	if (!parent->has_pinned)
-		return false;
-	return frame_maybe_pinned(pool, f);
-}
-
-/* Write-protect (@wp) or unprotect every run of pages whose flags have @bit. */
+/*
+ * Write-protect (@wp) or unprotect every run of pages whose flags have @bit.
+ * Context: pool->lock held.
+ */
 static int protect_flagged(struct space *s, uint8_t bit, bool wp)
 {
 	uint64_t p = 0;
@@ -68,7 +57,14 @@ int space_fork(struct space *parent, struct space **childp)
 		goto err_tables;
 	}
 
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
+	/* A space whose memory failed is fenced: its window is not its table. */
+	if (parent->error) {
+		ret = parent->error;
+		parent_copy = NULL;
+		child->home = NULL;
+		goto err_regions;
+	}
 	child->home = region_alloc(pool, parent->npages);
 	parent_copy = region_alloc(pool, parent->npages);
 	if (!child->home || !parent_copy) {
@@ -86,16 +82,18 @@ int space_fork(struct space *parent, struct space **childp)
 		child->frame[p] = f;
 		if (f == MM_NO_FRAME)
 			continue;
-		if (fork_must_copy(parent, f)) {
+		/* The exclusive rule: a maybe-pinned exclusive frame is not shared. */
+		if (page_must_copy_to_share(parent, p)) {
 			uint64_t nf = child->home->start + p;
 
 			pool_copy_frames(pool, nf, f, 1);
 			frame_init(pool, nf);
 			child->frame[p] = nf;
+			child->pflags[p] = PG_EXCL;
 			atomic_fetch_add(&pool->ctr->fork_copies, 1);
 			continue;
 		}
-		frame_share_locked(pool, f);
+		frame_share(pool, f);
 		child->pflags[p] = PG_WP;
 		if (!(parent->pflags[p] & PG_WP))
 			parent->pflags[p] |= PG_NEW;
@@ -113,14 +111,18 @@ int space_fork(struct space *parent, struct space **childp)
 		protect_flagged(parent, PG_NEW, false);
 		goto err_child;
 	}
-	for (uint64_t p = 0; p < parent->npages; p++)
+	/* Committed: shared pages are no longer exclusive to the parent. */
+	for (uint64_t p = 0; p < parent->npages; p++) {
+		if (parent->frame[p] != MM_NO_FRAME && child->frame[p] == parent->frame[p])
+			parent->pflags[p] &= ~PG_EXCL;
 		if (parent->pflags[p] & PG_NEW)
 			parent->pflags[p] ^= PG_NEW | PG_WP;
+	}
 	/* The parent's old copies are shared now: new copies go elsewhere. */
 	region_put(pool, parent->copy);
 	parent->copy = parent_copy;
 	pool->nspaces++;
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 
 	ret = fault_service_add(child);
 	if (ret < 0) {
@@ -140,7 +142,7 @@ err_regions:
 		region_put(pool, child->home);
 	if (parent_copy)
 		region_put(pool, parent_copy);
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 	munmap(child->window, bytes);
 err_tables:
 	space_free(child);

@@ -6,7 +6,10 @@
  * pool.  Each VM's guest-physical memory is a space: a GPA -> frame table and a
  * host window that KVM memslots point at.  Copy-on-write follows Linux's rule:
  * reuse a frame only when it is obvious that we are its exclusive owner
- * (page_count == 1); copy otherwise.  Devices pin frames before DMA.
+ * (the page is marked exclusive, or page_count == 1); copy otherwise.  A
+ * frame exclusive to its space that may be pinned is never shared: whoever
+ * would share it (a fork's child, a reader) gets a copy.  Devices pin frames
+ * before DMA.
  *
  * Nothing here includes a KVM header.  See docs/mm.md for the design.
  */
@@ -27,6 +30,19 @@
 
 struct pool;
 struct space;
+
+/**
+ * typedef space_error_fn - a space's memory stopped working.
+ * @opaque: what space_set_error_handler() was given.
+ * @err: -errno of the first failure (-ENOSPC: no free frame, -ENOMEM: the
+ * copy could not be mapped).
+ * @gpa: the guest address of the write that could not be served.
+ *
+ * Context: called once per space, from the fault service's thread, with the
+ * family lock held: it must not call into mm.  Record, signal, or ask the
+ * machine to stop (e.g. cpus_stop()); nothing that waits for a vCPU.
+ */
+typedef void (*space_error_fn)(void *opaque, int err, uint64_t gpa);
 
 /* The write-fault rule.  Only PAGECOUNT is correct; the others exist to show
  * that the DMA-safety tests can see the bugs they cause. */
@@ -55,6 +71,9 @@ struct pool_stats {
 	uint64_t copies; /* COW copies (faults, pins, fork of pinned) */
 	uint64_t reuses; /* COW faults resolved by reusing in place */
 	uint64_t fork_copies; /* maybe-pinned frames copied for a child */
+	uint64_t ref_copies; /* maybe-pinned frames copied for a reader (space_ref_page) */
+	uint64_t underflows; /* puts of a frame whose count was 0 (a caller's bug) */
+	uint64_t fault_errors; /* write faults that could not be resolved */
 	uint64_t pins; /* pin calls */
 	uint64_t pinned_frames; /* frames pinned right now */
 	uint64_t faults; /* write faults served */
@@ -87,8 +106,9 @@ int pool_create(const struct pool_config *cfg, struct pool **out)
     __attribute__((warn_unused_result));
 
 /**
- * pool_destroy() - free a pool.  Every space of it must be destroyed first;
- * frames still referenced (pool_frame_get) are dropped.  NULL is a no-op.
+ * pool_destroy() - free a pool.  Every space of it must be destroyed and
+ * every pin released first; frames still referenced (space_ref_page) are
+ * dropped.  NULL is a no-op.
  */
 void pool_destroy(struct pool *pool);
 
@@ -108,12 +128,17 @@ void *pool_frame_ptr(struct pool *pool, uint64_t frame);
 /** pool_frame_count() - page_count of a frame (references + pins * bias). */
 uint32_t pool_frame_count(struct pool *pool, uint64_t frame);
 
-/** pool_frame_put() - drop a reference taken by space_ref_page(). */
+/**
+ * pool_frame_put() - drop a reference taken by space_ref_page().  Putting a
+ * frame whose count is already 0 is a caller's bug: debug builds abort with
+ * a message, release builds count it (pool_stats.underflows) and ignore it.
+ */
 void pool_frame_put(struct pool *pool, uint64_t frame);
 
 /**
  * space_create() - a new guest space of @nranges GPA ranges.  Ranges must be
- * page-aligned, non-empty, non-overlapping and sorted; all pages read as zero.
+ * page-aligned, non-empty, sorted, non-overlapping, and end below 2^64
+ * (gpa + size may not wrap); all pages read as zero.
  * Return: 0 or -errno (-EINVAL bad ranges, -ENOMEM, -ENOSPC pool full).
  */
 int space_create(struct pool *pool, const struct space_range *ranges, unsigned int nranges,
@@ -121,19 +146,24 @@ int space_create(struct pool *pool, const struct space_range *ranges, unsigned i
 
 /**
  * space_destroy() - unmap the window and drop every frame reference.
- * Pins must have been released.  NULL is a no-op.
+ * NULL is a no-op.  Pins still held keep their frames and the space's
+ * bookkeeping alive: the device may finish its I/O into the pinned frames,
+ * and the last space_unpin() frees what remains.  Nothing else may be done
+ * with @space after this call.
  */
 void space_destroy(struct space *space);
 
 /**
  * space_fork() - clone @parent into a new space of the same family.
  *
- * Frames that may be pinned, in a space that has pinned, are copied for the
- * child and stay writable in the parent (policy NOPIN shares them instead);
- * every other present frame is shared and write-protected in both.  The
- * caller stops the parent's vCPUs first: the child is the parent's memory at
- * the moment of the call.  A failed fork leaves the parent as it was.
- * Return: 0 or -errno.
+ * Exclusive frames that may be pinned, in a space that has pinned, are
+ * copied for the child and stay writable in the parent (policy NOPIN shares
+ * them instead); every other present frame is shared and write-protected in
+ * both.  The caller stops the parent's vCPUs first: the child is the
+ * parent's memory at the moment of the call.  A failed fork leaves the
+ * parent as it was.
+ * Return: 0 or -errno (the space's error if its memory failed, see
+ * space_error()).
  */
 int space_fork(struct space *parent, struct space **child) __attribute__((warn_unused_result));
 
@@ -151,6 +181,36 @@ void *space_hva(const struct space *space, uint64_t gpa);
 
 /** space_frame_of() - the frame behind @gpa, or MM_NO_FRAME (never written). */
 uint64_t space_frame_of(struct space *space, uint64_t gpa);
+
+/*
+ * The error channel.  A guest write that the fault service cannot serve (no
+ * free frame for the copy, or the copy cannot be mapped) cannot be retried
+ * usefully, and the other pages' sharers must not see it.  The service then:
+ *  - records the error in the space (space_error()), once;
+ *  - calls the space's error handler, if any, which stops the machine;
+ *  - fences the space: its window is replaced by private anonymous memory,
+ *    so the faulting vCPU (and any other) is woken and runs on until the
+ *    machine stops it, without touching a frame of the family.  The table
+ *    and frames stay as they were before the failure (space_read() and the
+ *    direct map still see them), and space_destroy() frees them as usual.
+ *    If even that remap fails, the writer is left blocked in its fault
+ *    (never woken), and the error says so on stderr.
+ * The other spaces of the family, and other families, go on.
+ */
+
+/**
+ * space_set_error_handler() - call @fn (see space_error_fn) when a fault of
+ * @space cannot be resolved; NULL removes it.  On return no call of the old
+ * handler is running, so a machine unregisters before it goes away.  If the
+ * space failed already, @fn is called at once (from this thread).
+ */
+void space_set_error_handler(struct space *space, space_error_fn fn, void *opaque);
+
+/**
+ * space_error() - 0, or the -errno of the first fault of @space that could
+ * not be resolved (and its guest address in *@gpa, if @gpa is not NULL).
+ */
+int space_error(struct space *space, uint64_t *gpa);
 
 void space_get_stats(struct space *space, struct space_stats *st);
 
@@ -188,7 +248,10 @@ struct mm_pin {
 int space_pin(struct space *space, uint64_t gpa, uint64_t len, unsigned int flags,
 	      struct mm_pin *pin) __attribute__((warn_unused_result));
 
-/** space_unpin() - release a pin taken by space_pin(); resets @pin. */
+/**
+ * space_unpin() - release a pin taken by space_pin(); resets @pin.  Valid
+ * after space_destroy() of the pin's space (the pin holds what it needs).
+ */
 void space_unpin(struct mm_pin *pin);
 
 /**
@@ -203,9 +266,20 @@ int space_read(struct space *space, uint64_t gpa, void *buf, size_t len);
 int space_write(struct space *space, uint64_t gpa, const void *buf, size_t len);
 
 /**
- * space_ref_page() - take an extra reference on the frame behind @gpa (a
- * snapshot writer's view) and write-protect the page so that the next guest
- * write copies.  A never-written page gets a zero frame first.
+ * space_ref_page() - a snapshot writer's view of the page at @gpa, as of
+ * now: a frame the reader holds a reference on, and that nobody writes.
+ * A never-written page gets a zero frame first.
+ *
+ * The exclusive rule (as fork's): if the page's frame is exclusive to the
+ * space and may be pinned (a device may be writing it), the reader gets a
+ * copy in a new frame, and the page keeps its frame, writable; a device's
+ * later writes land where the guest reads.  Otherwise the reader shares the
+ * frame, the page loses its exclusive mark and is write-protected, so that
+ * the next guest write (or write pin) copies.  Policy NOPIN shares pinned
+ * frames too (to show the bug).  As for space_fork(), the caller stops the
+ * space's vCPUs for a consistent view: the copy is taken while the page
+ * stays writable.  A device's write in flight may land in the copy or not,
+ * as at fork: the I/O is not complete, the snapshot cannot rely on it.
  * Return: 0 and *@frame, or -errno.  Drop with pool_frame_put().
  */
 int space_ref_page(struct space *space, uint64_t gpa, uint64_t *frame);

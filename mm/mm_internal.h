@@ -6,16 +6,21 @@
  * offset n * 4 KiB.  Per-frame metadata lives in a second memfd, so that a
  * clone in another process (fork(2) of the VMM) sees the same page_count.
  *
- * Locking: pool->lock (the family lock) protects every space's table, the
- * window layout, the region list and the frame metadata.  The metadata
- * fields are atomics as well, for the multi-process future; in-process every
- * update happens under the lock.
+ * Locking: pool->lock (the family lock) protects every space's table and
+ * flags, the window layout and the region list.  The frame metadata (count,
+ * maps) and the counters are updated only with atomic read-modify-writes, so
+ * that they stay right when clones become other processes; the lock still
+ * orders the decisions taken on them in-process.  The fault service's own
+ * lock comes before a pool lock (see fault.c).  Each function says which
+ * locks it needs ("Context:"), and debug builds check it (mm_assert_held()).
  */
 #ifndef FORKVM_MM_MM_INTERNAL_H
 #define FORKVM_MM_MM_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "mm/mm.h"
 
@@ -27,6 +32,45 @@
 #define MM_COLLAPSE_PAGES 512
 /* page_count may not grow past this: a pin that would is refused. */
 #define MM_COUNT_LIMIT (UINT32_MAX - 2 * MM_PIN_BIAS)
+
+/*
+ * Debug builds (no NDEBUG, or -DMM_DEBUG) check lock contexts and count
+ * underflows and abort with a message; release builds count underflows
+ * (pool_stats.underflows) and go on.
+ */
+#if defined(MM_DEBUG) || !defined(NDEBUG)
+#define MM_DEBUG_CHECKS 1
+#else
+#define MM_DEBUG_CHECKS 0
+#endif
+
+/* A mutex that knows its owner, for mm_assert_held(). */
+struct mm_lock {
+	pthread_mutex_t mutex;
+	_Atomic uintptr_t owner; /* mm_thread_id() of the holder, 0 when free */
+};
+
+uintptr_t mm_thread_id(void);
+void mm_lock_init(struct mm_lock *l);
+void mm_lock(struct mm_lock *l);
+void mm_unlock(struct mm_lock *l);
+void mm_bug(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static inline bool mm_lock_held(struct mm_lock *l)
+{
+	/* Only the holder itself can see its own id here: no ordering needed. */
+	return atomic_load_explicit(&l->owner, memory_order_relaxed) == mm_thread_id();
+}
+
+#if MM_DEBUG_CHECKS
+#define mm_assert_held(l)                                                       \
+	do {                                                                    \
+		if (!mm_lock_held(l))                                           \
+			mm_bug("%s: %s not held by this thread", __func__, #l); \
+	} while (0)
+#else
+#define mm_assert_held(l) ((void)(l))
+#endif
 
 struct frame_meta {
 	_Atomic uint32_t count; /* references + pins * MM_PIN_BIAS (page_count) */
@@ -57,10 +101,13 @@ struct pool_counters {
 	_Atomic uint64_t pins;
 	_Atomic uint64_t pinned_frames;
 	_Atomic uint64_t faults;
+	_Atomic uint64_t ref_copies;
+	_Atomic uint64_t underflows;
+	_Atomic uint64_t fault_errors;
 };
 
 struct pool {
-	pthread_mutex_t lock;
+	struct mm_lock lock;
 	int fd; /* frames */
 	int meta_fd; /* struct frame_meta per frame, then the counters */
 	struct frame_meta *meta;
@@ -80,11 +127,25 @@ struct pool {
 	unsigned int nfree, free_cap;
 	struct region *spill; /* current spill region, or NULL */
 	unsigned int nspaces;
+	/* Test hook: the next this many COW copies fail as if the pool were
+	 * full (-ENOSPC).  Only tests set it. */
+	_Atomic unsigned int inject_copy_failures;
 };
 
 /* Per-page state bits in space->pflags. */
 #define PG_WP (1u << 0) /* write-protected in the window (uffd-wp) */
 #define PG_NEW (1u << 1) /* space_fork(): protected by this fork, not yet in the window */
+/*
+ * The page's frame is exclusive to this space (Linux's PageAnonExclusive):
+ * no other space's table and no reader holds it; pins of it are this
+ * space's own.  Set when the space gets a frame of its own (first write,
+ * copy, reuse); cleared only by sharing (fork, space_ref_page()).  A write
+ * to an exclusive page reuses the frame whatever its count; an exclusive
+ * frame that may be pinned is never shared or protected: the other side
+ * gets a copy (page_must_copy_to_share()).  Independent of PG_WP, which
+ * says only that the window traps writes.
+ */
+#define PG_EXCL (1u << 2)
 
 struct space {
 	struct pool *pool;
@@ -107,19 +168,43 @@ struct space {
 	bool registered; /* with the fault service */
 	bool unregistered; /* the window, or pages remapped since, unknown to userfaultfd */
 	unsigned int active_pins;
+	/* space_destroy() ran while pins were held: the last unpin frees it. */
+	bool destroyed;
+	/* The error channel (mm.h): the first fault that could not be resolved. */
+	int error;
+	uint64_t error_gpa;
+	bool fenced; /* the window was replaced by private memory (see fault.c) */
+	space_error_fn error_fn;
+	void *error_opaque;
 };
 
-/* pool.c: frames and regions.  Called with pool->lock held. */
+/*
+ * pool.c: frames and regions.  Counts are atomics (no lock needed to read
+ * one); every function that allocates, frees or shares a frame needs
+ * pool->lock, which orders the decision taken on the count.
+ */
 static inline struct frame_meta *frame_meta(struct pool *pool, uint64_t f)
 {
 	return &pool->meta[f];
 }
-uint32_t frame_count_locked(struct pool *pool, uint64_t f);
+static inline void pool_lock(struct pool *pool)
+{
+	mm_lock(&pool->lock);
+}
+static inline void pool_unlock(struct pool *pool)
+{
+	mm_unlock(&pool->lock);
+}
+uint32_t frame_count(struct pool *pool, uint64_t f);
+uint32_t frame_maps(struct pool *pool, uint64_t f);
 bool frame_maybe_pinned(struct pool *pool, uint64_t f);
 void frame_init(struct pool *pool, uint64_t f);
+void frame_init_unmapped(struct pool *pool, uint64_t f);
 void frames_init_run(struct pool *pool, uint64_t f, uint64_t n);
 void frame_get(struct pool *pool, uint64_t f);
-void frame_share_locked(struct pool *pool, uint64_t f);
+void frame_share(struct pool *pool, uint64_t f);
+int frame_pin(struct pool *pool, uint64_t f);
+void frame_unpin(struct pool *pool, uint64_t f);
 void frame_put(struct pool *pool, uint64_t f, bool mapped);
 /* Frames freed in a row, given back to the host with one punch. */
 struct punch_batch {
@@ -152,9 +237,13 @@ void space_adopt_written(struct space *s);
 int space_map_all(struct space *s);
 uint64_t vma_count(const void *start, uint64_t len);
 
-/* cow.c: the write-fault rule. */
+/* cow.c: the write-fault rule and the exclusive rule.  pool->lock held. */
 int space_resolve_write(struct space *s, uint64_t p, bool batch);
 int space_make_present(struct space *s, uint64_t p);
+int space_make_exclusive(struct space *s, uint64_t p);
+bool page_must_copy_to_share(const struct space *s, uint64_t p);
+/* Test hook (pool->inject_copy_failures): should this copy fail? */
+bool copy_should_fail(struct pool *pool);
 
 /* fault.c: the userfaultfd service. */
 int fault_service_add(struct space *s);

@@ -34,28 +34,12 @@ static int range_pages(const struct space *s, uint64_t gpa, uint64_t len, uint64
 	return 0;
 }
 
-/* Make page @p exclusive and writable for a device or host write. */
-static int make_exclusive(struct space *s, uint64_t p)
-{
-	if (s->frame[p] == MM_NO_FRAME)
-		return space_make_present(s, p);
-	return space_resolve_write(s, p, false);
-}
-
+/* Context: pool->lock held. */
 static void unpin_frames(struct pool *pool, const uint64_t *frames, unsigned int n)
 {
-	for (unsigned int i = 0; i < n; i++) {
-		struct frame_meta *m = frame_meta(pool, frames[i]);
-		uint32_t old = atomic_fetch_sub(&m->count, MM_PIN_BIAS);
-
-		if (old - MM_PIN_BIAS < MM_PIN_BIAS)
-			atomic_fetch_sub(&pool->ctr->pinned_frames, 1);
-		/* The last reference was the pin (the mapping went meanwhile). */
-		if (old == MM_PIN_BIAS) {
-			atomic_store(&m->count, 1);
-			frame_put(pool, frames[i], false);
-		}
-	}
+	/* A frame whose last reference was the pin (its space went) is freed. */
+	for (unsigned int i = 0; i < n; i++)
+		frame_unpin(pool, frames[i]);
 }
 
 int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags, struct mm_pin *pin)
@@ -80,27 +64,27 @@ int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags, s
 		goto err_free;
 	}
 
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	for (i = 0; i < n; i++) {
 		uint64_t p = first + i;
 
-		/* A write pin needs the frame the guest will read afterwards. */
-		ret = flags & MM_PIN_WRITE ? make_exclusive(s, p) : space_make_present(s, p);
+		/*
+		 * A write pin needs the frame the guest will read afterwards:
+		 * an exclusive page keeps its frame (never a copy), a shared
+		 * one is copied now, while the guest's writes still fault.
+		 */
+		ret = flags & MM_PIN_WRITE ? space_make_exclusive(s, p) : space_make_present(s, p);
 		if (ret < 0)
 			goto err_unpin;
-		if (frame_count_locked(pool, s->frame[p]) > MM_COUNT_LIMIT - MM_PIN_BIAS) {
-			ret = -EOVERFLOW;
+		ret = frame_pin(pool, s->frame[p]);
+		if (ret < 0)
 			goto err_unpin;
-		}
-		if (atomic_fetch_add(&frame_meta(pool, s->frame[p])->count, MM_PIN_BIAS) <
-		    MM_PIN_BIAS)
-			atomic_fetch_add(&pool->ctr->pinned_frames, 1);
 		pin->frames[i] = s->frame[p];
 	}
 	s->has_pinned = true; /* never cleared, as Linux's mm->has_pinned */
 	s->active_pins++;
 	atomic_fetch_add(&pool->ctr->pins, 1);
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 
 	for (i = 0; i < n; i++) {
 		uint64_t chunk = MM_PAGE_SIZE - off < left ? MM_PAGE_SIZE - off : left;
@@ -124,7 +108,7 @@ int space_pin(struct space *s, uint64_t gpa, uint64_t len, unsigned int flags, s
 
 err_unpin:
 	unpin_frames(pool, pin->frames, i);
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 err_free:
 	free(pin->frames);
 	free(pin->iov);
@@ -135,19 +119,28 @@ err_free:
 void space_unpin(struct mm_pin *pin)
 {
 	struct space *s = pin->space;
+	struct pool *pool;
+	bool last;
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->pool->lock);
-	unpin_frames(s->pool, pin->frames, pin->nframes);
-	s->active_pins--;
-	pthread_mutex_unlock(&s->pool->lock);
+	pool = s->pool;
+	pool_lock(pool);
+	unpin_frames(pool, pin->frames, pin->nframes);
+	/* A destroyed space lives on for its pins (space_destroy()). */
+	last = --s->active_pins == 0 && s->destroyed;
+	pool_unlock(pool);
+	if (last)
+		free(s);
 	free(pin->frames);
 	free(pin->iov);
 	memset(pin, 0, sizeof(*pin));
 }
 
-/* Copy one page's @chunk bytes at @off between @buf and page @p of @s. */
+/*
+ * Copy one page's @chunk bytes at @off between @buf and page @p of @s.
+ * Context: pool->lock held.
+ */
 static int copy_page(struct space *s, uint64_t p, uint64_t off, uint8_t *buf, size_t chunk,
 		     bool to_guest)
 {
@@ -156,7 +149,7 @@ static int copy_page(struct space *s, uint64_t p, uint64_t off, uint8_t *buf, si
 	int ret;
 
 	if (to_guest) {
-		ret = make_exclusive(s, p); /* a write breaks COW like a CPU write */
+		ret = space_make_exclusive(s, p); /* a write breaks COW like a CPU write */
 		if (ret < 0)
 			return ret;
 		memcpy((uint8_t *)frame_ptr(pool, s->frame[p]) + off, buf, chunk);
@@ -179,7 +172,7 @@ static int space_copy(struct space *s, uint64_t gpa, uint8_t *buf, size_t len, b
 	ret = range_pages(s, gpa, len, &first, &n);
 	if (ret < 0)
 		return ret;
-	pthread_mutex_lock(&s->pool->lock);
+	pool_lock(s->pool);
 	for (uint64_t p = first; p < first + n && ret == 0; p++) {
 		size_t chunk = MM_PAGE_SIZE - off < len ? MM_PAGE_SIZE - off : len;
 
@@ -188,7 +181,7 @@ static int space_copy(struct space *s, uint64_t gpa, uint8_t *buf, size_t len, b
 		len -= chunk;
 		off = 0;
 	}
-	pthread_mutex_unlock(&s->pool->lock);
+	pool_unlock(s->pool);
 	return ret;
 }
 
@@ -203,30 +196,66 @@ int space_write(struct space *s, uint64_t gpa, const void *buf, size_t len)
 	return space_copy(s, gpa, (uint8_t *)buf, len, true);
 }
 
-int space_ref_page(struct space *s, uint64_t gpa, uint64_t *frame)
+/*
+ * A reader's copy of page @p: a new frame that only the reader holds.
+ * Context: pool->lock held.
+ */
+static int ref_copy(struct space *s, uint64_t p, uint64_t *frame)
 {
 	struct pool *pool = s->pool;
-	uint64_t p = space_page_of(s, gpa);
-	int ret = 0;
+	uint64_t nf;
 
-	if (p == UINT64_MAX)
-		return -EFAULT;
-	pthread_mutex_lock(&pool->lock);
+	if (copy_should_fail(pool))
+		return -ENOSPC;
+	nf = frame_alloc_for(s, p);
+	if (nf == MM_NO_FRAME)
+		return -ENOSPC;
+	pool_copy_frames(pool, nf, s->frame[p], 1);
+	frame_init_unmapped(pool, nf);
+	atomic_fetch_add(&pool->ctr->ref_copies, 1);
+	*frame = nf;
+	return 0;
+}
+
+/*
+ * A reader's view of page @p: the exclusive rule.  Every snapshot or bulk
+ * reference goes through here.  Context: pool->lock held.
+ */
+static int ref_page_locked(struct space *s, uint64_t p, uint64_t *frame)
+{
+	struct pool *pool = s->pool;
+	int ret;
+
+	mm_assert_held(&pool->lock);
 	space_make_present(s, p);
-	if (frame_count_locked(pool, s->frame[p]) >= MM_COUNT_LIMIT) {
-		ret = -EOVERFLOW;
-		goto out;
-	}
+	/* Exclusive and maybe pinned: a device may write it; share nothing. */
+	if (page_must_copy_to_share(s, p))
+		return ref_copy(s, p, frame);
+	if (frame_count(pool, s->frame[p]) >= MM_COUNT_LIMIT)
+		return -EOVERFLOW;
 	/* The next guest write must see a second reference: protect first. */
 	if (!(s->pflags[p] & PG_WP)) {
 		ret = window_protect(s, p, 1, true);
 		if (ret < 0)
-			goto out;
+			return ret;
 		s->pflags[p] |= PG_WP;
 	}
+	s->pflags[p] &= ~PG_EXCL;
 	frame_get(pool, s->frame[p]);
 	*frame = s->frame[p];
-out:
-	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+int space_ref_page(struct space *s, uint64_t gpa, uint64_t *frame)
+{
+	struct pool *pool = s->pool;
+	uint64_t p = space_page_of(s, gpa);
+	int ret;
+
+	if (p == UINT64_MAX)
+		return -EFAULT;
+	pool_lock(pool);
+	ret = ref_page_locked(s, p, frame);
+	pool_unlock(pool);
 	return ret;
 }

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +36,45 @@ int mm_policy_parse(const char *name, enum mm_policy *out)
 		}
 	}
 	return -EINVAL;
+}
+
+/* The address of a thread-local byte: unique per live thread, never 0. */
+uintptr_t mm_thread_id(void)
+{
+	static _Thread_local char tag;
+
+	return (uintptr_t)&tag;
+}
+
+void mm_lock_init(struct mm_lock *l)
+{
+	pthread_mutex_init(&l->mutex, NULL);
+	atomic_init(&l->owner, 0);
+}
+
+void mm_lock(struct mm_lock *l)
+{
+	pthread_mutex_lock(&l->mutex);
+	/* Read back only by this thread (mm_lock_held()): relaxed is enough. */
+	atomic_store_explicit(&l->owner, mm_thread_id(), memory_order_relaxed);
+}
+
+void mm_unlock(struct mm_lock *l)
+{
+	atomic_store_explicit(&l->owner, 0, memory_order_relaxed);
+	pthread_mutex_unlock(&l->mutex);
+}
+
+void mm_bug(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("forkvm: mm: BUG: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
 }
 
 enum mm_policy pool_policy(const struct pool *pool)
@@ -77,7 +117,7 @@ int pool_create(const struct pool_config *cfg, struct pool **out)
 		ret = -EINVAL;
 		goto err_free;
 	}
-	pthread_mutex_init(&pool->lock, NULL);
+	mm_lock_init(&pool->lock);
 
 	pool->fd = memfd_create("forkvm-frames", MFD_CLOEXEC);
 	pool->meta_fd = memfd_create("forkvm-frame-meta", MFD_CLOEXEC);
@@ -124,7 +164,7 @@ err_fds:
 		close(pool->fd);
 	if (pool->meta_fd >= 0)
 		close(pool->meta_fd);
-	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->lock.mutex);
 err_free:
 	free(pool);
 	return ret;
@@ -143,7 +183,7 @@ void pool_destroy(struct pool *pool)
 		free(pool->regions[i]);
 	free(pool->regions);
 	free(pool->free_ext);
-	pthread_mutex_destroy(&pool->lock);
+	pthread_mutex_destroy(&pool->lock.mutex);
 	free(pool);
 }
 
@@ -151,7 +191,7 @@ void pool_get_stats(struct pool *pool, struct pool_stats *st)
 {
 	struct pool_counters *c = pool->ctr;
 
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	st->live_frames = atomic_load(&c->live_frames);
 	st->fresh = atomic_load(&c->fresh);
 	st->copies = atomic_load(&c->copies);
@@ -160,8 +200,11 @@ void pool_get_stats(struct pool *pool, struct pool_stats *st)
 	st->pins = atomic_load(&c->pins);
 	st->pinned_frames = atomic_load(&c->pinned_frames);
 	st->faults = atomic_load(&c->faults);
+	st->ref_copies = atomic_load(&c->ref_copies);
+	st->underflows = atomic_load(&c->underflows);
+	st->fault_errors = atomic_load(&c->fault_errors);
 	st->spaces = pool->nspaces;
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 }
 
 void *pool_frame_ptr(struct pool *pool, uint64_t frame)
@@ -171,23 +214,33 @@ void *pool_frame_ptr(struct pool *pool, uint64_t frame)
 	return frame_ptr(pool, frame);
 }
 
-uint32_t frame_count_locked(struct pool *pool, uint64_t f)
+/*
+ * page_count of @f.  Context: any; without pool->lock it is a snapshot that
+ * may change at once, with it no other thread of this process changes it.
+ */
+uint32_t frame_count(struct pool *pool, uint64_t f)
 {
-	/* Pairs with the updates in frame_get()/frame_put() and the pin path. */
+	/* Pairs with the release of every update (frame_add(), frame_sub()). */
 	return atomic_load_explicit(&frame_meta(pool, f)->count, memory_order_acquire);
+}
+
+/* mapcount of @f: spaces whose table holds it.  Context: as frame_count(). */
+uint32_t frame_maps(struct pool *pool, uint64_t f)
+{
+	return atomic_load_explicit(&frame_meta(pool, f)->maps, memory_order_acquire);
 }
 
 uint32_t pool_frame_count(struct pool *pool, uint64_t frame)
 {
 	if (frame >= pool->nframes)
 		return 0;
-	return frame_count_locked(pool, frame);
+	return frame_count(pool, frame);
 }
 
 /* As Linux's page_maybe_dma_pinned(): a count this high may hold a pin. */
 bool frame_maybe_pinned(struct pool *pool, uint64_t f)
 {
-	return frame_count_locked(pool, f) >= MM_PIN_BIAS;
+	return frame_count(pool, f) >= MM_PIN_BIAS;
 }
 
 /* Region lookup by frame number; regions are sorted by start. */
@@ -210,43 +263,123 @@ static struct region *region_of(struct pool *pool, uint64_t f)
 }
 
 /*
- * @n new frames [f, f + n) of one region, each held by one space's table.
- * The bulk path of adoption: one region lookup, plain stores (pool lock held;
- * the lock's release orders them for other threads).
+ * Frames [f, f + n) of one region were free (count 0) and are now held by
+ * @maps (0 or 1) space tables and one reference each.  Free frames belong to
+ * the allocator, which pool->lock serialises: plain stores, ordered for other
+ * threads by the lock's release and for other processes by the release of
+ * the next update.  Context: pool->lock held.
  */
-void frames_init_run(struct pool *pool, uint64_t f, uint64_t n)
+static void frames_init(struct pool *pool, uint64_t f, uint64_t n, uint32_t maps)
 {
 	struct region *r = region_of(pool, f);
 
+	mm_assert_held(&pool->lock);
 	for (uint64_t i = 0; i < n; i++) {
-		atomic_store_explicit(&pool->meta[f + i].count, 1, memory_order_relaxed);
-		atomic_store_explicit(&pool->meta[f + i].maps, 1, memory_order_relaxed);
+		if (MM_DEBUG_CHECKS && frame_count(pool, f + i) != 0)
+			mm_bug("frame %#lx given out with count %u", (unsigned long)(f + i),
+			       frame_count(pool, f + i));
+		atomic_store_explicit(&pool->meta[f + i].maps, maps, memory_order_relaxed);
+		atomic_store_explicit(&pool->meta[f + i].count, 1, memory_order_release);
 	}
 	atomic_fetch_add(&pool->ctr->live_frames, n);
 	if (r)
 		r->live += n;
 }
 
-/* A new frame with one reference, held by one space's table. */
+/* The bulk path of adoption: one region lookup.  Context: pool->lock held. */
+void frames_init_run(struct pool *pool, uint64_t f, uint64_t n)
+{
+	frames_init(pool, f, n, 1);
+}
+
+/* A new frame held by one space's table.  Context: pool->lock held. */
 void frame_init(struct pool *pool, uint64_t f)
 {
-	frames_init_run(pool, f, 1);
+	frames_init(pool, f, 1, 1);
 }
 
-void frame_get(struct pool *pool, uint64_t f)
+/* A new frame held by a reader only (no table).  Context: pool->lock held. */
+void frame_init_unmapped(struct pool *pool, uint64_t f)
 {
-	atomic_fetch_add(&frame_meta(pool, f)->count, 1);
+	frames_init(pool, f, 1, 0);
 }
 
-/* Another space maps @f: one more reference and mapping.  Pool lock held. */
-void frame_share_locked(struct pool *pool, uint64_t f)
+/* One more reference, mapped or not.  Context: pool->lock held. */
+static void frame_add(struct pool *pool, uint64_t f, uint32_t delta, bool mapped)
 {
 	struct frame_meta *m = frame_meta(pool, f);
 
-	atomic_store_explicit(&m->count, atomic_load_explicit(&m->count, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&m->maps, atomic_load_explicit(&m->maps, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	mm_assert_held(&pool->lock);
+	if (mapped)
+		atomic_fetch_add_explicit(&m->maps, 1, memory_order_relaxed);
+	/* Release: pairs with the acquire in frame_count(). */
+	atomic_fetch_add_explicit(&m->count, delta, memory_order_release);
+}
+
+/* A reader's reference (space_ref_page()).  Context: pool->lock held. */
+void frame_get(struct pool *pool, uint64_t f)
+{
+	frame_add(pool, f, 1, false);
+}
+
+/* Another space's table holds @f: a reference and a mapping.  Context: pool->lock held. */
+void frame_share(struct pool *pool, uint64_t f)
+{
+	frame_add(pool, f, 1, true);
+}
+
+/*
+ * A pin: MM_PIN_BIAS more.  Return: 0, or -EOVERFLOW when the count would
+ * pass MM_COUNT_LIMIT (nothing changed).  Context: pool->lock held.
+ */
+int frame_pin(struct pool *pool, uint64_t f)
+{
+	struct frame_meta *m = frame_meta(pool, f);
+	uint32_t old = frame_count(pool, f);
+
+	mm_assert_held(&pool->lock);
+	do {
+		if (old > MM_COUNT_LIMIT - MM_PIN_BIAS)
+			return -EOVERFLOW;
+		/* Release on success: pairs with the acquire in frame_count(). */
+	} while (!atomic_compare_exchange_weak_explicit(
+	    &m->count, &old, old + MM_PIN_BIAS, memory_order_release, memory_order_relaxed));
+	if (old < MM_PIN_BIAS)
+		atomic_fetch_add(&pool->ctr->pinned_frames, 1);
+	return 0;
+}
+
+/*
+ * A count or mapcount would go below 0: the caller dropped what it did not
+ * hold.  Loud in debug builds; counted, and ignored, in release builds.
+ */
+static void count_underflow(struct pool *pool, uint64_t f, const char *what, uint32_t have,
+			    uint32_t delta)
+{
+	if (MM_DEBUG_CHECKS)
+		mm_bug("%s of frame %#lx: count %u, dropping %u", what, (unsigned long)f, have,
+		       delta);
+	atomic_fetch_add(&pool->ctr->underflows, 1);
+}
+
+/*
+ * Take @delta off @f's count without ever passing below 0.  Return: the
+ * count before, or UINT32_MAX on underflow (nothing changed).
+ */
+static uint32_t count_sub(struct pool *pool, _Atomic uint32_t *c, uint64_t f, uint32_t delta,
+			  const char *what)
+{
+	uint32_t old = atomic_load_explicit(c, memory_order_relaxed);
+
+	do {
+		if (old < delta) {
+			count_underflow(pool, f, what, old, delta);
+			return UINT32_MAX;
+		}
+		/* Acq_rel: the last dropper sees every write made under a reference. */
+	} while (!atomic_compare_exchange_weak_explicit(c, &old, old - delta, memory_order_acq_rel,
+							memory_order_relaxed));
+	return old;
 }
 
 /*
@@ -285,18 +418,26 @@ int pool_punch(struct pool *pool, uint64_t f, uint64_t n)
 static void region_release(struct pool *pool, struct region *r);
 
 /*
- * Drop one reference (and one mapping, if @mapped).  Returns true when that
- * was the last reference: the frame is free, and its memory is the caller's
- * to give back (punch).
+ * Drop @delta (1: a reference, MM_PIN_BIAS: a pin) and one mapping if
+ * @mapped.  Returns true when that was the last reference: the frame is
+ * free, and its memory is the caller's to give back (punch).
+ * Context: pool->lock held.
  */
-static bool frame_drop(struct pool *pool, uint64_t f, bool mapped)
+static bool frame_sub(struct pool *pool, uint64_t f, uint32_t delta, bool mapped, const char *what)
 {
 	struct frame_meta *m = frame_meta(pool, f);
 	struct region *r;
+	uint32_t old;
 
-	if (mapped)
-		atomic_fetch_sub(&m->maps, 1);
-	if (atomic_fetch_sub(&m->count, 1) != 1)
+	mm_assert_held(&pool->lock);
+	if (mapped && count_sub(pool, &m->maps, f, 1, "unmap") == UINT32_MAX)
+		return false;
+	old = count_sub(pool, &m->count, f, delta, what);
+	if (old == UINT32_MAX)
+		return false;
+	if (delta == MM_PIN_BIAS && old - delta < MM_PIN_BIAS)
+		atomic_fetch_sub(&pool->ctr->pinned_frames, 1);
+	if (old != delta)
 		return false;
 	atomic_store(&m->maps, 0);
 	atomic_fetch_sub(&pool->ctr->live_frames, 1);
@@ -306,10 +447,20 @@ static bool frame_drop(struct pool *pool, uint64_t f, bool mapped)
 	return true;
 }
 
-/* Drop one reference; at zero the frame's memory goes back to the host. */
+/*
+ * Drop one reference; at zero the frame's memory goes back to the host.
+ * Context: pool->lock held.
+ */
 void frame_put(struct pool *pool, uint64_t f, bool mapped)
 {
-	if (frame_drop(pool, f, mapped))
+	if (frame_sub(pool, f, 1, mapped, "put"))
+		pool_punch(pool, f, 1);
+}
+
+/* Drop a pin; if it was the last reference, free the frame.  Context: pool->lock held. */
+void frame_unpin(struct pool *pool, uint64_t f)
+{
+	if (frame_sub(pool, f, MM_PIN_BIAS, false, "unpin"))
 		pool_punch(pool, f, 1);
 }
 
@@ -320,7 +471,7 @@ void frame_put(struct pool *pool, uint64_t f, bool mapped)
  */
 void frame_put_batched(struct pool *pool, uint64_t f, bool mapped, struct punch_batch *b)
 {
-	if (!frame_drop(pool, f, mapped))
+	if (!frame_sub(pool, f, 1, mapped, "put"))
 		return;
 	if (b->n && f == b->start + b->n) {
 		b->n++;
@@ -340,12 +491,13 @@ void punch_flush(struct pool *pool, struct punch_batch *b)
 
 void pool_frame_put(struct pool *pool, uint64_t frame)
 {
-	if (frame >= pool->nframes)
+	if (frame >= pool->nframes) {
+		count_underflow(pool, frame, "pool_frame_put (no such frame)", 0, 1);
 		return;
-	pthread_mutex_lock(&pool->lock);
-	if (frame_count_locked(pool, frame) > 0)
-		frame_put(pool, frame, false);
-	pthread_mutex_unlock(&pool->lock);
+	}
+	pool_lock(pool);
+	frame_put(pool, frame, false);
+	pool_unlock(pool);
 }
 
 static int grow(void **arr, unsigned int *cap, unsigned int need, size_t elem)
@@ -471,13 +623,15 @@ void region_put(struct pool *pool, struct region *r)
 
 #define SPILL_FRAMES 512
 
+/* Context: pool->lock held. */
 uint64_t frame_alloc_for(struct space *s, uint64_t p)
 {
 	struct pool *pool = s->pool;
 	uint64_t f = s->copy->start + p;
 
+	mm_assert_held(&pool->lock);
 	/* Home position in the copy region: keeps neighbours mergeable. */
-	if (frame_count_locked(pool, f) == 0)
+	if (frame_count(pool, f) == 0)
 		return f;
 	if (!pool->spill || pool->spill->spill_next == pool->spill->nframes) {
 		if (pool->spill)

@@ -30,6 +30,7 @@ uint64_t space_page_of(const struct space *s, uint64_t gpa)
 	return UINT64_MAX;
 }
 
+/* The caller's ranges (from a configuration or a snapshot file). */
 static int check_ranges(const struct space_range *ranges, unsigned int n, uint64_t *npages)
 {
 	uint64_t total = 0, end = 0;
@@ -37,15 +38,13 @@ static int check_ranges(const struct space_range *ranges, unsigned int n, uint64
 	if (n == 0 || n > MM_MAX_RANGES)
 		return -EINVAL;
 	for (unsigned int i = 0; i < n; i++) {
-		uint64_t last;
-
 		if ((ranges[i].gpa | ranges[i].size) & (MM_PAGE_SIZE - 1) || ranges[i].size == 0)
-			return -EINVAL;
-		if (__builtin_add_overflow(ranges[i].gpa, ranges[i].size - 1, &last))
 			return -EINVAL;
 		if (i > 0 && ranges[i].gpa < end)
 			return -EINVAL; /* overlapping or unsorted */
-		end = last + 1;
+		/* End below 2^64: an end that wraps to 0 would let any next range pass. */
+		if (__builtin_add_overflow(ranges[i].gpa, ranges[i].size, &end) || end == 0)
+			return -EINVAL;
 		if (__builtin_add_overflow(total, ranges[i].size >> MM_PAGE_SHIFT, &total))
 			return -EINVAL;
 	}
@@ -100,9 +99,10 @@ void space_free(struct space *s)
 	free(s);
 }
 
-/* Gives @s a home region (also its first copy target).  Pool lock held. */
+/* Gives @s a home region (also its first copy target).  Context: pool->lock held. */
 static int space_take_home(struct space *s)
 {
+	mm_assert_held(&s->pool->lock);
 	s->home = region_alloc(s->pool, s->npages);
 	if (!s->home)
 		return -ENOSPC;
@@ -126,9 +126,9 @@ int space_create(struct pool *pool, const struct space_range *ranges, unsigned i
 	s = space_alloc(pool, ranges, nranges, npages);
 	if (!s)
 		return -ENOMEM;
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	ret = space_take_home(s);
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 	if (ret < 0)
 		goto err_free;
 	/* Every page at its home slot: one VMA, no frame until written. */
@@ -141,30 +141,31 @@ int space_create(struct pool *pool, const struct space_range *ranges, unsigned i
 	ret = fault_service_add(s);
 	if (ret < 0)
 		goto err_window;
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	pool->nspaces++;
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 	*out = s;
 	return 0;
 
 err_window:
 	munmap(s->window, npages << MM_PAGE_SHIFT);
 err_home:
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	region_put(pool, s->home);
 	region_put(pool, s->copy);
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 err_free:
 	space_free(s);
 	return ret;
 }
 
-/* Drops every frame of @s and its regions.  Pool lock held. */
+/* Drops every frame of @s and its regions.  Context: pool->lock held. */
 void space_release_frames(struct space *s)
 {
 	struct pool *pool = s->pool;
 	struct punch_batch b = { 0 };
 
+	mm_assert_held(&pool->lock);
 	space_adopt_written(s);
 	for (uint64_t p = 0; p < s->npages; p++) {
 		if (s->frame[p] != MM_NO_FRAME)
@@ -176,25 +177,38 @@ void space_release_frames(struct space *s)
 	region_put(pool, s->copy);
 }
 
+/*
+ * Pins held keep the struct (not the table or the window): space_unpin()
+ * needs only the pool and the pin count, and frees it after the last pin.
+ * Context: no mm lock held.
+ */
 void space_destroy(struct space *s)
 {
 	struct pool *pool;
+	bool pinned;
 
 	if (!s)
 		return;
 	pool = s->pool;
 	fault_service_remove(s);
-	pthread_mutex_lock(&pool->lock);
-	if (s->active_pins)
-		fprintf(stderr, "forkvm: mm: space destroyed with %u pins held\n", s->active_pins);
-	space_release_frames(s);
+	pool_lock(pool);
+	space_release_frames(s); /* pinned frames live on through their pin bias */
 	pool->nspaces--;
-	pthread_mutex_unlock(&pool->lock);
+	pinned = s->active_pins > 0;
+	s->destroyed = true;
+	pool_unlock(pool);
 	munmap(s->window, s->npages << MM_PAGE_SHIFT);
-	space_free(s);
+	munmap(s->frame, tables_bytes(s->npages));
+	s->frame = NULL;
+	s->pflags = NULL;
+	if (!pinned)
+		free(s);
 }
 
-/* Adopt pages [p, end) that own no frame: their home slots hold data. */
+/*
+ * Adopt pages [p, end) that own no frame: their home slots hold data.
+ * Context: pool->lock held.
+ */
 static void adopt_run(struct space *s, uint64_t p, uint64_t end)
 {
 	while (p < end) {
@@ -204,8 +218,10 @@ static void adopt_run(struct space *s, uint64_t p, uint64_t end)
 			p++; /* the slot belongs to a frame in use */
 			continue;
 		}
-		for (q = p; q < end && s->frame[q] == MM_NO_FRAME; q++)
+		for (q = p; q < end && s->frame[q] == MM_NO_FRAME; q++) {
 			s->frame[q] = s->home->start + q;
+			s->pflags[q] |= PG_EXCL;
+		}
 		frames_init_run(s->pool, s->home->start + p, q - p);
 		atomic_fetch_add(&s->pool->ctr->fresh, q - p);
 		p = q;
@@ -215,7 +231,7 @@ static void adopt_run(struct space *s, uint64_t p, uint64_t end)
 /*
  * Adopt the pages @s wrote without a fault: a page with no frame maps its
  * home slot writable, so a first write lands there directly.  Finding them
- * costs two lseek() calls per written extent.  Pool lock held.
+ * costs two lseek() calls per written extent.  Context: pool->lock held.
  */
 void space_adopt_written(struct space *s)
 {
@@ -224,6 +240,7 @@ void space_adopt_written(struct space *s)
 	off_t end = base + (s->npages << MM_PAGE_SHIFT);
 	off_t pos = base;
 
+	mm_assert_held(&pool->lock);
 	while (pos < end) {
 		off_t data = lseek(pool->fd, pos, SEEK_DATA);
 		off_t hole;
@@ -243,12 +260,16 @@ void space_adopt_written(struct space *s)
  * is a new VMA that userfaultfd does not know; it is writable, so nothing
  * needs to catch its writes until it is write-protected again, and
  * window_protect() registers the window first (one call for all the pages
- * remapped since).  Pool lock held.
+ * remapped since).  Context: pool->lock held.
  */
 int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 {
 	void *va = s->window + (p << MM_PAGE_SHIFT);
 
+	mm_assert_held(&s->pool->lock);
+	/* A fenced window (fault.c) is private memory: leave it so. */
+	if (s->fenced)
+		return 0;
 	if (mmap(va, n << MM_PAGE_SHIFT, PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_FIXED | MAP_NORESERVE, s->pool->fd,
 		 f << MM_PAGE_SHIFT) == MAP_FAILED)
@@ -258,11 +279,15 @@ int window_map(struct space *s, uint64_t p, uint64_t n, uint64_t f)
 	return 0;
 }
 
-/* Lay the whole window out from the table, one mmap per contiguous run. */
+/*
+ * Lay the whole window out from the table, one mmap per contiguous run.
+ * Context: pool->lock held.
+ */
 int space_map_all(struct space *s)
 {
 	uint64_t p = 0;
 
+	mm_assert_held(&s->pool->lock);
 	while (p < s->npages) {
 		uint64_t f = space_mapped_frame(s, p), q = p + 1;
 
@@ -308,7 +333,7 @@ uint64_t space_frame_of(struct space *s, uint64_t gpa)
 
 	if (p == UINT64_MAX)
 		return MM_NO_FRAME;
-	pthread_mutex_lock(&s->pool->lock);
+	pool_lock(s->pool);
 	f = s->frame[p];
 	if (f == MM_NO_FRAME) {
 		off_t off = (s->home->start + p) << MM_PAGE_SHIFT;
@@ -316,12 +341,39 @@ uint64_t space_frame_of(struct space *s, uint64_t gpa)
 		/* Written without a fault?  Then it owns its home frame now. */
 		if (lseek(s->pool->fd, off, SEEK_DATA) == off) {
 			f = s->frame[p] = s->home->start + p;
+			s->pflags[p] |= PG_EXCL;
 			frame_init(s->pool, f);
 			atomic_fetch_add(&s->pool->ctr->fresh, 1);
 		}
 	}
-	pthread_mutex_unlock(&s->pool->lock);
+	pool_unlock(s->pool);
 	return f;
+}
+
+void space_set_error_handler(struct space *s, space_error_fn fn, void *opaque)
+{
+	int err;
+
+	/* Under the lock the fault thread calls the handler with: none runs now. */
+	pool_lock(s->pool);
+	s->error_fn = fn;
+	s->error_opaque = opaque;
+	err = s->error;
+	pool_unlock(s->pool);
+	if (fn && err)
+		fn(opaque, err, s->error_gpa);
+}
+
+int space_error(struct space *s, uint64_t *gpa)
+{
+	int err;
+
+	pool_lock(s->pool);
+	err = s->error;
+	if (gpa)
+		*gpa = s->error_gpa;
+	pool_unlock(s->pool);
+	return err;
 }
 
 /* Host VMAs that overlap [start, start + len), from /proc/self/maps. */
@@ -350,7 +402,7 @@ void space_get_stats(struct space *s, struct space_stats *st)
 	struct pool *pool = s->pool;
 
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&pool->lock);
+	pool_lock(pool);
 	space_adopt_written(s);
 	st->pages = s->npages;
 	for (uint64_t p = 0; p < s->npages; p++) {
@@ -359,10 +411,10 @@ void space_get_stats(struct space *s, struct space_stats *st)
 		if (s->frame[p] == MM_NO_FRAME)
 			continue;
 		st->present++;
-		if (frame_count_locked(pool, s->frame[p]) > 1)
+		if (frame_count(pool, s->frame[p]) > 1)
 			st->shared++;
 	}
 	st->has_pinned = s->has_pinned;
-	pthread_mutex_unlock(&pool->lock);
+	pool_unlock(pool);
 	st->vmas = vma_count(s->window, s->npages << MM_PAGE_SHIFT);
 }

@@ -209,8 +209,25 @@ err:
 	return ret;
 }
 
+/*
+ * mm could not serve a guest write of this machine (space_error_fn): stop
+ * it, with the reason; the rest of its family goes on.  Called by mm's
+ * fault thread with the family lock held: cpus_stop() only flags and kicks.
+ */
+static void machine_mm_error(void *opaque, int err, uint64_t gpa)
+{
+	struct machine *m = opaque;
+	char why[160];
+
+	snprintf(why, sizeof(why),
+		 "guest memory: a write at 0x%llx could not be served (%s); this VM stops",
+		 (unsigned long long)gpa, strerror(-err));
+	cpus_stop(&m->cpus, CPUS_STATUS_HOST_ERROR, why);
+}
+
 int machine_start(struct machine *m)
 {
+	space_set_error_handler(m->space, machine_mm_error, m);
 	return cpus_start(&m->cpus);
 }
 
@@ -347,6 +364,9 @@ void machine_destroy(struct machine *m)
 
 	if (!m)
 		return;
+	/* On return no mm error report is running, none will: the vCPUs can go. */
+	if (m->space)
+		space_set_error_handler(m->space, NULL, NULL);
 	if (m->cpus_created)
 		cpus_destroy(&m->cpus);
 	/* Devices after the vCPUs (nobody calls them any more), in reverse order. */

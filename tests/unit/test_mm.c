@@ -6,9 +6,12 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mm/mm.h"
@@ -378,6 +381,97 @@ Test(mm, mapcount_policy_tears_the_reader_view_and_the_test_sees_it, .init = set
 	cr_assert_eq(stats().reuses, 1);
 }
 
+/* ---- 6b. a reference of a write-pinned page (issue 9) ------------------ */
+
+/*
+ * The guest wrote page 5; a device holds a write pin on it (a virtio-blk read
+ * in flight); a snapshot writer takes a reference; the guest writes the page
+ * again and the device completes, then a second write pin of the page.
+ * Returns true when the device's writes land where the guest reads, both pins
+ * are one frame, and the reader kept the page as of its reference.
+ */
+static bool pinned_page_survives_a_reference(void)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin pin1, pin2;
+	uint8_t *dma1, *dma2;
+	uint64_t ref;
+	bool ok = true;
+
+	fill(s, 5, 0x50);
+	cr_assert_eq(space_pin(s, 5 * PAGE, PAGE, MM_PIN_WRITE, &pin1), 0);
+	dma1 = pin1.iov[0].iov_base;
+	cr_assert_eq(space_ref_page(s, 5 * PAGE, &ref), 0);
+	page(s, 5)[8] = 0xc1; /* the guest writes the page */
+	dma1[0] = 0xd1; /* the device completes its read into the page */
+	cr_assert_eq(space_pin(s, 5 * PAGE, PAGE, MM_PIN_WRITE, &pin2), 0);
+	dma2 = pin2.iov[0].iov_base;
+	dma2[16] = 0xd2;
+	ok &= pin2.frames[0] == pin1.frames[0];
+	ok &= space_frame_of(s, 5 * PAGE) == pin1.frames[0];
+	ok &= page(s, 5)[0] == 0xd1 && page(s, 5)[16] == 0xd2 && page(s, 5)[8] == 0xc1;
+	ok &= page_is(pool_frame_ptr(pool, ref), 0x50);
+	space_unpin(&pin2);
+	space_unpin(&pin1);
+	pool_frame_put(pool, ref);
+	space_destroy(s);
+	cr_assert_eq(stats().live_frames, 0);
+	return ok;
+}
+
+Test(mm, reference_of_a_write_pinned_page_gives_the_reader_a_copy, .init = setup, .fini = teardown)
+{
+	cr_assert(pinned_page_survives_a_reference(),
+		  "device writes must reach the guest's frame and both pins share it");
+	cr_assert_eq(stats().copies, 0, "an exclusive page is never copied for a write or a pin");
+	cr_assert_eq(stats().ref_copies, 1, "the reader got a copy");
+	cr_assert_eq(stats().faults, 0, "the pinned page stayed writable");
+}
+
+Test(mm, reference_of_a_write_pinned_page_on_the_6_1_uffd_path, .init = setup_compat,
+     .fini = teardown)
+{
+	cr_assert(pinned_page_survives_a_reference());
+}
+
+Test(mm, reference_of_a_write_pinned_page_under_mapcount_copies_too, .init = setup_mapcount,
+     .fini = teardown)
+{
+	cr_assert(pinned_page_survives_a_reference());
+}
+
+Test(mm, nopin_policy_protects_a_pinned_page_for_a_reader_and_the_test_sees_it, .init = setup_nopin,
+     .fini = teardown)
+{
+	cr_assert_not(pinned_page_survives_a_reference(),
+		      "under nopin the reference shares the pinned frame (wrong-way COW)");
+}
+
+Test(mm, reference_of_an_unpinned_page_is_shared_not_copied, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	uint64_t ref;
+
+	fill(s, 2, 0x20);
+	cr_assert_eq(space_ref_page(s, 2 * PAGE, &ref), 0);
+	cr_assert_eq(ref, space_frame_of(s, 2 * PAGE), "no pin: the reader shares the frame");
+	cr_assert_eq(stats().ref_copies, 0);
+	/* A write pin now must break COW: the reader keeps its view. */
+	{
+		struct mm_pin pin;
+
+		cr_assert_eq(space_pin(s, 2 * PAGE, PAGE, MM_PIN_WRITE, &pin), 0);
+		cr_assert_neq(pin.frames[0], ref);
+		memset(pin.iov[0].iov_base, 0x21, PAGE);
+		space_unpin(&pin);
+	}
+	cr_assert(page_is(page(s, 2), 0x21));
+	cr_assert(page_is(pool_frame_ptr(pool, ref), 0x20));
+	pool_frame_put(pool, ref);
+	space_destroy(s);
+	cr_assert_eq(stats().live_frames, 0);
+}
+
 /* ---- 7. read pins of shared pages ------------------------------------ */
 
 Test(mm, read_pin_of_a_shared_page_reads_consistent_data, .init = setup, .fini = teardown)
@@ -434,14 +528,132 @@ Test(mm, bad_ranges_are_refused, .init = setup, .fini = teardown)
 		{ { 100, PAGE } }, /* unaligned */
 		{ { UINT64_MAX - PAGE + 1, 2 * PAGE } }, /* wraps */
 		{ { 0, 4 * PAGE }, { 2 * PAGE, PAGE } }, /* overlap */
+		{ { UINT64_MAX - PAGE + 1, PAGE } }, /* ends at the top: gpa + size wraps */
+		{ { UINT64_MAX - PAGE + 1, PAGE }, { 0, PAGE } }, /* top, then unsorted */
+		{ { 4 * PAGE, PAGE }, { 0, PAGE } }, /* unsorted */
+		{ { 0, 2 * PAGE }, { 0, 2 * PAGE } }, /* the same range twice */
 	};
-	unsigned int n[] = { 1, 1, 1, 2 };
+	unsigned int n[] = { 1, 1, 1, 2, 1, 2, 2, 2 };
 	struct space *s = NULL;
 
-	for (unsigned int i = 0; i < 4; i++)
+	for (unsigned int i = 0; i < sizeof(n) / sizeof(n[0]); i++)
 		cr_assert_eq(space_create(pool, bad[i], n[i], &s), -EINVAL, "case %u", i);
 	cr_assert_eq(space_create(pool, bad[0], 0, &s), -EINVAL);
 	cr_assert_null(s);
+}
+
+Test(mm, adjacent_sorted_ranges_and_one_just_below_the_top_are_accepted, .init = setup,
+     .fini = teardown)
+{
+	struct space_range ok[] = { { 0, PAGE },
+				    { PAGE, PAGE },
+				    { UINT64_MAX - 2 * PAGE + 1, PAGE } };
+	struct space *s;
+
+	cr_assert_eq(space_create(pool, ok, 3, &s), 0);
+	cr_assert_eq(space_size(s), 3 * PAGE);
+	cr_assert_not_null(space_hva(s, UINT64_MAX - 2 * PAGE + 1));
+	space_destroy(s);
+}
+
+/* ---- the error channel: a fault that cannot be resolved -------------- */
+
+struct error_seen {
+	_Atomic int calls;
+	int err;
+	uint64_t gpa;
+};
+
+static void on_space_error(void *opaque, int err, uint64_t gpa)
+{
+	struct error_seen *e = opaque;
+
+	e->err = err;
+	e->gpa = gpa;
+	atomic_fetch_add(&e->calls, 1);
+}
+
+static void *write_one_byte(void *va)
+{
+	*(volatile uint8_t *)va = 0x77;
+	return NULL;
+}
+
+Test(mm, an_unresolvable_fault_is_reported_and_stops_only_its_space, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	struct space_range r[2] = { { 0, 16 * PAGE }, { 1ULL << 32, 16 * PAGE } };
+	uint64_t gpa = (1ULL << 32) + 3 * PAGE + 100, where;
+	struct error_seen seen = { 0 }, late = { 0 };
+	struct space *parent, *bad, *good, *x;
+	struct timespec deadline;
+	pthread_t w;
+	uint8_t b;
+
+	cr_assert_eq(space_create(pool, r, 2, &parent), 0);
+	for (int p = 0; p < 16; p++) {
+		fill(parent, p, 0x31);
+		memset(space_hva(parent, r[1].gpa + p * PAGE), 0x31, PAGE);
+	}
+	bad = fork_of(parent);
+	good = fork_of(parent);
+	space_set_error_handler(bad, on_space_error, &seen);
+	/* Every copy fails from now on: the pool looks full. */
+	atomic_store(&pool->inject_copy_failures, UINT_MAX);
+	cr_assert_eq(pthread_create(&w, NULL, write_one_byte, space_hva(bad, gpa)), 0);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 20;
+	cr_assert_eq(pthread_timedjoin_np(w, NULL, &deadline), 0,
+		     "the writer must be released (fenced), not retry forever");
+	atomic_store(&pool->inject_copy_failures, 0);
+
+	cr_assert_eq(atomic_load(&seen.calls), 1, "reported once");
+	cr_assert_eq(seen.err, -ENOSPC);
+	cr_assert_eq(seen.gpa, gpa & ~(PAGE - 1), "at the guest address, got %#lx", seen.gpa);
+	cr_assert_eq(space_error(bad, &where), -ENOSPC);
+	cr_assert_eq(where, seen.gpa);
+	cr_assert_eq(stats().fault_errors, 1);
+	/* A handler registered after the failure hears of it at once. */
+	space_set_error_handler(bad, on_space_error, &late);
+	cr_assert_eq(atomic_load(&late.calls), 1);
+	/* The failed space: fenced off, never cloned, its table as before the failure. */
+	fill(bad, 10, 0x44); /* no fault any more: private memory */
+	cr_assert_eq(stats().fault_errors, 1);
+	cr_assert_eq(space_fork(bad, &x), -ENOSPC);
+	cr_assert_eq(space_read(bad, gpa, &b, 1), 0);
+	cr_assert_eq(b, 0x31);
+	/* The rest of the family goes on. */
+	fill(good, 9, 0x32);
+	cr_assert(page_is(page(good, 9), 0x32));
+	fill(parent, 9, 0x33);
+	cr_assert(page_is(page(parent, 9), 0x33));
+	cr_assert(page_is(page(good, 10), 0x31));
+	cr_assert_eq(space_error(good, NULL), 0);
+	cr_assert_eq(space_error(parent, NULL), 0);
+	space_destroy(bad);
+	space_destroy(good);
+	space_destroy(parent);
+	cr_assert_eq(stats().live_frames, 0);
+}
+
+/* ---- space_destroy() with pins held ---------------------------------- */
+
+Test(mm, pins_hold_a_destroyed_space_until_the_last_unpin, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin pin;
+
+	fill(s, 1, 0x11);
+	cr_assert_eq(space_pin(s, PAGE, 2 * PAGE, MM_PIN_WRITE, &pin), 0);
+	space_destroy(s); /* a device still has a request in flight */
+	cr_assert_eq(stats().spaces, 0);
+	cr_assert_eq(stats().live_frames, 2, "the pin holds its frames");
+	memset(pin.iov[0].iov_base, 0x12, 2 * PAGE); /* the device completes */
+	space_unpin(&pin);
+	cr_assert_null(pin.space);
+	cr_assert_eq(stats().live_frames, 0, "the last unpin frees the frames");
+	cr_assert_eq(stats().pinned_frames, 0);
+	cr_assert_eq(pool->nregions, 0, "and the regions");
 }
 
 Test(mm, bad_pins_and_copies_return_errors_and_change_nothing, .init = setup, .fini = teardown)
@@ -533,6 +745,17 @@ struct stress_space {
 static struct stress_space sp[S_SPACES];
 static unsigned int nsp;
 static _Atomic bool forks_done;
+/* Worker threads record their first failure here; the test asserts after the join. */
+static _Atomic int worker_err;
+static char worker_what[128];
+
+static void worker_failed(const char *what, int ret)
+{
+	int zero = 0;
+
+	if (atomic_compare_exchange_strong(&worker_err, &zero, ret ? ret : -EPROTO))
+		snprintf(worker_what, sizeof(worker_what), "%s", what);
+}
 static pthread_mutex_t sp_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void tag_page(uint64_t *words, uint64_t tag)
@@ -559,8 +782,13 @@ static void stress_step(unsigned int i, unsigned int *seed, uint64_t tag)
 	pthread_rwlock_wrlock(&x->quiesce); /* one writer per space at a time */
 	if (rand_r(seed) % 8 == 0) {
 		struct mm_pin pin;
+		int ret = space_pin(x->s, (uint64_t)p * PAGE, PAGE, MM_PIN_WRITE, &pin);
 
-		cr_assert_eq(space_pin(x->s, (uint64_t)p * PAGE, PAGE, MM_PIN_WRITE, &pin), 0);
+		if (ret < 0) {
+			worker_failed("space_pin", ret);
+			pthread_rwlock_unlock(&x->quiesce);
+			return;
+		}
 		tag_page(pin.iov[0].iov_base, tag);
 		space_unpin(&pin);
 	} else {
@@ -575,7 +803,8 @@ static void *stress_writer(void *arg)
 	unsigned int seed = (unsigned int)(uintptr_t)arg, id = seed;
 
 	/* Keep writing until every fork happened, however slow the machine. */
-	for (uint64_t r = 0; r < S_ROUNDS || !atomic_load(&forks_done); r++) {
+	for (uint64_t r = 0;
+	     (r < S_ROUNDS || !atomic_load(&forks_done)) && !atomic_load(&worker_err); r++) {
 		unsigned int n;
 
 		pthread_mutex_lock(&sp_lock);
@@ -593,19 +822,26 @@ static void *stress_forker(void *arg)
 	for (;;) {
 		unsigned int i, n;
 		struct space *c;
+		int ret;
 
 		usleep(2000);
 		pthread_mutex_lock(&sp_lock);
 		n = nsp;
 		pthread_mutex_unlock(&sp_lock);
-		if (n == S_SPACES) {
+		if (n == S_SPACES || atomic_load(&worker_err)) {
 			atomic_store(&forks_done, true);
 			break;
 		}
 		i = rand_r(&seed) % n;
 		/* Pause the parent's "vCPUs", as the VMM does for a clone. */
 		pthread_rwlock_wrlock(&sp[i].quiesce);
-		cr_assert_eq(space_fork(sp[i].s, &c), 0);
+		ret = space_fork(sp[i].s, &c);
+		if (ret < 0) {
+			pthread_rwlock_unlock(&sp[i].quiesce);
+			worker_failed("space_fork", ret);
+			atomic_store(&forks_done, true);
+			break;
+		}
 		sp[n].s = c;
 		memcpy(sp[n].model, sp[i].model, sizeof(sp[n].model));
 		pthread_rwlock_init(&sp[n].quiesce, NULL);
@@ -623,6 +859,7 @@ static void stress(void)
 
 	nsp = 1;
 	atomic_store(&forks_done, false);
+	atomic_store(&worker_err, 0);
 	sp[0].s = new_space(S_PAGES);
 	memset(sp[0].model, 0, sizeof(sp[0].model));
 	pthread_rwlock_init(&sp[0].quiesce, NULL);
@@ -632,6 +869,8 @@ static void stress(void)
 	for (int i = 0; i < S_WRITERS; i++)
 		pthread_join(w[i], NULL);
 	pthread_join(f, NULL);
+	cr_assert_eq(atomic_load(&worker_err), 0, "a worker's %s failed: %s", worker_what,
+		     strerror(-atomic_load(&worker_err)));
 	for (unsigned int i = 0; i < nsp; i++)
 		for (unsigned int p = 0; p < S_PAGES; p++)
 			cr_assert(page_has_tag((uint64_t *)page(sp[i].s, p), sp[i].model[p]),
