@@ -18,6 +18,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mm/mm.h"
+#include "vmm/machine.h"
+
 #define VMM_OUT_MAX (256 * 1024)
 
 static inline const char *vmm_bin(void)
@@ -156,6 +159,52 @@ static inline void vmm_write_file(const char *path, const void *data, size_t len
 	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
 	cr_assert_eq(write(fd, data, len), (ssize_t)len);
 	close(fd);
+}
+
+/* The whole of @path, NUL-terminated, in @buf (at most @len - 1 bytes). */
+static inline void vmm_read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	size_t used = 0;
+	ssize_t r;
+
+	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
+	while (used + 1 < len && (r = read(fd, buf + used, len - used - 1)) != 0) {
+		if (r < 0 && errno == EINTR)
+			continue;
+		cr_assert_gt(r, 0, "%s: %s", path, strerror(errno));
+		used += (size_t)r;
+	}
+	buf[used] = '\0';
+	close(fd);
+}
+
+/*
+ * memcheck hold=P and atomics hold=1 stop every vCPU mid-run and print
+ * "...: holding ...: waiting for a non-zero word at 0xGPA" (docs/test-guest.md).
+ * Return: that GPA, from the guest's console file @console.
+ */
+static inline uint64_t vmm_hold_word(const char *console)
+{
+	static const char key[] = "waiting for a non-zero word at 0x";
+	static char text[64 * 1024];
+	unsigned long long gpa = 0;
+	const char *p;
+
+	vmm_read_file(console, text, sizeof(text));
+	p = strstr(text, key);
+	cr_assert_not_null(p, "no hold line in %s:\n%s", console, text);
+	cr_assert_eq(sscanf(p + strlen(key), "%llx", &gpa), 1, "%s", p);
+	return gpa;
+}
+
+/* Let a guest held at its hold word @gpa (vmm_hold_word()) go on. */
+static inline void vmm_release(struct machine *m, uint64_t gpa)
+{
+	const uint64_t go = 1;
+
+	cr_assert_eq(space_write(m->space, gpa, &go, sizeof(go)), 0, "release at 0x%llx",
+		     (unsigned long long)gpa);
 }
 
 #endif /* FORKVM_TESTS_INTEGRATION_VMM_HELPERS_H */
