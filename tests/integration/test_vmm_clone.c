@@ -5,6 +5,10 @@
  * unforked run (as does its parent, and a clone of the clone), one taken during
  * 2-vCPU atomics gets the exact total, parent and child memory are
  * independent, and a VM with a disk is refused without harm to it.
+ *
+ * "In the middle" is made sure of, not hoped for: the in-process guests run
+ * with hold=..., so they wait mid-run until the test writes their hold word
+ * (docs/test-guest.md), and the test clones at console lines.
  */
 #include "tests/integration/test_vmm_helpers.h"
 
@@ -81,47 +85,85 @@ static uint32_t unforked(const char *workload, const char *args, unsigned int nc
 	return r;
 }
 
+/* The guests hold (hold=...) until the test writes their hold word: release all. */
+static void release_all(struct machine *const *vm, unsigned int n, uint64_t gpa)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		vmm_release(vm[i], gpa);
+}
+
+/*
+ * A clone ran the rest of the run itself: its console (from the clone on)
+ * has @last and no start-up line.
+ */
+static void expect_ran_the_rest(const char *name, const char *last)
+{
+	static char text[64 * 1024];
+	char path[300];
+
+	vmm_path(path, sizeof(path), name);
+	vmm_read_file(path, text, sizeof(text));
+	cr_expect_not_null(strstr(text, last), "%s: no '%s':\n%s", name, last, text);
+	cr_expect_null(strstr(text, "guest: workload"), "%s: booted again:\n%s", name, text);
+}
+
 Test(vmm_clone, memcheck_clones_end_with_the_unforked_checksum, .timeout = 300)
 {
-	struct machine *parent, *c1, *c2;
-	uint32_t want, rp, r1, r2;
+	struct machine *vm[3];
+	char console[300];
+	uint32_t want, r[3];
+	uint64_t gpa;
+	unsigned int i;
 
 	want = unforked("memcheck", "passes=4", 2);
-	parent = start("memcheck", "passes=4", 2, NULL);
+	/*
+	 * hold=3: the parent waits after pass 3 until the test lets it go on,
+	 * so it cannot end before the clones are made, however fast it runs.
+	 */
+	vm[0] = start("memcheck", "passes=4 hold=3", 2, NULL);
 	/* Line 1 is the start-up line, line 2 "pass 1/4 ok": mid-run, memory written. */
-	cr_assert_eq(machine_wait_console(parent, 2, WAIT_MS), 0, "no 'pass 1/4' line");
-	c1 = clone_of(parent, "clone1.txt");
+	cr_assert_eq(machine_wait_console(vm[0], 2, WAIT_MS), 0, "no 'pass 1/4' line");
+	vm[1] = clone_of(vm[0], "clone1.txt");
 	/* A clone of the clone: same family, same pool. */
-	c2 = clone_of(c1, "clone2.txt");
-	/* Mid-run: the parent had not printed its checksum (line 6) yet. */
-	cr_expect_eq(machine_wait_console(parent, 6, 0), -ETIMEDOUT,
-		     "memcheck ended before the clones: not a mid-run clone");
-	rp = result_of(parent, "parent");
-	r1 = result_of(c1, "clone 1");
-	r2 = result_of(c2, "clone 2");
-	cr_expect_eq(rp, want, "parent 0x%08x, unforked 0x%08x", rp, want);
-	cr_expect_eq(r1, want, "clone 0x%08x, unforked 0x%08x", r1, want);
-	cr_expect_eq(r2, want, "clone of the clone 0x%08x, unforked 0x%08x", r2, want);
-	machine_destroy(c2);
-	machine_destroy(c1);
-	machine_destroy(parent);
+	vm[2] = clone_of(vm[1], "clone2.txt");
+	/* Line 5: the parent holds after pass 3 (the clones at the same point). */
+	cr_assert_eq(machine_wait_console(vm[0], 5, WAIT_MS), 0, "no hold line");
+	vmm_path(console, sizeof(console), "console.txt");
+	gpa = vmm_hold_word(console);
+	release_all(vm, 3, gpa);
+	for (i = 0; i < 3; i++) {
+		r[i] = result_of(vm[i], i ? "clone" : "parent");
+		cr_expect_eq(r[i], want, "VM %u: checksum 0x%08x, unforked 0x%08x", i, r[i], want);
+	}
+	expect_ran_the_rest("clone1.txt", "memcheck: pass 4/4 ok");
+	expect_ran_the_rest("clone2.txt", "memcheck: pass 4/4 ok");
+	for (i = 3; i-- > 0;)
+		machine_destroy(vm[i]);
 }
 
 Test(vmm_clone, atomics_on_two_vcpus_is_exact_in_every_clone, .timeout = 300)
 {
 	struct machine *vm[3];
+	char console[300];
 	unsigned int i;
 
-	vm[0] = start("atomics", "iters=20000000", 2, NULL);
+	/* hold=1: every vCPU waits half-way through its loop until released. */
+	vm[0] = start("atomics", "iters=4000000 hold=1", 2, NULL);
+	/* Line 1 is the start-up line: the loops are starting, and cannot end. */
 	cr_assert_eq(machine_wait_console(vm[0], 1, WAIT_MS), 0, "no start-up line");
 	vm[1] = clone_of(vm[0], "clone1.txt");
 	vm[2] = clone_of(vm[0], "clone2.txt");
-	/* Mid-run: the parent had not printed its total (line 2) yet. */
-	cr_expect_eq(machine_wait_console(vm[0], 2, 0), -ETIMEDOUT,
-		     "atomics ended before the clones: not a mid-run clone");
+	/* Line 2: vCPU 0 holds half-way. */
+	cr_assert_eq(machine_wait_console(vm[0], 2, WAIT_MS), 0, "no hold line");
+	vmm_path(console, sizeof(console), "console.txt");
+	release_all(vm, 3, vmm_hold_word(console));
 	for (i = 0; i < 3; i++)
-		cr_expect_eq(result_of(vm[i], i ? "clone" : "parent"), 40000000u,
+		cr_expect_eq(result_of(vm[i], i ? "clone" : "parent"), 8000000u,
 			     "VM %u: atomics total wrong", i);
+	expect_ran_the_rest("clone1.txt", "expected 8000000 -> ok");
+	expect_ran_the_rest("clone2.txt", "expected 8000000 -> ok");
 	for (i = 3; i-- > 0;)
 		machine_destroy(vm[i]);
 }
@@ -134,26 +176,30 @@ Test(vmm_clone, atomics_on_two_vcpus_is_exact_in_every_clone, .timeout = 300)
 Test(vmm_clone, parent_and_child_memory_are_independent, .timeout = 300)
 {
 	const uint64_t marker_p = 0x706172656e74ULL, marker_c = 0x6368696c64ULL;
-	struct machine *parent, *child;
+	struct machine *vm[2];
+	char console[300];
 	uint64_t gpa, before, got;
 
-	parent = start("memcheck", "passes=2", 1, NULL);
-	cr_assert_eq(machine_wait_console(parent, 2, WAIT_MS), 0, "no 'pass 1/2' line");
-	child = clone_of(parent, "child.txt");
-	result_of(parent, "parent");
-	result_of(child, "child");
-	gpa = parent->image.end; /* the free range: written by memcheck in both */
-	cr_assert_eq(space_read(child->space, gpa, &before, sizeof(before)), 0);
-	cr_assert_eq(space_write(parent->space, gpa, &marker_p, sizeof(marker_p)), 0);
-	cr_assert_eq(space_read(child->space, gpa, &got, sizeof(got)), 0);
+	/* Held after pass 1 (line 3) until both are released: cloned mid-run. */
+	vm[0] = start("memcheck", "passes=2 hold=1", 1, NULL);
+	cr_assert_eq(machine_wait_console(vm[0], 3, WAIT_MS), 0, "no hold line");
+	vm[1] = clone_of(vm[0], "child.txt");
+	vmm_path(console, sizeof(console), "console.txt");
+	release_all(vm, 2, vmm_hold_word(console));
+	result_of(vm[0], "parent");
+	result_of(vm[1], "child");
+	gpa = vm[0]->image.end; /* the free range: written by memcheck in both */
+	cr_assert_eq(space_read(vm[1]->space, gpa, &before, sizeof(before)), 0);
+	cr_assert_eq(space_write(vm[0]->space, gpa, &marker_p, sizeof(marker_p)), 0);
+	cr_assert_eq(space_read(vm[1]->space, gpa, &got, sizeof(got)), 0);
 	cr_expect_eq(got, before, "the parent's write shows in the child");
-	cr_assert_eq(space_write(child->space, gpa + 8, &marker_c, sizeof(marker_c)), 0);
-	cr_assert_eq(space_read(parent->space, gpa + 8, &got, sizeof(got)), 0);
+	cr_assert_eq(space_write(vm[1]->space, gpa + 8, &marker_c, sizeof(marker_c)), 0);
+	cr_assert_eq(space_read(vm[0]->space, gpa + 8, &got, sizeof(got)), 0);
 	cr_expect_neq(got, marker_c, "the child's write shows in the parent");
-	cr_assert_eq(space_read(parent->space, gpa, &got, sizeof(got)), 0);
+	cr_assert_eq(space_read(vm[0]->space, gpa, &got, sizeof(got)), 0);
 	cr_expect_eq(got, marker_p);
-	machine_destroy(child);
-	machine_destroy(parent);
+	machine_destroy(vm[1]);
+	machine_destroy(vm[0]);
 }
 
 Test(vmm_clone, a_vm_with_a_disk_is_refused_and_keeps_running, .timeout = 300)
