@@ -18,6 +18,7 @@
 static const char usage[] =
     "usage: forkvm run --guest test --workload NAME [options]\n"
     "       forkvm mkdisk [--seed S] [--check] FILE [SIZE]\n"
+    "       forkvm ctl SOCKET VERB [ARGS] [--json]   (control API client: ctl --help)\n"
     "       forkvm --help\n"
     "\n"
     "run: boot the test guest and run one workload; exits with the guest's code.\n"

@@ -4,7 +4,9 @@
  * result into the process exit status (the only place that exits).
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "vmm/api/ctl.h"
 #include "vmm/cli.h"
 #include "vmm/family.h"
 #include "vmm/mkdisk.h"
@@ -38,6 +40,9 @@ int main(int argc, char **argv)
 	static struct cli cli;
 	char err[512];
 
+	/* `forkvm ctl`: a client of a running forkvm, with its own arguments. */
+	if (argc > 1 && !strcmp(argv[1], "ctl"))
+		return ctl_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "forkvm: %s\n", err);
 		return EXIT_USAGE;
