@@ -191,6 +191,8 @@ static void wake(uintptr_t addr)
 	ioctl(svc.uffd, UFFDIO_WAKE, &r);
 }
 
+struct fault_test_hooks fault_test_hooks;
+
 /* The guest address at byte @off of @s's window. */
 static uint64_t window_gpa(const struct space *s, uint64_t off)
 {
@@ -260,6 +262,8 @@ static void handle_fault(const struct uffd_msg *msg)
 	struct space *s;
 	uint64_t off;
 
+	if (fault_test_hooks.before_lookup)
+		fault_test_hooks.before_lookup(addr);
 	mm_lock(&svc.lock);
 	s = space_at(addr);
 	if (!s) {
@@ -397,8 +401,11 @@ static int service_get(void)
 static void service_put(void)
 {
 	pthread_mutex_lock(&svc.life);
-	if (--svc.users == 0)
+	if (--svc.users == 0) {
+		if (fault_test_hooks.last_user_gone)
+			fault_test_hooks.last_user_gone();
 		service_stop();
+	}
 	pthread_mutex_unlock(&svc.life);
 }
 

@@ -245,6 +245,17 @@ bool page_must_copy_to_share(const struct space *s, uint64_t p);
 /* Test hook (pool->inject_copy_failures): should this copy fail? */
 bool copy_should_fail(struct pool *pool);
 
+/*
+ * fault.c: test hooks, NULL outside tests.  before_lookup: the handler
+ * thread got a fault at @addr, no lock held yet.  last_user_gone:
+ * service_put() of the last user, just before it stops the handler thread.
+ */
+struct fault_test_hooks {
+	void (*before_lookup)(uintptr_t addr);
+	void (*last_user_gone)(void);
+};
+extern struct fault_test_hooks fault_test_hooks;
+
 /* fault.c: the userfaultfd service. */
 int fault_service_add(struct space *s);
 void fault_service_remove(struct space *s);

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -636,6 +638,113 @@ Test(mm, an_unresolvable_fault_is_reported_and_stops_only_its_space, .init = set
 	cr_assert_eq(stats().live_frames, 0);
 }
 
+/* ---- teardown while the fault thread still has a fault to handle ----- */
+
+static sem_t hook_in, hook_go, hook_stopping;
+static _Atomic int hook_calls;
+
+static void wait_sem(sem_t *sem)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 10;
+	sem_timedwait(sem, &t); /* a timeout lets the test fail, not hang here */
+}
+
+/*
+ * Handler thread.  Fault 1 (page A) is held until two writers of page B are
+ * queued, so that one read() returns both of theirs.  Fault 2 resolves B and
+ * wakes both writers; fault 3 is the duplicate, still to be handled, and is
+ * held until the last space is being destroyed.
+ */
+static void hold_fault(uintptr_t addr)
+{
+	int n = atomic_fetch_add(&hook_calls, 1);
+
+	if (n == 0) {
+		sem_post(&hook_in);
+		wait_sem(&hook_go);
+	} else if (n == 2) {
+		wait_sem(&hook_stopping);
+	}
+}
+
+static void last_user_gone(void)
+{
+	sem_post(&hook_stopping);
+}
+
+struct writer {
+	pthread_t thread;
+	_Atomic pid_t tid;
+	uint8_t *va;
+};
+
+static void *writer_thread(void *arg)
+{
+	struct writer *w = arg;
+
+	atomic_store(&w->tid, gettid());
+	*(volatile uint8_t *)w->va = 0x5a;
+	return NULL;
+}
+
+/* Is the writer asleep (here: blocked in its userfault)? */
+static bool writer_sleeps(struct writer *w)
+{
+	char path[64], buf[256], *p;
+	bool sleeps = false;
+	FILE *f;
+
+	if (!atomic_load(&w->tid))
+		return false;
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", atomic_load(&w->tid));
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		sleeps = p[2] == 'S' || p[2] == 'D';
+	fclose(f);
+	return sleeps;
+}
+
+Test(mm, last_destroy_does_not_deadlock_with_a_fault_still_to_handle, .init = setup,
+     .fini = teardown, .timeout = 60)
+{
+	struct space *parent = new_space(NPAGES), *child;
+	struct writer w[3] = { { .va = NULL } };
+
+	sem_init(&hook_in, 0, 0);
+	sem_init(&hook_go, 0, 0);
+	sem_init(&hook_stopping, 0, 0);
+	atomic_store(&hook_calls, 0);
+	fill(parent, 0, 1);
+	fill(parent, 1, 1);
+	child = fork_of(parent);
+	fault_test_hooks.before_lookup = hold_fault;
+	fault_test_hooks.last_user_gone = last_user_gone;
+	w[0].va = page(child, 0);
+	w[1].va = w[2].va = page(child, 1);
+	pthread_create(&w[0].thread, NULL, writer_thread, &w[0]);
+	wait_sem(&hook_in);
+	pthread_create(&w[1].thread, NULL, writer_thread, &w[1]);
+	pthread_create(&w[2].thread, NULL, writer_thread, &w[2]);
+	for (int i = 0; i < 10000 && !(writer_sleeps(&w[1]) && writer_sleeps(&w[2])); i++)
+		usleep(1000);
+	sem_post(&hook_go);
+	for (int i = 0; i < 3; i++)
+		pthread_join(w[i].thread, NULL);
+	cr_assert_eq(page(child, 1)[0], 0x5a);
+	/* The handler holds the duplicate fault until the last destroy begins. */
+	space_destroy(child);
+	space_destroy(parent); /* before the fix: joined the handler with svc.lock held */
+	cr_assert_eq(atomic_load(&hook_calls), 3,
+		     "the duplicate fault was handled after the wake (%d)",
+		     atomic_load(&hook_calls));
+	fault_test_hooks = (struct fault_test_hooks){ 0 };
+}
+
 /* ---- space_destroy() with pins held ---------------------------------- */
 
 Test(mm, pins_hold_a_destroyed_space_until_the_last_unpin, .init = setup, .fini = teardown)
@@ -727,6 +836,53 @@ Test(mm, policies_parse_by_name, .init = NULL, .fini = NULL)
 	cr_assert_eq(p, MM_POLICY_NOPIN);
 	cr_assert_str_eq(mm_policy_name(MM_POLICY_MAPCOUNT), "mapcount");
 	cr_assert_eq(mm_policy_parse("bogus", &p), -EINVAL);
+}
+
+/* ---- counting: underflow and lock contexts ---------------------------- */
+
+#if MM_DEBUG_CHECKS
+Test(mm, putting_a_frame_whose_count_is_0_aborts_in_debug_builds, .init = setup, .signal = SIGABRT)
+{
+	pool_frame_put(pool, 12345); /* a frame nobody holds */
+}
+
+Test(mm, a_function_that_needs_the_pool_lock_aborts_without_it_in_debug_builds, .init = setup,
+     .signal = SIGABRT)
+{
+	struct space *s = new_space(NPAGES);
+
+	space_make_present(s, 0);
+}
+#else
+Test(mm, putting_a_frame_whose_count_is_0_is_counted_in_release_builds, .init = setup,
+     .fini = teardown)
+{
+	pool_frame_put(pool, 12345); /* a frame nobody holds */
+	cr_assert_eq(stats().underflows, 1);
+	cr_assert_eq(pool_frame_count(pool, 12345), 0);
+}
+#endif
+
+Test(mm, pin_and_unpin_keep_counts_exact, .init = setup, .fini = teardown)
+{
+	struct space *s = new_space(NPAGES);
+	struct mm_pin a, b;
+	uint64_t f;
+
+	fill(s, 4, 1);
+	f = space_frame_of(s, 4 * PAGE);
+	cr_assert_eq(space_pin(s, 4 * PAGE, PAGE, MM_PIN_WRITE, &a), 0);
+	cr_assert_eq(space_pin(s, 4 * PAGE, PAGE, 0, &b), 0);
+	cr_assert_eq(pool_frame_count(pool, f), 1 + 2 * MM_PIN_BIAS);
+	cr_assert_eq(stats().pinned_frames, 1);
+	space_unpin(&a);
+	cr_assert_eq(pool_frame_count(pool, f), 1 + MM_PIN_BIAS);
+	cr_assert_eq(stats().pinned_frames, 1);
+	space_unpin(&b);
+	cr_assert_eq(pool_frame_count(pool, f), 1);
+	cr_assert_eq(stats().pinned_frames, 0);
+	cr_assert_eq(stats().underflows, 0);
+	space_destroy(s);
 }
 
 /* ---- 8. stress: writers, forks and pins against a model --------------- */
