@@ -777,6 +777,8 @@ struct bad_request {
 	"POST " path " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " \
 	"%zu\r\n\r\n" body
 
+#define NUL_REQ "GET /vms\0/0 HTTP/1.1\r\nHost: x\r\n\r\n"
+
 static const struct bad_request corpus[] = {
 	{ "truncated JSON", POSTB("/vms/0/clone", "{\"count\":"), 0, 400, "bad_json" },
 	{ "trailing garbage", POSTB("/vms/0/clone", "{\"count\":1} x"), 0, 400, "bad_json" },
@@ -809,7 +811,7 @@ static const struct bad_request corpus[] = {
 	  "\r\n",
 	  0, 0, NULL },
 	/* libmicrohttpd ends the path at the NUL: GET /vms, answered. */
-	{ "a NUL in the path", "GET /vms\0/0 HTTP/1.1\r\nHost: x\r\n\r\n", 36, 200, NULL },
+	{ "a NUL in the path", NUL_REQ, sizeof(NUL_REQ) - 1, 200, NULL },
 	{ "not HTTP", "hello\r\n\r\n", 0, 0, NULL },
 	{ "HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, 0, NULL },
 	{ "no Host in HTTP/1.1", "GET /vms HTTP/1.1\r\n\r\n", 0, 400, "bad_request" },
@@ -1276,4 +1278,357 @@ Test(api, a_slow_client_does_not_block_the_others_and_is_closed_at_the_timeout)
 	cr_expect_geq(now_ms() - t0, 1000, "closed before its idle timeout");
 	close(fd);
 	cr_expect_eq(fake.n, 2);
+}
+
+/* ---- limits ------------------------------------------------------------------------------- */
+
+static void wait_open(unsigned int n)
+{
+	struct api_server_stats st;
+	uint64_t t0 = now_ms();
+
+	do {
+		api_server_get_stats(srv, &st);
+		if (st.open == n)
+			return;
+		usleep(1000);
+	} while (now_ms() - t0 < 5000);
+	cr_assert_fail("%u connections open, not %u", st.open, n);
+}
+
+Test(api_limits, past_the_soft_limit_requests_get_503_past_the_hard_one_they_wait)
+{
+	char buf[4096], code[64];
+	const char req[] = "GET /vms HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	struct api_server_stats st;
+	struct pollfd p;
+	int idle[8], fd, i;
+
+	start_with(4, 10);
+	/* 4 idle connections fill the soft limit. */
+	for (i = 0; i < 4; i++)
+		idle[i] = connect_sock();
+	wait_open(4);
+	/* The 5th gets a JSON 503 and is closed. */
+	cr_assert_gt(raw(req, sizeof(req) - 1, buf, sizeof(buf)), 0);
+	cr_expect_eq(status_of(buf), 503, "%s", buf);
+	cr_expect_str_eq(error_code_of(buf, code, sizeof(code)), "too_many_connections");
+	/*
+	 * At the hard limit (8) libmicrohttpd stops accepting: the 9th waits in
+	 * the socket's backlog, unanswered, until a connection closes.
+	 */
+	for (i = 4; i < 8; i++)
+		idle[i] = connect_sock();
+	wait_open(8);
+	fd = connect_sock();
+	send_all(fd, req, sizeof(req) - 1);
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	cr_expect_eq(poll(&p, 1, 300), 0, "answered past the hard limit");
+	api_server_get_stats(srv, &st);
+	cr_expect_eq(st.open, 8);
+	cr_expect_eq(st.rejected, 1);
+	/* Close the idle ones: the waiting one is served. */
+	for (i = 0; i < 8; i++)
+		close(idle[i]);
+	buf[0] = '\0';
+	cr_expect_gt(read_until_eof(fd, buf, sizeof(buf), 5000), 0);
+	cr_expect_eq(status_of(buf), 200, "%s", buf);
+	close(fd);
+	json_decref(ok("GET", "/vms", NULL, 200));
+}
+
+/* ---- the socket's life --------------------------------------------------------------------- */
+
+Test(api_socket, the_socket_has_mode_0600_and_goes_at_stop)
+{
+	struct stat st;
+
+	start_with(0, 0);
+	cr_assert_eq(lstat(sock, &st), 0);
+	cr_expect(S_ISSOCK(st.st_mode));
+	cr_expect_eq(st.st_mode & 07777, 0600, "mode %o", st.st_mode & 07777);
+	cr_expect_str_eq(api_server_path(srv), sock);
+	json_decref(ok("GET", "/version", NULL, 200));
+	api_server_stop(srv);
+	srv = NULL;
+	cr_expect_neq(lstat(sock, &st), 0, "the socket is still there");
+	cr_expect_eq(errno, ENOENT);
+}
+
+Test(api_socket, the_mode_is_0600_whatever_the_umask)
+{
+	struct stat st;
+	mode_t old = umask(0);
+
+	start_with(0, 0);
+	umask(old);
+	cr_assert_eq(lstat(sock, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600, "mode %o with umask 0", st.st_mode & 07777);
+}
+
+Test(api_socket, a_path_that_is_not_a_socket_is_refused_and_left_intact)
+{
+	struct api_server_config cfg = { .path = sock, .ops = &fake_ops, .ctx = &fake };
+	char err[256], data[32] = "";
+	struct api_server *s = NULL;
+	int fd;
+
+	fd = open(sock, O_CREAT | O_WRONLY | O_EXCL, 0644);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "keep me\n", 8), 8);
+	close(fd);
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -EEXIST);
+	cr_expect(strstr(err, "not a socket") != NULL, "%s", err);
+	fd = open(sock, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	cr_expect_eq(read(fd, data, sizeof(data) - 1), 8);
+	close(fd);
+	cr_expect_str_eq(data, "keep me\n");
+	unlink(sock);
+	/* A directory, and a symlink to a socket, too. */
+	cr_assert_eq(mkdir(sock, 0700), 0);
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -EEXIST);
+	cr_expect_eq(rmdir(sock), 0, "the directory is gone");
+	cr_assert_eq(symlink("/nonexistent", sock), 0);
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -EEXIST);
+	cr_expect_eq(unlink(sock), 0, "the symlink is gone");
+}
+
+Test(api_socket, a_live_socket_is_refused_and_a_stale_one_replaced)
+{
+	struct api_server_config cfg = { .path = sock, .ops = &fake_ops, .ctx = &fake };
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct api_server *second = NULL;
+	char err[256];
+	int fd;
+
+	start_with(0, 0);
+	cr_expect_eq(api_server_start(&cfg, &second, err, sizeof(err)), -EADDRINUSE);
+	cr_expect(strstr(err, "listening") != NULL, "%s", err);
+	/* The first one still serves. */
+	json_decref(ok("GET", "/version", NULL, 200));
+	api_server_stop(srv);
+	srv = NULL;
+	/* A stale socket: bound, never listened on (a crashed server's). */
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	strcpy(sa.sun_path, sock);
+	cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+	start_with(0, 0);
+	json_decref(ok("GET", "/version", NULL, 200));
+}
+
+Test(api_socket, stop_leaves_a_file_that_replaced_the_socket)
+{
+	char data[8] = "";
+	int fd;
+
+	start_with(0, 0);
+	/* Someone removed our socket and put a file there: not ours to remove. */
+	cr_assert_eq(unlink(sock), 0);
+	fd = open(sock, O_CREAT | O_WRONLY, 0600);
+	cr_assert_eq(write(fd, "x", 1), 1);
+	close(fd);
+	api_server_stop(srv);
+	srv = NULL;
+	fd = open(sock, O_RDONLY);
+	cr_assert_geq(fd, 0, "the file was removed");
+	cr_expect_eq(read(fd, data, 1), 1);
+	close(fd);
+	unlink(sock);
+}
+
+Test(api_socket, bad_configurations_are_refused)
+{
+	struct api_server_config cfg = { .path = sock, .ops = NULL };
+	struct api_server *s = NULL;
+	char err[256], longpath[200];
+
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -EINVAL);
+	cfg.ops = &fake_ops;
+	cfg.path = "";
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -EINVAL);
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	cfg.path = longpath;
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -ENAMETOOLONG);
+	cfg.path = "/nonexistent-dir/api.sock";
+	cr_expect_eq(api_server_start(&cfg, &s, err, sizeof(err)), -ENOENT, "%s", err);
+	cr_expect_null(s);
+}
+
+/* ---- forkvm ctl -------------------------------------------------------------------------------- */
+
+static char forkvm_bin[PATH_MAX];
+
+/* build/tests/unit/test_api -> build/forkvm */
+static void find_forkvm(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	cr_assert_gt(n, 0);
+	self[n] = '\0';
+	snprintf(forkvm_bin, sizeof(forkvm_bin), "%s/../../forkvm", dirname(self));
+	if (access(forkvm_bin, X_OK))
+		cr_skip_test("no %s (make all builds it)", forkvm_bin);
+}
+
+/* `forkvm ctl SOCK @args`: its exit status; @out gets stdout+stderr. */
+static int ctl(const char *args, char *out, size_t cap)
+{
+	char cmd[PATH_MAX + 1024];
+	size_t n;
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "'%s' ctl '%s' %s 2>&1", forkvm_bin, sock, args);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	cr_assert(WIFEXITED(st), "%s", cmd);
+	return WEXITSTATUS(st);
+}
+
+Test(api, ctl_prints_for_humans_and_json_and_fails_on_errors)
+{
+	char out[8192];
+	json_t *j;
+
+	find_forkvm();
+	cr_expect_eq(ctl("list", out, sizeof(out)), 0, "%s", out);
+	cr_expect(strstr(out, "ID    STATE") && strstr(out, "\n1     running  0"), "%s", out);
+	cr_expect_eq(ctl("clone 0 2", out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "new VMs: 2 3\n");
+	cr_expect_eq(ctl("pause 3", out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "VM 3: paused\n");
+	cr_expect_eq(ctl("show 1", out, sizeof(out)), 0, "%s", out);
+	cr_expect(strstr(out, "private_frames   101") && strstr(out, "vmas             -"), "%s",
+		  out);
+	cr_expect_eq(ctl("console 0 2", out, sizeof(out)), 0, "%s", out);
+	cr_expect_str_eq(out, "line 49\nline 50\n");
+	cr_expect_eq(ctl("family --json", out, sizeof(out)), 0, "%s", out);
+	j = json_loads(out, 0, NULL);
+	cr_expect_eq(json_integer_value(json_object_get(j, "vms")), 4, "%s", out);
+	json_decref(j);
+	/* An error answer: the message and status on stderr, exit 1. */
+	cr_expect_eq(ctl("pause 3", out, sizeof(out)), 1, "%s", out);
+	cr_expect(strstr(out, "the VM is paused already (HTTP 409, conflict)"), "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/s live", out, sizeof(out)), 1, "%s", out);
+	cr_expect(strstr(out, "HTTP 501"), "%s", out);
+	cr_expect_eq(ctl("show 9 --json", out, sizeof(out)), 1, "%s", out);
+	cr_expect(strstr(out, "\"no_such_vm\""), "%s", out);
+	/* Usage errors: exit 2, nothing sent. */
+	cr_expect_eq(ctl("show x", out, sizeof(out)), 2, "%s", out);
+	cr_expect_eq(ctl("frobnicate 1", out, sizeof(out)), 2, "%s", out);
+	cr_expect_eq(ctl("clone 0 two", out, sizeof(out)), 2, "%s", out);
+	cr_expect_eq(fake.n, 4);
+}
+
+Test(api, ctl_without_a_server_exits_1_and_says_why)
+{
+	char out[1024];
+
+	find_forkvm();
+	api_server_stop(srv);
+	srv = NULL;
+	cr_expect_eq(ctl("list", out, sizeof(out)), 1, "%s", out);
+	cr_expect(strstr(out, "No such file or directory"), "%s", out);
+}
+
+Test(api, forkvm_help_mentions_ctl)
+{
+	char cmd[PATH_MAX + 32], out[8192];
+	size_t n;
+	FILE *p;
+
+	find_forkvm();
+	snprintf(cmd, sizeof(cmd), "'%s' --help", forkvm_bin);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	cr_expect_eq(pclose(p), 0);
+	cr_expect(strstr(out, "forkvm ctl SOCKET VERB"), "%s", out);
+}
+
+/* ---- docs/api.md: every example, run --------------------------------------------------------- */
+
+/* docs/api.md from the current directory (make test runs at the top), else next to OUT. */
+static FILE *open_doc(void)
+{
+	char self[PATH_MAX], path[PATH_MAX + 32];
+	ssize_t n;
+	FILE *f = fopen("docs/api.md", "r");
+
+	if (f)
+		return f;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	snprintf(path, sizeof(path), "%s/../../../docs/api.md", dirname(self));
+	return fopen(path, "r");
+}
+
+/* Run one `$ curl ...` line with SOCK set; its output in @out. */
+static void run_example(const char *cmdline, char *out, size_t cap)
+{
+	char cmd[4096 + 256];
+	size_t n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "SOCK='%s'; %s", sock, cmdline);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	pclose(p);
+}
+
+Test(api, every_curl_example_in_docs_api_md_gives_the_answer_shown)
+{
+	char line[4096], cmd[4096], want[16384], got[16384];
+	bool in_sh = false, have_cmd = false;
+	unsigned int examples = 0;
+	FILE *f;
+
+	if (system("curl --version >/dev/null 2>&1"))
+		cr_skip_test("no curl (scripts/deps.sh installs it)");
+	f = open_doc();
+	cr_assert_not_null(f, "docs/api.md not found");
+	want[0] = '\0';
+	for (;;) {
+		bool eof = !fgets(line, sizeof(line), f);
+		bool ends = eof || !strncmp(line, "$ ", 2) || !strncmp(line, "```", 3);
+
+		/* The example before this line is complete: run it, compare. */
+		if (ends && have_cmd) {
+			run_example(cmd, got, sizeof(got));
+			cr_expect_str_eq(got, want, "docs/api.md: $ %s", cmd);
+			examples++;
+			have_cmd = false;
+		}
+		if (eof)
+			break;
+		if (!strncmp(line, "```", 3)) {
+			in_sh = !in_sh && !strncmp(line, "```sh", 5);
+			continue;
+		}
+		if (!in_sh)
+			continue;
+		if (!strncmp(line, "$ ", 2)) {
+			snprintf(cmd, sizeof(cmd), "%s", line + 2);
+			cmd[strcspn(cmd, "\n")] = '\0';
+			want[0] = '\0';
+			have_cmd = true;
+		} else if (have_cmd && strlen(want) + strlen(line) < sizeof(want)) {
+			strcat(want, line);
+		}
+	}
+	fclose(f);
+	cr_expect_geq(examples, 15, "only %u examples found in docs/api.md", examples);
 }
