@@ -167,22 +167,29 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 	uint64_t pages[MM_MAX_COW_BATCH];
 	unsigned int n = 0, block;
 	uint64_t first;
+	int ret;
 
 	mm_assert_held(&pool->lock);
 	if (s->frame[p] == MM_NO_FRAME) {
 		space_make_present(s, p);
 		if (!(s->pflags[p] & PG_WP))
 			return 0;
-		s->pflags[p] &= ~PG_WP;
-		return window_protect(s, p, 1, false);
+		/* The flag follows the window: cleared only once it is true. */
+		ret = window_protect(s, p, 1, false);
+		if (ret == 0)
+			s->pflags[p] &= ~PG_WP;
+		return ret;
 	}
 	/* Resolved already: a pin or another fault got here first. */
 	if (!(s->pflags[p] & PG_WP))
 		return 0;
 	if (page_can_reuse(s, p)) {
+		ret = window_protect(s, p, 1, false);
+		if (ret < 0)
+			return ret;
 		s->pflags[p] = (s->pflags[p] & ~PG_WP) | PG_EXCL;
 		atomic_fetch_add(&pool->ctr->reuses, 1);
-		return window_protect(s, p, 1, false);
+		return 0;
 	}
 	block = batch ? pool->cow_batch : 1;
 	/* Near vm.max_map_count: collapse the block, as khugepaged would. */
