@@ -208,6 +208,7 @@ Test(guest_dmastress, wrong_way_dma_loses_the_parents_reads_and_the_harness_sees
 	int n, i, root = -1, parents, children;
 	unsigned int kmin, at_forks;
 	struct result r[8];
+	char want[32];
 
 	cr_assert_eq(run(out, sizeof(out), argv), 1, "%s", out);
 	n = results(out, r, 8);
@@ -228,6 +229,9 @@ Test(guest_dmastress, wrong_way_dma_loses_the_parents_reads_and_the_harness_sees
 	cr_assert_eq(r[root].lost, at_forks, "%s", out);
 	cr_assert_eq(r[root].misplaced, 0, "%s", out);
 	cr_assert(strstr(out, "(never written)"), "%s", out);
+	/* The counts on the result port too: misplaced << 16 | lost. */
+	snprintf(want, sizeof(want), "result: 0x%08x\n", at_forks);
+	cr_assert(strstr(out, want), "no '%s' in:\n%s", want, out);
 }
 
 Test(guest_dmastress, a_device_writing_past_its_buffer_is_counted_misplaced_in_every_vm,
