@@ -514,7 +514,9 @@ static void mmio_write(uint64_t off, uint32_t v)
 		break;
 	case VIRTIO_MMIO_STATUS:
 		if (v == 0) {
+			/* A reset drops the requests in flight: they never complete. */
 			memset(&dev, 0, sizeof(dev));
+			inflight_count = 0;
 			break;
 		}
 		if ((v & VIRTIO_STATUS_FEATURES_OK) &&
