@@ -323,13 +323,14 @@ static int getopt_error(int argc, char **argv, int first, int c, char *err, size
 	 * permutes them later), and the first option-like argument is the
 	 * cluster.
 	 */
-	if (c == '?' && optopt > 0 && optopt < OPT_GUEST) {
+	if (c == '?' && optopt != 0 && optopt < OPT_GUEST) {
 		for (i = first; i < argc; i++) {
 			arg = argv[i];
 			if (arg[0] != '-' || !arg[1] || arg[1] == '-')
 				continue;
-			if (!arg[2])
-				return bad(err, errlen, "%s: unknown option (see --help)", arg);
+			/* A byte >= 0x80 comes negative (a char): half a UTF-8 letter. */
+			if (!arg[2] || optopt < 0 || !isprint(optopt))
+				return bad(err, errlen, "'%s': unknown option (see --help)", arg);
 			snprintf(err, errlen, "'%s': unknown option -%c (see --help)", arg, optopt);
 			return -EINVAL;
 		}

@@ -48,7 +48,7 @@ static const struct cli_case cases[] = {
 	/* 2 */
 	RUN(3, 128ULL << 20, "memcheck", "--guest", "test", "--workload", "memcheck", "--cpus",
 	    "3"),
-	/* 3 */ BAD("-q: unknown option", "run", "--guest", "test", "-q"),
+	/* 3 */ BAD("'-q': unknown option", "run", "--guest", "test", "-q"),
 	/* 4: non-options that getopt skips before the cluster */
 	BAD("'-abc': unknown option -a", "run", "stray", "other", "-abc", "--guest", "test"),
 	/* 5 */ BAD("'-zk': unknown option -z", "mkdisk", "--seed", "7", "-zk", "f.img"),
@@ -61,8 +61,10 @@ static const struct cli_case cases[] = {
 	/* 10: an option after the file name (getopt permutes) */
 	MKDISK("a.img", 0x10, "a.img", "--seed", "0x10"),
 	/* 11 */
-	BAD("-y: unknown option", "run", "--guest", "test", "--workload", "hello", "x", "-y"),
+	BAD("'-y': unknown option", "run", "--guest", "test", "--workload", "hello", "x", "-y"),
 	/* 12 */ MKDISK("b.img", 3, "--seed", "3", "b.img"),
+	/* 13: a UTF-8 letter: no half of it in the message */
+	BAD("'-\xc3\xa9x': unknown option (see --help)", "run", "--guest", "test", "-\xc3\xa9x"),
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -112,6 +114,7 @@ Test(cli, an_unknown_letter_in_a_cluster_names_the_letter_and_its_argument)
 	check_case(&cases[1], 0);
 	check_case(&cases[4], 0);
 	check_case(&cases[5], 0);
+	check_case(&cases[13], 0);
 }
 
 Test(cli, a_lone_unknown_short_option_is_named)
