@@ -209,6 +209,54 @@ Test(kvm_wp, guest_write_after_ref_page_copies_and_reader_view_is_intact, .init 
 	pool_frame_put(pool, ref);
 }
 
+/*
+ * Issue 9: a page written, write-pinned (a device read in flight), then
+ * referenced by a snapshot reader.  The guest's write must stay on the
+ * pinned frame, so that the device's completion is what the guest reads;
+ * the reader gets a copy.
+ */
+static void guest_write_to_a_pinned_referenced_page(void)
+{
+	struct mm_pin pin;
+	uint64_t ref, f;
+	uint8_t *hva;
+	int ret;
+
+	fill_pages(space);
+	ret = space_pin(space, page_gpa(0), MM_PAGE_SIZE, MM_PIN_WRITE, &pin);
+	cr_assert_eq(ret, 0, "space_pin: %s", strerror(-ret));
+	f = pin.frames[0];
+	ret = space_ref_page(space, page_gpa(0), &ref);
+	cr_assert_eq(ret, 0, "space_ref_page: %s", strerror(-ret));
+
+	guest_writes_pages(&vm, 1);
+
+	cr_assert_eq(space_frame_of(space, page_gpa(0)), f,
+		     "the guest's write moved the page off the device's frame");
+	/* The device completes its read into the page. */
+	memset((uint8_t *)pin.iov[0].iov_base + 512, 0xdd, 64);
+	hva = space_hva(space, page_gpa(0));
+	cr_assert_eq(qword_at(hva, OFF), VALUE, "the guest's write is lost");
+	cr_assert_eq(hva[512], 0xdd, "the device's write is not where the guest reads");
+	cr_assert_eq(hva[575], 0xdd);
+	cr_assert_neq(ref, f, "the reader shares the pinned frame");
+	assert_page(pool_frame_ptr(pool, ref), pattern(0), false, "reader's copy", 0);
+	space_unpin(&pin);
+	pool_frame_put(pool, ref);
+}
+
+Test(kvm_wp, guest_write_to_a_write_pinned_referenced_page_stays_on_the_device_frame, .init = init,
+     .fini = fini, .timeout = 120)
+{
+	guest_write_to_a_pinned_referenced_page();
+}
+
+Test(kvm_wp, guest_write_to_a_write_pinned_referenced_page_on_the_linux_6_1_uffd_path,
+     .init = init_compat, .fini = fini, .timeout = 120)
+{
+	guest_write_to_a_pinned_referenced_page();
+}
+
 Test(kvm_wp, guest_write_to_a_page_no_longer_shared_reuses_its_frame, .init = init, .fini = fini,
      .timeout = 120)
 {
