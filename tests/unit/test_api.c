@@ -242,7 +242,11 @@ static int fake_family(void *ctx, struct api_family_stats *st)
 					 .frames_used = 5000,
 					 .frames_total = 262144,
 					 .bytes_resident = 5000 * 4096ull,
-					 .vmas = API_STAT_NONE };
+					 .vmas = API_STAT_NONE,
+					 .cow_copies = 700,
+					 .cow_reuses = 60,
+					 .faults = 760,
+					 .pinned_frames = 3 };
 	for (i = 0; i < f->n; i++)
 		st->running += f->vm[i].state != API_VM_STOPPED;
 	return leave(f, 0);
@@ -683,6 +687,9 @@ Test(api, family_gives_the_vm_count_and_the_memory)
 	cr_expect_eq(json_integer_value(json_object_get(m, "frames_used")), 5000);
 	cr_expect_eq(json_integer_value(json_object_get(m, "bytes_resident")), 5000 * 4096);
 	cr_expect(json_is_null(json_object_get(m, "vmas")));
+	cr_expect_eq(json_integer_value(json_object_get(m, "cow_copies")), 700);
+	cr_expect_eq(json_integer_value(json_object_get(m, "pinned_frames")), 3);
+	cr_expect_eq(json_object_size(m), 8);
 	json_decref(j);
 }
 

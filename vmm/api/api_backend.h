@@ -80,6 +80,10 @@ struct api_family_stats {
 	uint64_t frames_total; /* frames the pool can hold */
 	uint64_t bytes_resident; /* bytes of the pool in host memory */
 	uint64_t vmas; /* host VMAs of the whole process */
+	uint64_t cow_copies; /* the pool's COW copies (faults, pins, forks of pinned frames) */
+	uint64_t cow_reuses; /* the pool's write faults that reused a frame */
+	uint64_t faults; /* the pool's write faults served */
+	uint64_t pinned_frames; /* frames pinned right now, all VMs */
 };
 
 struct api_backend_ops {

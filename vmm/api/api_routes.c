@@ -674,11 +674,14 @@ static void do_family(const struct api_backend_ops *ops, void *ctx, struct api_r
 		return;
 	}
 	reply_json(r, 200,
-		   json_pack("{s:I,s:I,s:{s:o,s:o,s:o,s:o}}", "vms", (json_int_t)st.vms, "running",
-			     (json_int_t)st.running, "memory", "frames_used",
-			     stat_value(st.frames_used), "frames_total",
+		   json_pack("{s:I,s:I,s:{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}}", "vms",
+			     (json_int_t)st.vms, "running", (json_int_t)st.running, "memory",
+			     "frames_used", stat_value(st.frames_used), "frames_total",
 			     stat_value(st.frames_total), "bytes_resident",
-			     stat_value(st.bytes_resident), "vmas", stat_value(st.vmas)));
+			     stat_value(st.bytes_resident), "vmas", stat_value(st.vmas),
+			     "cow_copies", stat_value(st.cow_copies), "cow_reuses",
+			     stat_value(st.cow_reuses), "faults", stat_value(st.faults),
+			     "pinned_frames", stat_value(st.pinned_frames)));
 }
 
 void api_route(const struct api_backend_ops *ops, void *ctx, const struct api_request *rq,

@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API over a real family (vmm/api/backend_machine.c): a held
+ * memcheck guest, every resource through the socket, clones made through
+ * the API released and run to the end, a VM killed through it.  Needs KVM:
+ * run through scripts/in-kvm.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/integration/test_vmm_helpers.h"
+#include "vmm/api/api_server.h"
+#include "vmm/api/backend_machine.h"
+#include "vmm/api/ctl.h"
+#include "vmm/family.h"
+
+#define MEM (32ULL << 20)
+#define WAIT_MS 60000
+
+static char sock[300];
+
+static json_t *call(const char *method, const char *path, const char *body, unsigned int want)
+{
+	char err[256], *resp;
+	unsigned int status;
+	size_t len;
+	json_t *j;
+
+	cr_assert_eq(
+	    api_client_call(sock, method, path, body, &status, &resp, &len, err, sizeof(err)), 0,
+	    "%s %s: %s", method, path, err);
+	j = json_loadb(resp, len, 0, NULL);
+	cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, resp);
+	cr_assert_eq(status, want, "%s %s: HTTP %u, not %u: %s", method, path, status, want, resp);
+	free(resp);
+	return j;
+}
+
+static const char *str(json_t *j, const char *key)
+{
+	return json_string_value(json_object_get(j, key)) ?: "";
+}
+
+static long long num(json_t *j, const char *key)
+{
+	return json_integer_value(json_object_get(j, key));
+}
+
+Test(api_machine, every_resource_on_a_held_family_and_its_clones, .timeout = 300)
+{
+	struct api_server_config sc = { .ops = &api_machine_ops };
+	struct api_machine_backend *b;
+	struct family_config fc;
+	struct api_server *srv;
+	struct family *f;
+	char console[300], err[512], cmd[1024], out[4096];
+	json_t *j, *vms, *st;
+	uint64_t gpa;
+	unsigned int i;
+	FILE *p;
+	size_t n;
+
+	vmm_kvm_or_skip();
+	memset(&fc, 0, sizeof(fc));
+	vmm_path(console, sizeof(console), "api-console.txt");
+	fc.cfg.mem_size = MEM;
+	fc.cfg.ncpus = 1;
+	fc.cfg.workload = "memcheck";
+	/* Held after pass 1 (console line 3) until the test writes the hold word. */
+	fc.cfg.args = "passes=2 hold=1";
+	fc.cfg.guest_elf = vmm_guest();
+	fc.cfg.console = console;
+	fc.cfg.console_prefix = "";
+	fc.cfg.quiet_results = true;
+	fc.quiet = true;
+	cr_assert_eq(family_create(&fc, &f, err, sizeof(err)), 0, "family_create: %s", err);
+	cr_assert_eq(family_start(f), 0);
+	cr_assert_eq(machine_wait_console(family_parent(f), 3, WAIT_MS), 0, "no hold line");
+	gpa = vmm_hold_word(console);
+
+	cr_assert_eq(api_machine_backend_create(f, console, &b), 0);
+	vmm_path(sock, sizeof(sock), "api.sock");
+	unlink(sock);
+	sc.path = sock;
+	sc.ctx = b;
+	cr_assert_eq(api_server_start(&sc, &srv, err, sizeof(err)), 0, "%s", err);
+
+	j = call("GET", "/vms", NULL, 200);
+	vms = json_object_get(j, "vms");
+	cr_expect_eq(json_array_size(vms), 1);
+	cr_expect_str_eq(str(json_array_get(vms, 0), "state"), "running");
+	json_decref(j);
+	j = call("GET", "/vms/0", NULL, 200);
+	st = json_object_get(j, "stats");
+	cr_expect_eq(num(st, "pages"), MEM / 4096);
+	cr_expect_gt(num(st, "private_frames"), 0, "memcheck wrote its pages");
+	cr_expect_eq(num(st, "inflight"), 0);
+	cr_expect(json_is_null(json_object_get(st, "cow_copies")), "per pool, not per VM");
+	json_decref(j);
+
+	/* Pause, a refused clone of the paused VM, resume. */
+	j = call("POST", "/vms/0/pause", NULL, 200);
+	cr_expect_str_eq(str(j, "state"), "paused");
+	json_decref(j);
+	json_decref(call("POST", "/vms/0/clone", NULL, 409));
+	json_decref(call("POST", "/vms/0/pause", NULL, 409));
+	j = call("POST", "/vms/0/resume", NULL, 200);
+	cr_expect_str_eq(str(j, "state"), "running");
+	json_decref(j);
+
+	/* Two live clones of the held guest. */
+	j = call("POST", "/vms/0/clone", "{\"count\":2}", 201);
+	cr_expect_eq(json_array_size(json_object_get(j, "ids")), 2);
+	cr_expect_eq(json_integer_value(json_array_get(json_object_get(j, "ids"), 0)), 1);
+	cr_expect_eq(json_integer_value(json_array_get(json_object_get(j, "ids"), 1)), 2);
+	json_decref(j);
+	j = call("GET", "/vms", NULL, 200);
+	vms = json_object_get(j, "vms");
+	cr_expect_eq(json_array_size(vms), 3);
+	for (i = 1; i < 3; i++) {
+		cr_expect_eq(num(json_array_get(vms, i), "parent"), 0);
+		cr_expect_str_eq(str(json_array_get(vms, i), "state"), "running");
+	}
+	json_decref(j);
+	j = call("GET", "/vms/1", NULL, 200);
+	cr_expect_gt(num(json_object_get(j, "stats"), "shared_frames"), 0, "a fresh clone shares");
+	json_decref(j);
+	j = call("GET", "/family", NULL, 200);
+	cr_expect_eq(num(j, "vms"), 3);
+	cr_expect_eq(num(j, "running"), 3);
+	cr_expect_gt(num(json_object_get(j, "memory"), "frames_used"), 0);
+	json_decref(j);
+
+	/* The parent's console: its last line is the hold line. */
+	j = call("GET", "/vms/0/console?lines=1", NULL, 200);
+	cr_expect(strstr(json_string_value(json_array_get(json_object_get(j, "lines"), 0)) ?: "",
+			 "holding"),
+		  "last console line");
+	json_decref(j);
+	json_decref(call("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/x\"}", 501));
+
+	/* forkvm ctl against the real family. */
+	snprintf(cmd, sizeof(cmd), "'%s' ctl '%s' list 2>&1", vmm_bin(), sock);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	cr_expect_eq(pclose(p), 0, "%s", out);
+	cr_expect(strstr(out, "\n2     running  0"), "%s", out);
+
+	/* Kill VM 2; release the others, which finish memcheck. */
+	j = call("POST", "/vms/2/kill", NULL, 200);
+	cr_expect_str_eq(str(j, "state"), "stopped");
+	cr_expect_eq(num(j, "exit_status"), 3);
+	json_decref(j);
+	json_decref(call("POST", "/vms/2/kill", NULL, 409));
+	for (i = 0; i < 2; i++)
+		vmm_release(family_member(f, i)->m, gpa);
+	cr_expect_eq(family_wait(f, WAIT_MS), 3, "the killed VM's status");
+	cr_expect_eq(family_member(f, 0)->status, 0);
+	cr_expect_eq(family_member(f, 1)->status, 0);
+	j = call("GET", "/vms/1", NULL, 200);
+	cr_expect_str_eq(str(j, "state"), "stopped");
+	cr_expect_eq(num(j, "exit_status"), 0);
+	json_decref(j);
+
+	api_server_stop(srv);
+	api_machine_backend_destroy(b);
+	family_destroy(f);
+	cr_expect_neq(access(sock, F_OK), 0, "the socket is gone");
+}

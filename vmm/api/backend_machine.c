@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The control API's backend over a family of machines.  Every op runs on
+ * the API server's thread (api_backend.h), so the pause flags below need no
+ * lock; the family's own worker (guest forks) runs concurrently and takes
+ * the family's lock inside family_clone() and family_member().
+ *
+ * Known limits, until machines have an explicit life (issue 12):
+ * - "paused" is what the API did: a VM paused here is paused until resumed
+ *   here.  Its clone is refused (-EBUSY): machine_clone() pauses and resumes
+ *   the parent itself, which would resume it under the API's feet.  A guest
+ *   fork queued just before an API pause has the same effect.
+ * - kill stops the vCPUs (cpus_stop(), as a timeout does: status 3); the
+ *   machine is destroyed with the family.
+ * - COW copies, reuses, faults and pins are counted per pool (the family),
+ *   not per VM: a VM's own figures are null, the family's are given.
+ */
+#include "vmm/api/backend_machine.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mm/mm.h"
+#include "vmm/cpus.h"
+#include "vmm/family.h"
+#include "vmm/machine.h"
+
+#define KILL_STATUS CPUS_STATUS_GUEST_CRASH
+
+struct api_machine_backend {
+	struct family *f;
+	char *console; /* NULL: stdout */
+	bool paused[FAMILY_MAX_VMS]; /* paused through the API */
+};
+
+int api_machine_backend_create(struct family *f, const char *console,
+			       struct api_machine_backend **out)
+{
+	struct api_machine_backend *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	b->f = f;
+	if (console) {
+		b->console = strdup(console);
+		if (!b->console) {
+			free(b);
+			return -ENOMEM;
+		}
+	}
+	*out = b;
+	return 0;
+}
+
+void api_machine_backend_destroy(struct api_machine_backend *b)
+{
+	if (!b)
+		return;
+	free(b->console);
+	free(b);
+}
+
+/* VM @id's member with a machine, or NULL (-ENOENT, or -ESRCH: never made). */
+static struct family_member *member(struct api_machine_backend *b, uint32_t id, int *ret)
+{
+	struct family_member *mb;
+
+	*ret = -ENOENT;
+	if (id >= family_size(b->f))
+		return NULL;
+	mb = family_member(b->f, id);
+	if (!mb)
+		return NULL;
+	*ret = -ESRCH;
+	return mb->m ? mb : NULL;
+}
+
+static void fill_info(struct api_machine_backend *b, struct family_member *mb, uint32_t id,
+		      struct api_vm_info *vi)
+{
+	*vi = (struct api_vm_info){
+		.id = id,
+		.parent = mb->from,
+		.has_parent = id != 0,
+		.guest_fork = mb->guest_fork,
+		.state = API_VM_RUNNING,
+	};
+	if (!mb->m) {
+		/* A clone that could not be made: it counts as a failed VM. */
+		vi->state = API_VM_STOPPED;
+		vi->exit_status = CPUS_STATUS_HOST_ERROR;
+	} else if (machine_stopped(mb->m)) {
+		vi->state = API_VM_STOPPED;
+		pthread_mutex_lock(&mb->m->cpus.lock);
+		vi->exit_status = mb->m->cpus.status;
+		pthread_mutex_unlock(&mb->m->cpus.lock);
+	} else if (id < FAMILY_MAX_VMS && b->paused[id]) {
+		vi->state = API_VM_PAUSED;
+	}
+}
+
+static int m_list(void *ctx, struct api_vm_info *out, size_t max, size_t *n)
+{
+	struct api_machine_backend *b = ctx;
+	unsigned int size = family_size(b->f), id;
+	struct family_member *mb;
+
+	*n = 0;
+	for (id = 0; id < size && *n < max; id++) {
+		mb = family_member(b->f, id);
+		if (mb)
+			fill_info(b, mb, id, &out[(*n)++]);
+	}
+	return 0;
+}
+
+static int m_get(void *ctx, uint32_t id, struct api_vm_info *info, struct api_vm_stats *st)
+{
+	struct api_machine_backend *b = ctx;
+	struct family_member *mb;
+	struct space_stats ss;
+	int ret;
+
+	if (id >= family_size(b->f) || !(mb = family_member(b->f, id)))
+		return -ENOENT;
+	fill_info(b, mb, id, info);
+	*st = (struct api_vm_stats){
+		.pages = API_STAT_NONE,
+		.private_frames = API_STAT_NONE,
+		.shared_frames = API_STAT_NONE,
+		.pinned_frames = API_STAT_NONE,
+		.cow_copies = API_STAT_NONE,
+		.cow_reuses = API_STAT_NONE,
+		.faults = API_STAT_NONE,
+		.inflight = API_STAT_NONE,
+		.vmas = API_STAT_NONE,
+	};
+	if (!member(b, id, &ret))
+		return 0;
+	space_get_stats(mb->m->space, &ss);
+	st->pages = ss.pages;
+	st->shared_frames = ss.shared;
+	st->private_frames = ss.present - ss.shared;
+	st->vmas = ss.vmas;
+	st->inflight = machine_inflight(mb->m);
+	return 0;
+}
+
+static int m_pause(void *ctx, uint32_t id)
+{
+	struct api_machine_backend *b = ctx;
+	struct family_member *mb;
+	int ret;
+
+	mb = member(b, id, &ret);
+	if (!mb)
+		return ret;
+	if (machine_stopped(mb->m))
+		return -ESRCH;
+	if (b->paused[id])
+		return -EALREADY;
+	ret = machine_pause(mb->m);
+	if (!ret)
+		b->paused[id] = true;
+	return ret;
+}
+
+static int m_resume(void *ctx, uint32_t id)
+{
+	struct api_machine_backend *b = ctx;
+	struct family_member *mb;
+	int ret;
+
+	mb = member(b, id, &ret);
+	if (!mb)
+		return ret;
+	if (!b->paused[id])
+		return machine_stopped(mb->m) ? -ESRCH : -EALREADY;
+	machine_resume(mb->m);
+	b->paused[id] = false;
+	return 0;
+}
+
+static int m_kill(void *ctx, uint32_t id)
+{
+	struct api_machine_backend *b = ctx;
+	struct family_member *mb;
+	int ret;
+
+	mb = member(b, id, &ret);
+	if (!mb)
+		return ret;
+	if (machine_stopped(mb->m))
+		return -ESRCH;
+	/* Release held devices and parked vCPUs first: they leave by running. */
+	if (b->paused[id]) {
+		machine_resume(mb->m);
+		b->paused[id] = false;
+	}
+	cpus_stop(&mb->m->cpus, KILL_STATUS, "killed through the control API");
+	return 0;
+}
+
+static int m_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, unsigned int *made,
+		   char *err, size_t errlen)
+{
+	struct api_machine_backend *b = ctx;
+	struct family_member *mb;
+	unsigned int i, child;
+	int ret;
+
+	*made = 0;
+	mb = member(b, id, &ret);
+	if (!mb)
+		return ret;
+	if (machine_stopped(mb->m))
+		return -ESRCH;
+	if (b->paused[id]) {
+		snprintf(err, errlen, "VM %u is paused through the API: resume it first", id);
+		return -EBUSY;
+	}
+	for (i = 0; i < count; i++) {
+		ret = family_clone(b->f, id, &child, err, errlen);
+		if (ret == -ENOSPC && !*err)
+			snprintf(err, errlen, "the family is full");
+		if (ret == -ENOSPC)
+			return ret;
+		/* A failed clone still took an id (a stopped member): name it. */
+		ids[(*made)++] = child;
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int m_snapshot(void *ctx, uint32_t id, const char *dir, enum api_snapshot_kind kind,
+		      char *err, size_t errlen)
+{
+	struct api_machine_backend *b = ctx;
+	int ret;
+
+	if (!member(b, id, &ret) && ret == -ENOENT)
+		return ret;
+	snprintf(err, errlen, "snapshots are not built yet");
+	return -EOPNOTSUPP;
+}
+
+/* The last @lines lines of the file @path into @buf. */
+static int tail_file(const char *path, unsigned int lines, char *buf, size_t buflen, size_t *len)
+{
+	struct stat st;
+	off_t off;
+	ssize_t n;
+	size_t i, start;
+	unsigned int seen = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	*len = 0;
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno; /* nothing written yet */
+	if (fstat(fd, &st)) {
+		n = -errno;
+		close(fd);
+		return (int)n;
+	}
+	off = st.st_size > (off_t)buflen ? st.st_size - (off_t)buflen : 0;
+	n = pread(fd, buf, buflen, off);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	/* Back from the end: the start of the last @lines lines. */
+	start = 0;
+	for (i = (size_t)n; i > 0; i--) {
+		if (buf[i - 1] == '\n' && i != (size_t)n && ++seen == lines) {
+			start = i;
+			break;
+		}
+	}
+	/* Read from the middle of the file: drop the partial first line. */
+	if (!start && off) {
+		char *nl = memchr(buf, '\n', (size_t)n);
+
+		start = nl ? (size_t)(nl - buf) + 1 : (size_t)n;
+	}
+	memmove(buf, buf + start, (size_t)n - start);
+	*len = (size_t)n - start;
+	return 0;
+}
+
+static int m_console(void *ctx, uint32_t id, unsigned int lines, char *buf, size_t buflen,
+		     size_t *len)
+{
+	struct api_machine_backend *b = ctx;
+	char path[4200];
+	int ret;
+
+	if (!member(b, id, &ret) && ret == -ENOENT)
+		return ret;
+	if (!b->console)
+		return -EOPNOTSUPP;
+	if (id)
+		snprintf(path, sizeof(path), "%s.%u", b->console, id);
+	else
+		snprintf(path, sizeof(path), "%s", b->console);
+	return tail_file(path, lines, buf, buflen, len);
+}
+
+static int m_family(void *ctx, struct api_family_stats *st)
+{
+	struct api_machine_backend *b = ctx;
+	struct machine *parent = family_parent(b->f);
+	unsigned int size = family_size(b->f), id;
+	struct family_member *mb;
+	struct pool_stats ps;
+
+	*st = (struct api_family_stats){
+		.vms = size,
+		.frames_used = API_STAT_NONE,
+		.frames_total = API_STAT_NONE,
+		.bytes_resident = API_STAT_NONE,
+		.vmas = API_STAT_NONE,
+		.cow_copies = API_STAT_NONE,
+		.cow_reuses = API_STAT_NONE,
+		.faults = API_STAT_NONE,
+		.pinned_frames = API_STAT_NONE,
+	};
+	for (id = 0; id < size; id++) {
+		mb = family_member(b->f, id);
+		st->running += mb && mb->m && !machine_stopped(mb->m);
+	}
+	if (!parent || !parent->pool)
+		return 0;
+	pool_get_stats(parent->pool, &ps);
+	st->frames_used = ps.live_frames;
+	st->cow_copies = ps.copies;
+	st->cow_reuses = ps.reuses;
+	st->faults = ps.faults;
+	st->pinned_frames = ps.pinned_frames;
+	return 0;
+}
+
+const struct api_backend_ops api_machine_ops = {
+	.list = m_list,
+	.get = m_get,
+	.pause = m_pause,
+	.resume = m_resume,
+	.kill = m_kill,
+	.clone = m_clone,
+	.snapshot = m_snapshot,
+	.console = m_console,
+	.family = m_family,
+};
