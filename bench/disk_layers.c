@@ -25,6 +25,7 @@
 #define DISK_BYTES (64ull << 20)
 #define QD 32
 #define MAXLEN (1u << 20)
+#define REPS 5
 
 enum work { RAND4K_READ, SEQ1M_READ, RAND4K_WRITE, RAND512_WRITE, NWORK };
 static const char *const work_name[NWORK] = { "rand4k_read", "seq1m_read", "rand4k_write",
@@ -240,6 +241,99 @@ static double host(const char *path, enum work w, uint8_t *buf)
 	return t0;
 }
 
+/* One run of @w on a fresh handle of @path with @overlays frozen layers.
+ * Return: MB/s, or -1 if the disk does not open (engine unavailable). */
+static double measure(const char *path, int overlays, enum work w, uint8_t *bufs)
+{
+	struct disk_config cfg = { .path = path };
+	struct disk *d;
+	char err[256];
+	double mbs;
+
+	if (disk_open(&cfg, &d, err, sizeof(err))) {
+		fprintf(stderr, "disk_layers: %s\n", err);
+		return -1;
+	}
+	for (int k = 0; k < overlays; k++)
+		add_layer(d, bufs);
+	flush(d);
+	mbs = run(d, w, bufs);
+	flush(d); /* the next run starts clean */
+	disk_close(d);
+	return mbs;
+}
+
+/* Median time of disk_fork() on the disk at @path (each child closed
+ * untimed).  Return: us. */
+static double fork_us(const char *path)
+{
+	struct disk_config cfg = { .path = path };
+	int reps = bench_reps(3) == 3 ? 21 : 5;
+	struct disk *d, *c;
+	double v[21];
+	char err[256];
+
+	if (disk_open(&cfg, &d, err, sizeof(err))) {
+		fprintf(stderr, "disk_layers: %s\n", err);
+		exit(1);
+	}
+	for (int i = 0; i < reps; i++) {
+		double t0 = now_us();
+
+		if (disk_fork(d, &c))
+			exit(1);
+		v[i] = now_us() - t0;
+		disk_close(c);
+	}
+	disk_close(d);
+	return median(v, reps);
+}
+
+/* What a per-clone full copy of the image costs: copy_file_range into a new
+ * file (a reflink where the filesystem can; ext4 cannot).  Return: us. */
+static double copy_us(const char *path)
+{
+	char dst[600];
+	int in = open(path, O_RDONLY), out;
+	uint64_t left = DISK_BYTES;
+	double t0;
+
+	snprintf(dst, sizeof(dst), "%s.copy", path);
+	out = open(dst, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (in < 0 || out < 0)
+		exit(1);
+	t0 = now_us();
+	while (left) {
+		ssize_t n = copy_file_range(in, NULL, out, NULL, left, 0);
+
+		if (n <= 0)
+			exit(1);
+		left -= (uint64_t)n;
+	}
+	t0 = now_us() - t0;
+	close(in);
+	close(out);
+	unlink(dst);
+	return t0;
+}
+
+/* disk_fork() of a disk @mult times larger (sparse), to see it does not grow. */
+static double fork_big_us(const char *path, unsigned int mult)
+{
+	char big[600];
+	double us;
+	int fd;
+
+	snprintf(big, sizeof(big), "%s.big", path);
+	fd = open(big, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)(DISK_BYTES * mult)))
+		exit(1);
+	close(fd);
+	us = fork_us(big);
+	unlink(big);
+	return us;
+}
+
 int main(void)
 {
 	static const int overlays[] = { 0, 1, 8 };
@@ -255,46 +349,45 @@ int main(void)
 		 (int)getpid());
 	make_image(path);
 	printf("disk_layers: %llu MiB disk in the page cache, QD %d; MB/s, median of %d\n",
-	       (unsigned long long)(DISK_BYTES >> 20), QD, bench_reps(3));
+	       (unsigned long long)(DISK_BYTES >> 20), QD, bench_reps(REPS));
+	{
+		double f = fork_us(path), fb = fork_big_us(path, 64), cp = copy_us(path);
+
+		printf("disk_layers.fork_64m_us: %.1f\n", f);
+		printf("disk_layers.fork_4g_us: %.1f\n", fb);
+		printf("disk_layers.copy_64m_us: %.1f\n", cp);
+		printf("disk_layers.fork_4g_vs_64m.ratio: %.2f\n", fb / f);
+		printf("disk_layers.copy_64m_vs_fork.ratio: %.1f\n", cp / f);
+	}
 	for (unsigned int e = 0; e < 2; e++) {
-		double mbs[3][NWORK];
-
 		setenv("FORKVM_DISK_ENGINE", engines[e], 1);
-		for (unsigned int o = 0; o < 3; o++) {
-			for (int w = 0; w < NWORK; w++) {
-				int reps = bench_reps(3);
-				double v[3];
+		for (int w = 0; w < NWORK; w++) {
+			double v[3][REPS], ratio[3][REPS], host_ratio[REPS];
+			int reps = bench_reps(REPS);
 
-				for (int r = 0; r < reps; r++) {
-					struct disk_config cfg = { .path = path };
-					struct disk *d;
-					char err[256];
-
-					if (disk_open(&cfg, &d, err, sizeof(err))) {
-						fprintf(stderr, "disk_layers: %s\n", err);
-						if (e == 0)
+			/* Configurations interleaved in each rep, ratios per rep:
+			 * this machine's load drifts more than layers cost. */
+			for (int r = 0; r < reps; r++) {
+				for (unsigned int o = 0; o < 3; o++) {
+					v[o][r] = measure(path, overlays[o], (enum work)w, bufs);
+					if (v[o][r] < 0) {
+						if (e == 0 && w == 0 && r == 0 && o == 0)
 							goto next_engine;
 						return 1;
 					}
-					for (int k = 0; k < overlays[o]; k++)
-						add_layer(d, bufs);
-					flush(d);
-					v[r] = run(d, (enum work)w, bufs);
-					flush(d); /* the next run starts clean */
-					disk_close(d);
 				}
-				mbs[o][w] = median(v, reps);
-				printf("disk_layers.%s.%s.overlays%d.mbs: %.1f\n", engines[e],
-				       work_name[w], overlays[o], mbs[o][w]);
+				for (unsigned int o = 1; o < 3; o++)
+					ratio[o][r] = v[o][r] / v[0][r];
+				host_ratio[r] = v[0][r] / host(path, (enum work)w, bufs);
 			}
-		}
-		for (unsigned int o = 1; o < 3; o++)
-			for (int w = 0; w < NWORK; w++)
+			for (unsigned int o = 0; o < 3; o++)
+				printf("disk_layers.%s.%s.overlays%d.mbs: %.1f\n", engines[e],
+				       work_name[w], overlays[o], median(v[o], reps));
+			for (unsigned int o = 1; o < 3; o++)
 				printf("disk_layers.%s.%s.overlays%d.ratio: %.2f\n", engines[e],
-				       work_name[w], overlays[o], mbs[o][w] / mbs[0][w]);
-		for (int w = 0; w < NWORK; w++) {
+				       work_name[w], overlays[o], median(ratio[o], reps));
 			printf("disk_layers.%s.%s.overlays0_vs_host_qd1.ratio: %.2f\n", engines[e],
-			       work_name[w], mbs[0][w] / host(path, (enum work)w, bufs));
+			       work_name[w], median(host_ratio, reps));
 		}
 	next_engine:;
 	}
