@@ -14,6 +14,9 @@
  *   machine is destroyed with the family.
  * - COW copies, reuses, faults and pins are counted per pool (the family),
  *   not per VM: a VM's own figures are null, the family's are given.
+ * - A guest fork in progress has its id before its machine: until the
+ *   worker sets the member's machine (under the family's lock; read here
+ *   without it, a pointer-sized race) it shows as a failed clone.
  */
 #include "vmm/api/backend_machine.h"
 
