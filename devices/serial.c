@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -265,4 +266,75 @@ uint64_t serial_irq_count(struct serial *s)
 	n = s->irqs;
 	pthread_mutex_unlock(&s->lock);
 	return n;
+}
+
+void serial_save(struct serial *s, struct serial_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->magic = SERIAL_STATE_MAGIC;
+	out->version = SERIAL_STATE_VERSION;
+	pthread_mutex_lock(&s->lock);
+	out->ier = s->ier;
+	out->lcr = s->lcr;
+	out->mcr = s->mcr;
+	out->scr = s->scr;
+	out->fcr = s->fcr;
+	out->dll = s->dll;
+	out->dlm = s->dlm;
+	out->rbr = s->rbr;
+	out->thri_pending = s->thri_pending;
+	out->rx_full = s->rx_full;
+	out->line = s->line;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static bool reserved_zero(const struct serial_state *in)
+{
+	unsigned int i;
+
+	for (i = 0; i < sizeof(in->reserved); i++)
+		if (in->reserved[i])
+			return false;
+	return true;
+}
+
+int serial_restore(struct serial *s, const struct serial_state *in, char *err, size_t errlen)
+{
+	if (in->magic != SERIAL_STATE_MAGIC) {
+		snprintf(err, errlen, "serial state: magic %#x, expected %#x", in->magic,
+			 SERIAL_STATE_MAGIC);
+		return -EINVAL;
+	}
+	if (in->version != SERIAL_STATE_VERSION) {
+		snprintf(err, errlen, "serial state: version %u, expected %u", in->version,
+			 SERIAL_STATE_VERSION);
+		return -EINVAL;
+	}
+	/* Only bits the registers keep (serial_out masks the same way). */
+	if ((in->ier & ~IER_MASK) || (in->mcr & ~MCR_MASK) || (in->fcr & ~FCR_ENABLE)) {
+		snprintf(err, errlen,
+			 "serial state: ier %#x mcr %#x fcr %#x have bits no 16550A keeps", in->ier,
+			 in->mcr, in->fcr);
+		return -EINVAL;
+	}
+	if (in->thri_pending > 1 || in->rx_full > 1 || in->line > 1 || !reserved_zero(in)) {
+		snprintf(err, errlen,
+			 "serial state: a flag is neither 0 nor 1, or reserved bytes are set");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->ier = in->ier;
+	s->lcr = in->lcr;
+	s->mcr = in->mcr;
+	s->scr = in->scr;
+	s->fcr = in->fcr;
+	s->dll = in->dll;
+	s->dlm = in->dlm;
+	s->rbr = in->rbr;
+	s->thri_pending = in->thri_pending;
+	s->rx_full = in->rx_full;
+	/* The level, no edge: see serial.h. */
+	s->line = in->line;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
 }

@@ -7,6 +7,7 @@
  */
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "devices/log.h"
@@ -94,7 +95,7 @@ void vq_reset(struct virtqueue *vq)
 }
 
 /* A ring of @size bytes at @gpa, aligned to @align, inside guest memory. */
-static bool ring_is_valid(const struct virtqueue *vq, uint64_t gpa, uint64_t size, uint64_t align)
+static bool ring_is_valid(const struct guest_mem *mem, uint64_t gpa, uint64_t size, uint64_t align)
 {
 	uint64_t end;
 
@@ -102,28 +103,30 @@ static bool ring_is_valid(const struct virtqueue *vq, uint64_t gpa, uint64_t siz
 		return false;
 	if (__builtin_add_overflow(gpa, size, &end))
 		return false;
-	return mem_is_ram(vq->mem, gpa, size);
+	return mem_is_ram(mem, gpa, size);
+}
+
+/* Can a queue run with @cfg: its size and its three rings? */
+static bool config_is_valid(const struct guest_mem *mem, const struct vq_config *cfg, uint16_t max)
+{
+	uint64_t n = cfg->num;
+
+	/* Guest value: QueueNum, a power of two in [1, QueueNumMax]. */
+	if (n == 0 || n > max || n > VQ_MAX_SIZE || (n & (n - 1)))
+		return false;
+	/* Guest values: the three ring addresses (alignment from virtio 1.x
+	 * 2.7, sizes including used_event / avail_event). */
+	return ring_is_valid(mem, cfg->desc_gpa, VQ_DESC_SIZE * n, 16) &&
+	       ring_is_valid(mem, cfg->avail_gpa, VQ_AVAIL_RING(n) + 2, 2) &&
+	       ring_is_valid(mem, cfg->used_gpa, VQ_USED_RING(n) + 2, 4);
 }
 
 int vq_enable(struct virtqueue *vq, uint16_t max)
 {
-	uint64_t n = vq->num;
-
-	/* Guest value: QueueNum, a power of two in [1, QueueNumMax]. */
-	if (n == 0 || n > max || n > VQ_MAX_SIZE || (n & (n - 1)))
+	if (!config_is_valid(vq->mem, &vq->cfg, max))
 		return -EINVAL;
-	/* Guest values: the three ring addresses (alignment from virtio 1.x
-	 * 2.7, sizes including used_event / avail_event). */
-	if (!ring_is_valid(vq, vq->desc_gpa, VQ_DESC_SIZE * n, 16) ||
-	    !ring_is_valid(vq, vq->avail_gpa, VQ_AVAIL_RING(n) + 2, 2) ||
-	    !ring_is_valid(vq, vq->used_gpa, VQ_USED_RING(n) + 2, 4))
-		return -EINVAL;
-	vq->last_avail = 0;
-	vq->avail_pending = 0;
-	vq->used_idx = 0;
-	vq->signalled_valid = false;
-	vq->broken = false;
-	vq->ready = true;
+	memset(&vq->st, 0, sizeof(vq->st));
+	vq->cfg.ready = true;
 	return 0;
 }
 
@@ -178,7 +181,7 @@ static void add_desc(struct virtqueue *vq, struct vq_chain *c, const struct vq_d
 	if (c->error || !d->len)
 		return;
 	*total = sum;
-	/* At most vq->num data descriptors reach here (the hop limit). */
+	/* At most vq->cfg.num data descriptors reach here (the hop limit). */
 	c->seg[c->nread + c->nwrite] = (struct vq_seg){ .gpa = d->addr, .len = d->len };
 	if (writable)
 		c->nwrite++;
@@ -193,8 +196,8 @@ static void add_desc(struct virtqueue *vq, struct vq_chain *c, const struct vq_d
  */
 static void walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 {
-	uint64_t table = vq->desc_gpa, end;
-	uint32_t tsize = vq->num;
+	uint64_t table = vq->cfg.desc_gpa, end;
+	uint32_t tsize = vq->cfg.num;
 	bool in_indirect = false, have_last = false;
 	struct vq_desc d, last = { 0 };
 	unsigned int n = 0;
@@ -207,7 +210,7 @@ static void walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 			break;
 		}
 		/* Guest value: flags.INDIRECT, only once, at the chain's end. */
-		if ((d.flags & VRING_DESC_F_INDIRECT) && !in_indirect && vq->indirect) {
+		if ((d.flags & VRING_DESC_F_INDIRECT) && !in_indirect && vq->cfg.indirect) {
 			if (d.flags & VRING_DESC_F_NEXT)
 				chain_fail(c, VQ_ERR_INDIRECT_FLAGS);
 			/* Guest value: the table's length, whole descriptors, > 0. */
@@ -217,7 +220,7 @@ static void walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 				break;
 			}
 			/* ...at most a queue's worth (the chain limit)... */
-			if (d.len / VQ_DESC_SIZE > vq->num) {
+			if (d.len / VQ_DESC_SIZE > vq->cfg.num) {
 				chain_fail(c, VQ_ERR_TOO_LONG);
 				have_last = false;
 				break;
@@ -244,7 +247,7 @@ static void walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 			chain_fail(c, in_indirect ? VQ_ERR_NESTED : VQ_ERR_INDIRECT_FLAGS);
 		/* The hop limit: more data descriptors than the queue size
 		 * means a loop (or a chain the driver may not build). */
-		if (++n > vq->num) {
+		if (++n > vq->cfg.num) {
 			chain_fail(c, VQ_ERR_TOO_LONG);
 			/* A loop explains whatever else broke on the way. */
 			c->why = VQ_ERR_TOO_LONG;
@@ -278,39 +281,9 @@ static void walk_chain(struct virtqueue *vq, struct vq_chain *c, uint16_t head)
 	c->status_gpa = last.addr + last.len - 1;
 }
 
-int vq_pop_chain(struct virtqueue *vq, struct vq_chain *c)
+/* Walk the chain at @head (a guest value, from the avail ring or a state). */
+static void read_chain(struct virtqueue *vq, uint16_t head, struct vq_chain *c)
 {
-	uint16_t avail_idx, pending, head;
-
-	if (!vq->ready || vq->broken)
-		return -EIO;
-	/* avail->idx is read again only when the entries it showed last
-	 * time are used up: once per batch, not once per chain. */
-	if (!vq->avail_pending) {
-		if (read_le16(vq, vq->avail_gpa + 2, &avail_idx))
-			goto err_ring;
-		/* Guest value: avail->idx may only run ahead of us by a queue's worth. */
-		pending = avail_idx - vq->last_avail;
-		if (pending > vq->num) {
-			dev_guest_err("virtqueue",
-				      "queue %u: avail idx %u jumped %u past %u (size %u)",
-				      vq->index, avail_idx, pending, vq->last_avail, vq->num);
-			vq->broken = true;
-			return -EPROTO;
-		}
-		if (pending == 0)
-			return 0;
-		vq->avail_pending = pending;
-		/* Read the ring entries only after the index that published
-		 * them; pairs with the driver's write barrier before its
-		 * avail->idx update. */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	}
-	if (read_le16(vq, vq->avail_gpa + VQ_AVAIL_RING(vq->last_avail % vq->num), &head))
-		goto err_ring;
-	vq->last_avail++;
-	vq->avail_pending--;
-
 	c->head = head;
 	c->nread = c->nwrite = 0;
 	c->read_len = c->write_len = 0;
@@ -319,18 +292,62 @@ int vq_pop_chain(struct virtqueue *vq, struct vq_chain *c)
 	c->status_ok = false;
 	c->status_gpa = 0;
 	/* Guest value: the head index, an index into the descriptor table. */
-	if (head >= vq->num)
+	if (head >= vq->cfg.num)
 		chain_fail(c, VQ_ERR_HEAD);
 	else
 		walk_chain(vq, c, head);
 	if (c->error)
 		dev_guest_err("virtqueue", "queue %u: chain %u: %s", vq->index, head,
 			      vq_chain_err_str(c->why));
+}
+
+int vq_read_chain(struct virtqueue *vq, uint16_t head, struct vq_chain *c)
+{
+	if (!vq->cfg.ready || vq->st.broken)
+		return -EIO;
+	read_chain(vq, head, c);
+	return 0;
+}
+
+int vq_pop_chain(struct virtqueue *vq, struct vq_chain *c)
+{
+	uint16_t avail_idx, pending, head;
+
+	if (!vq->cfg.ready || vq->st.broken)
+		return -EIO;
+	/* avail->idx is read again only when the entries it showed last
+	 * time are used up: once per batch, not once per chain. */
+	if (!vq->st.avail_pending) {
+		if (read_le16(vq, vq->cfg.avail_gpa + 2, &avail_idx))
+			goto err_ring;
+		/* Guest value: avail->idx may only run ahead of us by a queue's worth. */
+		pending = avail_idx - vq->st.last_avail;
+		if (pending > vq->cfg.num) {
+			dev_guest_err(
+			    "virtqueue", "queue %u: avail idx %u jumped %u past %u (size %u)",
+			    vq->index, avail_idx, pending, vq->st.last_avail, vq->cfg.num);
+			vq->st.broken = true;
+			return -EPROTO;
+		}
+		if (pending == 0)
+			return 0;
+		vq->st.avail_pending = pending;
+		/* Read the ring entries only after the index that published
+		 * them; pairs with the driver's write barrier before its
+		 * avail->idx update. */
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	}
+	if (read_le16(vq, vq->cfg.avail_gpa + VQ_AVAIL_RING(vq->st.last_avail % vq->cfg.num),
+		      &head))
+		goto err_ring;
+	vq->st.last_avail++;
+	vq->st.avail_pending--;
+	read_chain(vq, head, c);
 	return 1;
 
 err_ring:
 	dev_guest_err("virtqueue", "queue %u: avail ring unreadable", vq->index);
-	vq->broken = true;
+	vq->st.broken = true;
 	return -EFAULT;
 }
 
@@ -342,22 +359,23 @@ int vq_push_used(struct virtqueue *vq, uint16_t head, uint32_t len)
 	} elem = { htole32(head), htole32(len) };
 	int ret;
 
-	if (!vq->ready || vq->broken)
+	if (!vq->cfg.ready || vq->st.broken)
 		return -EIO;
-	ret = vq->mem->write(vq->mem->opaque, vq->used_gpa + VQ_USED_RING(vq->used_idx % vq->num),
-			     &elem, sizeof(elem));
+	ret = vq->mem->write(vq->mem->opaque,
+			     vq->cfg.used_gpa + VQ_USED_RING(vq->st.used_idx % vq->cfg.num), &elem,
+			     sizeof(elem));
 	if (ret)
 		goto err;
 	/* The element before the index that publishes it; pairs with the
 	 * driver's read barrier after it reads used->idx. */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	ret = write_le16(vq, vq->used_gpa + 2, vq->used_idx + 1);
+	ret = write_le16(vq, vq->cfg.used_gpa + 2, vq->st.used_idx + 1);
 	if (ret)
 		goto err;
-	vq->used_idx++;
+	vq->st.used_idx++;
 	return 0;
 err:
-	vq->broken = true;
+	vq->st.broken = true;
 	return ret;
 }
 
@@ -377,37 +395,175 @@ bool vq_should_notify(struct virtqueue *vq)
 	 * pairs with the driver's full barrier between its used_event store
 	 * and its used->idx load. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!vq->event_idx) {
+	if (!vq->cfg.event_idx) {
 		/* Guest value: avail->flags; any unreadable value means notify. */
-		if (read_le16(vq, vq->avail_gpa, &flags))
+		if (read_le16(vq, vq->cfg.avail_gpa, &flags))
 			return true;
 		return !(flags & VRING_AVAIL_F_NO_INTERRUPT);
 	}
-	old = vq->signalled_used;
-	vq->signalled_used = vq->used_idx;
-	if (!vq->signalled_valid) {
-		vq->signalled_valid = true;
+	old = vq->st.signalled_used;
+	vq->st.signalled_used = vq->st.used_idx;
+	if (!vq->st.signalled_valid) {
+		vq->st.signalled_valid = true;
 		return true;
 	}
 	/* Guest value: used_event, any 16-bit value is meaningful. */
-	if (read_le16(vq, vq->avail_gpa + VQ_AVAIL_RING(vq->num), &event))
+	if (read_le16(vq, vq->cfg.avail_gpa + VQ_AVAIL_RING(vq->cfg.num), &event))
 		return true;
-	return vq_need_event(event, vq->used_idx, old);
+	return vq_need_event(event, vq->st.used_idx, old);
 }
 
 bool vq_enable_notify(struct virtqueue *vq)
 {
 	uint16_t avail_idx;
 
-	if (!vq->ready || vq->broken)
+	if (!vq->cfg.ready || vq->st.broken)
 		return false;
-	if (vq->event_idx && write_le16(vq, vq->used_gpa + VQ_USED_RING(vq->num), vq->last_avail))
+	if (vq->cfg.event_idx &&
+	    write_le16(vq, vq->cfg.used_gpa + VQ_USED_RING(vq->cfg.num), vq->st.last_avail))
 		return false;
 	/* avail_event store before the avail->idx load; pairs with the
 	 * driver's full barrier between its avail->idx store and its
 	 * avail_event load. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (read_le16(vq, vq->avail_gpa + 2, &avail_idx))
+	if (read_le16(vq, vq->cfg.avail_gpa + 2, &avail_idx))
 		return false;
-	return avail_idx != vq->last_avail;
+	return avail_idx != vq->st.last_avail;
+}
+
+void vq_save(const struct virtqueue *vq, struct vq_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->num = vq->cfg.num;
+	out->ready = vq->cfg.ready;
+	out->event_idx = vq->cfg.event_idx;
+	out->indirect = vq->cfg.indirect;
+	out->broken = vq->st.broken;
+	out->signalled_valid = vq->st.signalled_valid;
+	out->desc_gpa = vq->cfg.desc_gpa;
+	out->avail_gpa = vq->cfg.avail_gpa;
+	out->used_gpa = vq->cfg.used_gpa;
+	out->last_avail = vq->st.last_avail;
+	out->avail_pending = vq->st.avail_pending;
+	out->used_idx = vq->st.used_idx;
+	out->signalled_used = vq->st.signalled_used;
+}
+
+static bool is_bool(uint8_t v)
+{
+	return v <= 1;
+}
+
+/* Every value of @in is untrusted (a snapshot file, another process). */
+static int check_state(const struct guest_mem *mem, const struct vq_state *in, uint16_t max,
+		       uint64_t acked, char *err, size_t errlen)
+{
+	struct vq_config cfg = {
+		.num = in->num,
+		.desc_gpa = in->desc_gpa,
+		.avail_gpa = in->avail_gpa,
+		.used_gpa = in->used_gpa,
+	};
+	uint8_t seen[VQ_MAX_SIZE] = { 0 };
+	unsigned int i;
+
+	if (!is_bool(in->ready) || !is_bool(in->event_idx) || !is_bool(in->indirect) ||
+	    !is_bool(in->broken) || !is_bool(in->signalled_valid)) {
+		snprintf(err, errlen, "a flag is neither 0 nor 1");
+		return -EINVAL;
+	}
+	if (in->reserved0 || in->reserved1[0] || in->reserved1[1] || in->reserved1[2]) {
+		snprintf(err, errlen, "reserved fields are not 0");
+		return -EINVAL;
+	}
+	if ((in->event_idx && !(acked >> VIRTIO_RING_F_EVENT_IDX & 1)) ||
+	    (in->indirect && !(acked >> VIRTIO_RING_F_INDIRECT_DESC & 1))) {
+		snprintf(err, errlen, "ring features event_idx %u indirect %u not negotiated",
+			 in->event_idx, in->indirect);
+		return -EINVAL;
+	}
+	/* A queue not ready keeps whatever the driver wrote to its registers;
+	 * vq_enable() checks them when the driver sets QueueReady. */
+	if (in->ready) {
+		if (in->num == 0 || in->num > max || (in->num & (in->num - 1))) {
+			snprintf(err, errlen, "queue size %u: not a power of two in [1, %u]",
+				 in->num, max);
+			return -EINVAL;
+		}
+		if (!config_is_valid(mem, &cfg, max)) {
+			snprintf(
+			    err, errlen,
+			    "rings desc %#llx avail %#llx used %#llx: misaligned or not inside "
+			    "guest memory",
+			    (unsigned long long)in->desc_gpa, (unsigned long long)in->avail_gpa,
+			    (unsigned long long)in->used_gpa);
+			return -EINVAL;
+		}
+		if (in->avail_pending > in->num) {
+			snprintf(err, errlen, "avail_pending %u > queue size %u", in->avail_pending,
+				 in->num);
+			return -EINVAL;
+		}
+	} else if (in->avail_pending) {
+		snprintf(err, errlen, "avail_pending %u on a queue that is not ready",
+			 in->avail_pending);
+		return -EINVAL;
+	}
+	if (in->ninflight && (!in->ready || in->broken)) {
+		snprintf(err, errlen, "%u requests in flight on a queue that is not running",
+			 in->ninflight);
+		return -EINVAL;
+	}
+	if (in->ninflight > in->num) {
+		snprintf(err, errlen, "%u requests in flight > queue size %u", in->ninflight,
+			 in->num);
+		return -EINVAL;
+	}
+	for (i = 0; i < in->ninflight; i++) {
+		uint16_t h = in->inflight[i];
+
+		if (h >= in->num) {
+			snprintf(err, errlen, "in-flight head %u >= queue size %u", h, in->num);
+			return -EINVAL;
+		}
+		if (seen[h]++) {
+			snprintf(err, errlen, "in-flight head %u listed twice", h);
+			return -EINVAL;
+		}
+	}
+	for (; i < VQ_MAX_SIZE; i++) {
+		if (in->inflight[i]) {
+			snprintf(err, errlen, "in-flight slot %u past the count %u is not 0", i,
+				 in->ninflight);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int vq_restore(struct virtqueue *vq, const struct vq_state *in, uint16_t max, uint64_t acked,
+	       char *err, size_t errlen)
+{
+	int ret = check_state(vq->mem, in, max, acked, err, errlen);
+
+	if (ret)
+		return ret;
+	vq->cfg = (struct vq_config){
+		.num = in->num,
+		.desc_gpa = in->desc_gpa,
+		.avail_gpa = in->avail_gpa,
+		.used_gpa = in->used_gpa,
+		.ready = in->ready,
+		.event_idx = in->event_idx,
+		.indirect = in->indirect,
+	};
+	vq->st = (struct vq_ring_state){
+		.broken = in->broken,
+		.last_avail = in->last_avail,
+		.avail_pending = in->avail_pending,
+		.used_idx = in->used_idx,
+		.signalled_used = in->signalled_used,
+		.signalled_valid = in->signalled_valid,
+	};
+	return 0;
 }

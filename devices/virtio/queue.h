@@ -9,12 +9,14 @@
  * segments before the writable ones.  See docs/virtio-errors.md for what the
  * device answers to a malformed chain.
  *
- * Not thread-safe: the transport serializes all calls on one queue.
+ * Not thread-safe: the transport serializes all calls on one queue (mmio.c:
+ * its lock, taken by the vCPU, service and completion threads alike).
  */
 #ifndef FORKVM_DEVICES_VIRTIO_QUEUE_H
 #define FORKVM_DEVICES_VIRTIO_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <linux/virtio_ring.h>
@@ -73,30 +75,72 @@ struct vq_chain {
 	struct vq_seg seg[VQ_MAX_SIZE];
 };
 
-/**
- * struct virtqueue - device-side state of one split virtqueue.
- * The transport fills @num and the three ring addresses from the driver's
- * registers, then calls vq_enable().
+/*
+ * One split virtqueue, device side, in three parts that live differently:
+ * - struct vq_config: what the driver configured through the transport's
+ *   registers (guest values until vq_enable() accepted them);
+ * - struct vq_ring_state: the device's position in the rings, the part a
+ *   clone or a snapshot must carry over;
+ * - @mem: the live guest memory of this VM, never saved (a clone's queue
+ *   gets its own).
+ * struct vq_state is the saved form of the first two (vq_save/vq_restore).
  */
-struct virtqueue {
-	unsigned int index;
-	const struct guest_mem *mem;
-	/* Driver-written configuration (guest values, validated by vq_enable). */
-	uint16_t num;
+struct vq_config {
+	uint16_t num; /* QueueNum */
 	uint64_t desc_gpa;
 	uint64_t avail_gpa;
 	uint64_t used_gpa;
-	/* Negotiated ring features. */
+	bool ready; /* QueueReady, once vq_enable() accepted the rest */
+	/* Negotiated ring features, fixed when the queue is enabled. */
 	bool event_idx;
 	bool indirect;
-	/* Device state. */
-	bool ready;
+};
+
+struct vq_ring_state {
 	bool broken; /* fatal queue error: ignored until reset */
 	uint16_t last_avail; /* next avail ring entry to consume */
 	uint16_t avail_pending; /* entries from last_avail the last avail->idx read showed */
 	uint16_t used_idx; /* our copy of used->idx */
 	uint16_t signalled_used; /* used_idx when we last decided about an interrupt */
 	bool signalled_valid; /* signalled_used means something */
+};
+
+/**
+ * struct virtqueue - one split virtqueue, device side.
+ * The transport fills @cfg (num and the three ring addresses) from the
+ * driver's registers, then calls vq_enable().
+ */
+struct virtqueue {
+	unsigned int index;
+	const struct guest_mem *mem;
+	struct vq_config cfg;
+	struct vq_ring_state st;
+};
+
+/**
+ * struct vq_state - the saved form of one queue (fixed-width fields, no
+ * pointers, no implicit padding): a clone's or a snapshot's.  @inflight
+ * lists the heads of the chains the device had popped and not completed at
+ * the instant, in pop order (@ninflight of them); the transport fills it.
+ */
+struct vq_state {
+	uint16_t num;
+	uint8_t ready;
+	uint8_t event_idx;
+	uint8_t indirect;
+	uint8_t broken;
+	uint8_t signalled_valid;
+	uint8_t reserved0;
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+	uint16_t last_avail;
+	uint16_t avail_pending;
+	uint16_t used_idx;
+	uint16_t signalled_used;
+	uint16_t ninflight;
+	uint16_t reserved1[3];
+	uint16_t inflight[VQ_MAX_SIZE];
 };
 
 /** vq_init() - a queue in reset state; @mem is the guest memory to use. */
@@ -120,6 +164,14 @@ int vq_enable(struct virtqueue *vq, uint16_t max) __attribute__((warn_unused_res
  * queue size, a ring is unreadable): the queue is then broken.
  */
 int vq_pop_chain(struct virtqueue *vq, struct vq_chain *chain);
+
+/**
+ * vq_read_chain() - walk and validate the chain at @head without touching
+ * the avail ring (a chain popped earlier: re-executed after a restore).
+ * Return: 0 and *@chain (check chain->error!), -EIO if the queue is not
+ * running.
+ */
+int vq_read_chain(struct virtqueue *vq, uint16_t head, struct vq_chain *chain);
 
 /**
  * vq_push_used() - give chain @head back to the driver with @len bytes
@@ -155,6 +207,25 @@ static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_
 {
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
 }
+
+/**
+ * vq_save() - the queue's configuration and ring state into @out (the
+ * in-flight list is the caller's: ninflight = 0 here).  @out is zeroed
+ * first, so equal states give equal bytes.
+ */
+void vq_save(const struct virtqueue *vq, struct vq_state *out);
+
+/**
+ * vq_restore() - check @in like untrusted input, then load it.  Rules: flags
+ * are 0 or 1 and reserved fields 0; a ready queue has a size that is a power
+ * of two <= @max, its rings aligned and inside guest memory (as vq_enable()),
+ * event_idx/indirect only if @acked has them, avail_pending <= size; at most
+ * size in-flight heads, each < size, none twice, none on a queue that is not
+ * ready or broken.  Return: 0, or -EINVAL with a reason in @err (@vq is then
+ * unchanged).
+ */
+int vq_restore(struct virtqueue *vq, const struct vq_state *in, uint16_t max, uint64_t acked,
+	       char *err, size_t errlen) __attribute__((warn_unused_result));
 
 const char *vq_chain_err_str(enum vq_chain_err why);
 

@@ -174,10 +174,10 @@ void fake_vring_init(struct fake_vring *r, struct fake_mem *m, uint16_t num, uin
 
 void fake_vring_attach(const struct fake_vring *r, struct virtqueue *vq)
 {
-	vq->num = r->num;
-	vq->desc_gpa = r->desc;
-	vq->avail_gpa = r->avail;
-	vq->used_gpa = r->used;
+	vq->cfg.num = r->num;
+	vq->cfg.desc_gpa = r->desc;
+	vq->cfg.avail_gpa = r->avail;
+	vq->cfg.used_gpa = r->used;
 }
 
 uint64_t fake_vring_end(const struct fake_vring *r)

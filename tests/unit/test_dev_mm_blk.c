@@ -33,6 +33,7 @@ static struct bus_region reg;
 static char path[] = "/tmp/forkvm-mmblk-XXXXXX";
 static int disk_fd = -1;
 static uint16_t avail_idx;
+static struct virtio_dev *blkdev; /* owned by mmio */
 
 static void wr(uint64_t off, uint32_t v)
 {
@@ -75,10 +76,10 @@ static void publish(uint16_t head)
 	wr(0x050, 0);
 }
 
-static void setup(void)
+static void setup_with(uint64_t latency)
 {
 	struct space_range r = { 0, MEM_SIZE };
-	struct virtio_blk_config cfg = { .path = path };
+	struct virtio_blk_config cfg = { .path = path, .latency_ns = latency };
 	struct virtio_dev *dev;
 	int ret;
 
@@ -93,6 +94,7 @@ static void setup(void)
 	cr_assert_eq(disk_pattern_fill(disk_fd, 64 * 512, SEED), 0);
 	cr_assert_eq(virtio_blk_create(&cfg, &dev), 0);
 	cr_assert_eq(virtio_mmio_create(0xd0000000, 5, dev, &gm, NULL, &mmio), 0);
+	blkdev = dev;
 	reg = virtio_mmio_region(mmio);
 	avail_idx = 0;
 	wr(0x070, 1 | 2);
@@ -109,6 +111,11 @@ static void setup(void)
 	cr_assert_eq(rd(0x070), 15);
 }
 
+static void setup(void)
+{
+	setup_with(0);
+}
+
 static void teardown(void)
 {
 	virtio_mmio_destroy(mmio);
@@ -118,17 +125,28 @@ static void teardown(void)
 	unlink(path);
 }
 
-static uint8_t submit_read(uint64_t sector, uint32_t len)
+/* Read request @i (descriptors 3i..3i+2, its own header, data and status):
+ * popped and submitted when this returns, not necessarily answered. */
+static void start_read_at(unsigned int i, uint64_t data, uint64_t sector, uint32_t len)
 {
 	uint32_t hdr[4] = { htole32(0), 0, htole32((uint32_t)sector), 0 };
 	uint8_t st = 0xee;
+	uint16_t d = (uint16_t)(3 * i);
 
-	put(HDR, hdr, 16);
-	put(STATUS, &st, 1);
-	desc(0, HDR, 16, VRING_DESC_F_NEXT, 1);
-	desc(1, DATA, len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 2);
-	desc(2, STATUS, 1, VRING_DESC_F_WRITE, 0);
-	publish(0);
+	put(HDR + 16 * i, hdr, 16);
+	put(STATUS + i, &st, 1);
+	desc(d, HDR + 16 * i, 16, VRING_DESC_F_NEXT, d + 1);
+	desc(d + 1, data, len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, d + 2);
+	desc(d + 2, STATUS + i, 1, VRING_DESC_F_WRITE, 0);
+	publish(d);
+}
+
+static uint8_t submit_read(uint64_t sector, uint32_t len)
+{
+	uint8_t st;
+
+	start_read_at(0, DATA, sector, len);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
 	cr_assert_eq(space_read(space, STATUS, &st, 1), 0);
 	return st;
 }
@@ -181,4 +199,102 @@ Test(mm_blk, read_past_capacity_gets_ioerr_without_pinning)
 	cr_expect_eq(submit_read(63, 1024), 1);
 	pool_get_stats(pool, &st);
 	cr_expect_eq(st.pinned_frames, 0);
+}
+
+/* ---- requests in flight across a fork ------------------------------------- */
+
+#define LATENCY_MS 400u
+
+static void setup_async(void)
+{
+	setup_with(LATENCY_MS * 1000000ull);
+}
+
+TestSuite(mm_blk_async, .init = setup_async, .fini = teardown, .timeout = 60);
+
+static bool has_disk_data(struct space *s, uint64_t gpa, uint64_t sector, uint32_t len)
+{
+	uint8_t got[4096], want[4096];
+
+	cr_assert_leq(len, sizeof(got));
+	cr_assert_eq(space_read(s, gpa, got, len), 0);
+	disk_pattern_fill_buf(want, sector * 512, len, SEED);
+	return memcmp(got, want, len) == 0;
+}
+
+Test(mm_blk_async, a_read_in_flight_keeps_its_frame_pinned_until_it_completes)
+{
+	struct pool_stats st;
+	uint64_t frame;
+
+	start_read_at(0, DATA, 8, 4096);
+	frame = space_frame_of(space, DATA);
+	cr_assert_neq(frame, MM_NO_FRAME, "the write pin gave the page a frame");
+	cr_expect_geq(pool_frame_count(pool, frame), 1024, "pinned: the bias is in page_count");
+	pool_get_stats(pool, &st);
+	cr_expect_gt(st.pinned_frames, 0);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	cr_expect_lt(pool_frame_count(pool, frame), 1024, "unpinned at completion");
+	pool_get_stats(pool, &st);
+	cr_expect_eq(st.pinned_frames, 0);
+	cr_expect(has_disk_data(space, DATA, 8, 4096));
+}
+
+Test(mm_blk_async, fork_during_a_read_copies_the_pinned_frame_and_the_data_stays_in_the_parent)
+{
+	struct pool_stats st;
+	struct space *child;
+	uint8_t before[4096], after[4096];
+
+	memset(before, 0x5a, sizeof(before));
+	put(DATA, before, sizeof(before));
+	start_read_at(0, DATA, 0, 4096);
+	cr_assert_eq(virtio_mmio_inflight(mmio), 1);
+	/* The clone instant, with the device's write still to come. */
+	cr_assert_eq(space_fork(space, &child), 0);
+	pool_get_stats(pool, &st);
+	cr_expect_gt(st.fork_copies, 0, "the pinned frame was copied for the child");
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	cr_expect(has_disk_data(space, DATA, 0, 4096), "the parent got its data");
+	cr_assert_eq(space_read(child, DATA, after, sizeof(after)), 0);
+	cr_expect_eq(memcmp(before, after, sizeof(after)), 0,
+		     "the device's write did not land in the child");
+	space_destroy(child);
+}
+
+Test(mm_blk_async, clone_with_reads_in_flight_reexecutes_them_into_its_own_memory)
+{
+	struct virtio_mmio_state *vs = calloc(1, sizeof(*vs));
+	struct virtio_mmio *cmmio;
+	struct virtio_dev *cdev;
+	struct guest_mem cgm;
+	struct space *child;
+	uint8_t st;
+	char err[256] = "";
+	unsigned int i;
+
+	for (i = 0; i < 4; i++)
+		start_read_at(i, DATA + 0x1000 * i, 8 * i, 4096);
+	/* The clone pipeline: hold, fork memory and disk, save, restore. */
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(space_fork(space, &child), 0);
+	cr_assert_eq(virtio_blk_fork(blkdev, &cdev), 0);
+	cr_assert_eq(virtio_mmio_save(mmio, vs), 0);
+	cr_assert_eq(vs->vq[0].ninflight, 4, "all 4 in flight (latency %u ms)", LATENCY_MS);
+	mm_guest_mem_init(&cgm, child);
+	cr_assert_eq(virtio_mmio_create(0xd0000000, 5, cdev, &cgm, NULL, &cmmio), 0);
+	cr_assert_eq(virtio_mmio_restore(cmmio, vs, err, sizeof(err)), 0, "%s", err);
+	virtio_mmio_release(mmio);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	cr_assert_eq(virtio_mmio_drain(cmmio, 10000), 0);
+	for (i = 0; i < 4; i++) {
+		cr_expect(has_disk_data(space, DATA + 0x1000 * i, 8 * i, 4096), "parent read %u",
+			  i);
+		cr_expect(has_disk_data(child, DATA + 0x1000 * i, 8 * i, 4096), "child read %u", i);
+		cr_assert_eq(space_read(child, STATUS + i, &st, 1), 0);
+		cr_expect_eq(st, 0, "child read %u answered OK", i);
+	}
+	virtio_mmio_destroy(cmmio);
+	space_destroy(child);
+	free(vs);
 }

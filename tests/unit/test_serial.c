@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* The 8250 UART through its port region, output to a pipe. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -166,4 +168,121 @@ Test(serial, irqfd_from_host_is_signalled)
 	cr_expect_eq(n, 1);
 	serial_destroy(s2);
 	close(efd);
+}
+
+/* ---- saved state ---------------------------------------------------------- */
+
+/* A UART set up the way Linux's 8250 driver leaves it. */
+static void linux_like_setup(void)
+{
+	out(3, 0x80); /* DLAB */
+	out(0, 0x01); /* 115200 baud */
+	out(1, 0x00);
+	out(3, 0x03); /* 8N1 */
+	out(2, 0x01); /* FIFO on */
+	out(4, 0x0b); /* DTR RTS OUT2 */
+	out(7, 0x5a); /* scratch */
+	out(1, 0x02); /* THRI */
+}
+
+Test(serial, save_restore_save_gives_identical_bytes_and_the_registers)
+{
+	struct serial_state a, b;
+	struct serial *clone;
+	struct bus_region creg;
+	char err[128] = "";
+	uint8_t v;
+
+	linux_like_setup();
+	serial_save(uart, &a);
+	cr_assert_eq(serial_create(-1, NULL, SERIAL_COM1_GSI, &clone), 0);
+	cr_assert_eq(serial_restore(clone, &a, err, sizeof(err)), 0, "%s", err);
+	serial_save(clone, &b);
+	cr_expect_eq(memcmp(&a, &b, sizeof(a)), 0, "save -> restore -> save differs");
+	/* The clone's driver sees its registers as it left them. */
+	creg = serial_region(clone);
+	creg.read(creg.opaque, 3, &v, 1);
+	cr_expect_eq(v, 0x03, "LCR");
+	creg.read(creg.opaque, 1, &v, 1);
+	cr_expect_eq(v, 0x02, "IER");
+	creg.read(creg.opaque, 4, &v, 1);
+	cr_expect_eq(v, 0x0b, "MCR");
+	creg.read(creg.opaque, 7, &v, 1);
+	cr_expect_eq(v, 0x5a, "SCR");
+	v = 0x83;
+	creg.write(creg.opaque, 3, &v, 1);
+	creg.read(creg.opaque, 0, &v, 1);
+	cr_expect_eq(v, 0x01, "the divisor");
+	serial_destroy(clone);
+}
+
+Test(serial, restore_sets_the_line_level_without_a_new_edge)
+{
+	struct serial_state st;
+	struct serial *clone;
+	char err[128] = "";
+
+	linux_like_setup(); /* IER THRI with THR empty: the line is up */
+	serial_save(uart, &st);
+	cr_assert_eq(st.line, 1);
+	cr_assert_eq(serial_create(-1, NULL, SERIAL_COM1_GSI, &clone), 0);
+	cr_assert_eq(serial_restore(clone, &st, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(serial_irq_count(clone), 0, "the parent's edge is not raised again");
+	serial_destroy(clone);
+}
+
+static void expect_serial_refused(void (*spoil)(struct serial_state *), const char *what)
+{
+	struct serial_state st, after;
+	char err[128] = "";
+
+	linux_like_setup();
+	serial_save(uart, &st);
+	spoil(&st);
+	cr_expect_eq(serial_restore(uart, &st, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, what), "message '%s' does not say '%s'", err, what);
+	serial_save(uart, &after);
+	cr_expect_eq(after.lcr, 0x03, "the UART is unchanged");
+}
+
+static void bad_magic(struct serial_state *st)
+{
+	st->magic = 0;
+}
+
+static void bad_version(struct serial_state *st)
+{
+	st->version = SERIAL_STATE_VERSION + 1;
+}
+
+static void bad_ier(struct serial_state *st)
+{
+	st->ier = 0xf2;
+	st->lcr = 0;
+}
+
+static void bad_flag(struct serial_state *st)
+{
+	st->rx_full = 2;
+	st->lcr = 0;
+}
+
+Test(serial, restore_refuses_a_bad_magic)
+{
+	expect_serial_refused(bad_magic, "magic");
+}
+
+Test(serial, restore_refuses_another_version)
+{
+	expect_serial_refused(bad_version, "version");
+}
+
+Test(serial, restore_refuses_register_bits_a_16550a_does_not_keep)
+{
+	expect_serial_refused(bad_ier, "ier");
+}
+
+Test(serial, restore_refuses_a_flag_that_is_not_0_or_1)
+{
+	expect_serial_refused(bad_flag, "flag");
 }

@@ -55,6 +55,9 @@ static struct virtio_mmio *mmio;
 static struct bus_region reg;
 static char path[] = "/tmp/forkvm-blk-XXXXXX";
 static int disk_fd = -1;
+static struct virtio_dev *blkdev; /* owned by mmio */
+static uint16_t qsize = QSIZE; /* the async suite's queue is deeper */
+static uint64_t latency_ns; /* the async suite's disk holds each request */
 
 static uint32_t rd(uint64_t off)
 {
@@ -68,6 +71,14 @@ static void wr(uint64_t off, uint32_t v)
 {
 	v = htole32(v);
 	reg.write(reg.opaque, off, &v, 4);
+}
+
+/* QueueNotify, then wait for the requests it started to be answered (without
+ * a host the MMIO write pops and submits; the disk completes on its thread). */
+static void notify(void)
+{
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0, "requests answered within 10 s");
 }
 
 static void make_disk(void)
@@ -85,11 +96,16 @@ static void make_disk(void)
 
 static void open_device(bool readonly, const struct dev_host *host)
 {
-	struct virtio_blk_config cfg = { .path = path, .readonly = readonly };
+	struct virtio_blk_config cfg = {
+		.path = path,
+		.readonly = readonly,
+		.latency_ns = latency_ns,
+	};
 	struct virtio_dev *dev;
 
 	cr_assert_eq(virtio_blk_create(&cfg, &dev), 0);
 	cr_assert_eq(virtio_mmio_create(MMIO_BASE, 5, dev, &mem.gm, host, &mmio), 0);
+	blkdev = dev;
 	reg = virtio_mmio_region(mmio);
 }
 
@@ -109,9 +125,9 @@ static void driver_init(uint64_t features)
 
 static void queue_setup(void)
 {
-	fake_vring_init(&ring, &mem, QSIZE, RING_GPA);
+	fake_vring_init(&ring, &mem, qsize, RING_GPA);
 	wr(R_QUEUE_SEL, 0);
-	wr(R_QUEUE_NUM, QSIZE);
+	wr(R_QUEUE_NUM, qsize);
 	wr(R_DESC_LO, (uint32_t)ring.desc);
 	wr(R_DESC_HI, 0);
 	wr(R_DRIVER_LO, (uint32_t)ring.avail);
@@ -134,11 +150,15 @@ static void setup_dev(bool readonly, const struct dev_host *host)
 
 static void setup(void)
 {
+	qsize = QSIZE;
+	latency_ns = 0;
 	setup_dev(false, NULL);
 }
 
 static void setup_ro(void)
 {
+	qsize = QSIZE;
+	latency_ns = 0;
 	setup_dev(true, NULL);
 }
 
@@ -179,7 +199,7 @@ static void submit(uint32_t type, uint64_t sector, uint32_t data_len, uint16_t d
 		fake_vring_desc(&ring, head + 1, STATUS, 1, W, 0);
 	}
 	fake_vring_publish(&ring, head);
-	wr(R_QUEUE_NOTIFY, 0);
+	notify();
 }
 
 static uint32_t last_used_len(void)
@@ -333,7 +353,7 @@ Test(virtio_blk, malformed_chain_gets_ioerr_and_zero_length)
 	fake_vring_desc(&ring, 1, MEM_SIZE + 0x1000, 512, W | N, 2);
 	fake_vring_desc(&ring, 2, STATUS, 1, W, 0);
 	fake_vring_publish(&ring, 0);
-	wr(R_QUEUE_NOTIFY, 0);
+	notify();
 	cr_expect_eq(status(), 1);
 	cr_expect_eq(last_used_len(), 0);
 	cr_expect_eq(mem.pins, 0, "nothing pinned for a malformed chain");
@@ -471,7 +491,7 @@ Test(virtio_blk, indirect_request_is_served)
 	fake_desc(&mem, table, 3, STATUS, 1, W, 0);
 	fake_vring_desc(&ring, 0, table, 4 * 16, VRING_DESC_F_INDIRECT, 0);
 	fake_vring_publish(&ring, 0);
-	wr(R_QUEUE_NOTIFY, 0);
+	notify();
 	cr_expect_eq(status(), 0);
 	cr_expect_eq(last_used_len(), 513);
 	cr_expect_eq(p[0], 10);
@@ -525,6 +545,8 @@ static void setup_host(bool accept)
 	cr_assert_geq(irq_efd, 0);
 	accept_ioeventfd = accept;
 	kick_efd = -1;
+	qsize = QSIZE;
+	latency_ns = 0;
 	setup_dev(false, &host);
 }
 
@@ -583,18 +605,418 @@ Test(virtio_blk_host, ioeventfd_signal_runs_the_queue, .init = setup_host_ioeven
 	cr_expect_eq(fake_mem_u8(&mem, DATA), 6);
 }
 
-Test(virtio_blk_host, pause_holds_requests_until_resume, .init = setup_host_noioevent,
+Test(virtio_blk_host, hold_defers_kicks_until_release, .init = setup_host_noioevent,
      .fini = teardown_host)
 {
 	struct pollfd p = { .fd = irq_efd, .events = POLLIN };
 
-	virtio_mmio_pause(mmio);
+	virtio_mmio_hold(mmio);
 	submit(0, 7, 512, W);
-	cr_expect_eq(poll(&p, 1, 200), 0, "no completion while paused");
+	cr_expect_eq(poll(&p, 1, 200), 0, "no completion while held");
 	cr_expect_eq(fake_vring_used_idx(&ring), 0);
-	virtio_mmio_resume(mmio);
+	cr_expect_eq(mem.pins, 0, "held: the chain was not even popped");
+	cr_expect_eq(virtio_mmio_inflight(mmio), 0);
+	virtio_mmio_release(mmio);
 	wait_irq();
 	cr_expect_eq(fake_mem_u8(&mem, DATA), 8);
 	cr_expect_not(pthread_equal(mem.last_pin_thread, pthread_self()),
-		      "the held request ran on the service thread, not the resumer's");
+		      "the held request ran on the service thread, not the releaser's");
+}
+
+/* ---- asynchronous requests: many in flight, hold, save and restore ------- */
+
+#define DEEP_QSIZE 256u
+#define NREQ 64u
+#define REQ_HDR(i) (0x100000u + 0x100u * (i))
+#define REQ_STATUS(i) (0x108000u + (i))
+#define REQ_DATA(i) (0x200000u + 0x1000u * (i))
+#define REQ_SECTORS 8u /* 4 KiB per read */
+#define LATENCY_MS 500u
+
+static void setup_async(void)
+{
+	qsize = DEEP_QSIZE;
+	latency_ns = LATENCY_MS * 1000000ull;
+	setup_dev(false, NULL);
+}
+
+/* Read request @i (descriptors 3i..3i+2): 4 KiB from sector 8 * (i % 8). */
+static void put_read(struct fake_mem *m, struct fake_vring *r, unsigned int i)
+{
+	uint32_t hdr[4] = { htole32(0), 0, htole32(REQ_SECTORS * (i % 8)), 0 };
+	uint16_t d = (uint16_t)(3 * i);
+
+	memcpy(fake_mem_ptr(m, REQ_HDR(i)), hdr, sizeof(hdr));
+	fake_mem_set_u8(m, REQ_STATUS(i), 0xee);
+	memset(fake_mem_ptr(m, REQ_DATA(i)), 0, REQ_SECTORS * 512);
+	fake_desc(m, r->desc, d, REQ_HDR(i), 16, N, d + 1);
+	fake_desc(m, r->desc, d + 1, REQ_DATA(i), REQ_SECTORS * 512, W | N, d + 2);
+	fake_desc(m, r->desc, d + 2, REQ_STATUS(i), 1, W, 0);
+	fake_vring_publish(r, d);
+}
+
+/* Does request @i's buffer hold its sectors (sector s is filled with s + 1)? */
+static bool read_landed(struct fake_mem *m, unsigned int i)
+{
+	const uint8_t *p = fake_mem_ptr(m, REQ_DATA(i));
+	unsigned int s, j;
+
+	for (s = 0; s < REQ_SECTORS; s++)
+		for (j = 0; j < 512; j++)
+			if (p[s * 512 + j] != REQ_SECTORS * (i % 8) + s + 1)
+				return false;
+	return true;
+}
+
+/* Every used entry of @r names a distinct read among the first @n, with
+ * 4 KiB + the status byte, and that read's status is OK. */
+static void expect_all_answered(struct fake_mem *m, struct fake_vring *r, unsigned int n)
+{
+	bool seen[NREQ] = { false };
+	uint32_t id, len;
+	unsigned int k;
+
+	cr_assert_eq(fake_vring_used_idx(r), n);
+	for (k = 0; k < n; k++) {
+		fake_vring_used(r, (uint16_t)k, &id, &len);
+		cr_assert(id % 3 == 0 && id / 3 < n, "used id %u", id);
+		cr_expect_not(seen[id / 3], "read %u answered twice", id / 3);
+		seen[id / 3] = true;
+		cr_expect_eq(len, REQ_SECTORS * 512 + 1);
+		cr_expect_eq(fake_mem_u8(m, REQ_STATUS(id / 3)), 0, "read %u status", id / 3);
+		cr_expect(read_landed(m, id / 3), "read %u has its data", id / 3);
+	}
+}
+
+TestSuite(virtio_blk_async, .init = setup_async, .fini = teardown, .timeout = 60);
+
+Test(virtio_blk_async, sixty_four_reads_are_in_flight_at_once_and_all_get_their_data)
+{
+	unsigned int i;
+
+	for (i = 0; i < NREQ; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	/* The notify popped and submitted all 64; each stays LATENCY_MS. */
+	cr_expect_eq(virtio_mmio_inflight(mmio), NREQ);
+	cr_expect_eq(fake_vring_used_idx(&ring), 0, "nothing answered before the disk");
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 0);
+	expect_all_answered(&mem, &ring, NREQ);
+}
+
+Test(virtio_blk_async, each_read_keeps_its_pin_until_it_completes)
+{
+	unsigned int i;
+
+	for (i = 0; i < NREQ; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	/* One 4 KiB page per read: one pin each, none released yet. */
+	cr_expect_eq(mem.pins, NREQ);
+	cr_expect_eq(mem.write_pins, NREQ, "a read pins for the device to write");
+	cr_expect_eq(mem.unpins, 0, "pins held while the I/O runs");
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	cr_expect_eq(mem.unpins, NREQ, "every pin released at completion");
+}
+
+Test(virtio_blk_async, completions_while_held_are_invisible_until_release)
+{
+	uint64_t irqs;
+	unsigned int i, held, used0, hidden = 0;
+
+	for (i = 0; i < NREQ; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	virtio_mmio_hold(mmio);
+	held = virtio_mmio_inflight(mmio);
+	cr_assert_gt(held, 0, "a read still in flight at the hold (latency %u ms)", LATENCY_MS);
+	used0 = fake_vring_used_idx(&ring);
+	irqs = virtio_mmio_irq_count(mmio);
+	/* Every I/O finishes while held... */
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	/* ...but nothing of it is published: used idx, status bytes, interrupt. */
+	cr_expect_eq(fake_vring_used_idx(&ring), used0);
+	cr_expect_eq(virtio_mmio_inflight(mmio), held);
+	cr_expect_eq(virtio_mmio_irq_count(mmio), irqs);
+	for (i = 0; i < NREQ; i++)
+		hidden += fake_mem_u8(&mem, REQ_STATUS(i)) == 0xee;
+	cr_expect_eq(hidden, held, "status bytes of the held reads untouched");
+	cr_expect_eq(mem.pins - mem.unpins, held, "their pins still held");
+	virtio_mmio_release(mmio);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 0);
+	cr_expect_gt(virtio_mmio_irq_count(mmio), irqs, "release interrupts");
+	expect_all_answered(&mem, &ring, NREQ);
+	cr_expect(fake_mem_pins_released(&mem));
+}
+
+Test(virtio_blk_async, kick_while_held_pops_nothing_until_release)
+{
+	virtio_mmio_hold(mmio);
+	put_read(&mem, &ring, 0);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_expect_eq(mem.pins, 0);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 0);
+	virtio_mmio_release(mmio);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 1, "the deferred kick popped it");
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	expect_all_answered(&mem, &ring, 1);
+}
+
+Test(virtio_blk_async, reset_waits_for_reads_in_flight_and_answers_none)
+{
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_assert_eq(virtio_mmio_inflight(mmio), 8);
+	wr(R_STATUS, 0);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 0, "the reset waited for the I/O");
+	cr_expect(fake_mem_pins_released(&mem), "pins %u unpins %u", mem.pins, mem.unpins);
+	cr_expect_eq(fake_vring_used_idx(&ring), 0, "no used entry after a reset");
+	cr_expect_eq(fake_mem_u8(&mem, REQ_STATUS(0)), 0xee, "no status byte either");
+}
+
+Test(virtio_blk_async, head_made_available_again_while_in_flight_needs_reset)
+{
+	put_read(&mem, &ring, 0);
+	fake_vring_publish(&ring, 0); /* head 0 again, still in flight */
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_expect(rd(R_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	cr_expect_eq(virtio_mmio_inflight(mmio), 1);
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+}
+
+/* ---- saved state ---------------------------------------------------------- */
+
+static struct fake_mem cmem; /* the clone's memory: the parent's at the hold */
+static struct fake_vring cring;
+static struct virtio_mmio *cmmio;
+
+/* A clone of the device, as the VMM makes one: hold, fork the disk and the
+ * memory, a fresh transport over the copy. */
+static void make_clone(void)
+{
+	struct virtio_dev *cdev;
+
+	cr_assert_eq(fake_mem_init(&cmem, 0, MEM_SIZE, true), 0);
+	memcpy(cmem.buf, mem.buf, MEM_SIZE);
+	cring = ring;
+	cring.m = &cmem;
+	cr_assert_eq(virtio_blk_fork(blkdev, &cdev), 0);
+	cr_assert_eq(virtio_mmio_create(MMIO_BASE, 5, cdev, &cmem.gm, NULL, &cmmio), 0);
+}
+
+static void drop_clone(void)
+{
+	virtio_mmio_destroy(cmmio);
+	cr_expect(fake_mem_pins_released(&cmem));
+	fake_mem_fini(&cmem);
+}
+
+Test(virtio_blk_async, save_restore_save_gives_identical_bytes)
+{
+	struct virtio_mmio_state *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	char err[256] = "";
+	unsigned int i;
+
+	for (i = 0; i < 8; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, a), 0);
+	cr_assert_gt(a->vq[0].ninflight, 0, "a read in flight at the save");
+	make_clone();
+	cr_assert_eq(virtio_mmio_restore(cmmio, a, err, sizeof(err)), 0, "%s", err);
+	/* The re-executed reads stay in flight LATENCY_MS: held at once, none
+	 * can complete into the second state. */
+	virtio_mmio_hold(cmmio);
+	cr_assert_eq(virtio_mmio_inflight(cmmio), a->vq[0].ninflight,
+		     "a re-executed read completed before the hold (latency %u ms)", LATENCY_MS);
+	cr_assert_eq(virtio_mmio_save(cmmio, b), 0);
+	cr_expect_eq(memcmp(a, b, sizeof(*a)), 0, "save -> restore -> save differs");
+	cr_expect_eq(b->vq[0].ninflight, a->vq[0].ninflight);
+	virtio_mmio_release(cmmio);
+	virtio_mmio_release(mmio);
+	cr_assert_eq(virtio_mmio_drain(cmmio, 20000), 0);
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	drop_clone();
+	free(a);
+	free(b);
+}
+
+Test(virtio_blk_async, restore_into_a_transport_that_is_not_fresh_is_refused)
+{
+	struct virtio_mmio_state *st = calloc(1, sizeof(*st));
+	char err[256] = "";
+
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, st), 0);
+	cr_expect_eq(virtio_mmio_restore(mmio, st, err, sizeof(err)), -EBUSY,
+		     "a running device (status %#x)", st->status);
+	cr_expect(strstr(err, "not fresh"), "%s", err);
+	virtio_mmio_release(mmio);
+	free(st);
+}
+
+Test(virtio_blk_async, save_outside_a_hold_is_refused)
+{
+	struct virtio_mmio_state *a = calloc(1, sizeof(*a));
+
+	cr_expect_eq(virtio_mmio_save(mmio, a), -EBUSY);
+	free(a);
+}
+
+Test(virtio_blk_async, restore_reexecutes_reads_in_flight_into_the_clone_memory)
+{
+	struct virtio_mmio_state *st = calloc(1, sizeof(*st));
+	char err[256] = "";
+	unsigned int i, n;
+
+	for (i = 0; i < 16; i++)
+		put_read(&mem, &ring, i);
+	wr(R_QUEUE_NOTIFY, 0);
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, st), 0);
+	n = st->vq[0].ninflight;
+	cr_assert_eq(n, 16, "all 16 in flight at the hold (latency %u ms)", LATENCY_MS);
+	/* The memory fork: the clone's buffers are still empty. */
+	make_clone();
+	for (i = 0; i < 16; i++)
+		cr_assert_not(read_landed(&cmem, i));
+	cr_assert_eq(virtio_mmio_restore(cmmio, st, err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(virtio_mmio_inflight(cmmio), 16, "re-executed, in flight in the clone");
+	virtio_mmio_release(mmio);
+	cr_assert_eq(virtio_mmio_drain(cmmio, 20000), 0);
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	/* Each VM got every read answered, into its own memory. */
+	expect_all_answered(&cmem, &cring, 16);
+	expect_all_answered(&mem, &ring, 16);
+	drop_clone();
+	free(st);
+}
+
+/* A valid state of this (parent) device with a read in flight, held. */
+static struct virtio_mmio_state *valid_state(void)
+{
+	struct virtio_mmio_state *st = calloc(1, sizeof(*st));
+
+	put_read(&mem, &ring, 0);
+	put_read(&mem, &ring, 1);
+	wr(R_QUEUE_NOTIFY, 0);
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, st), 0);
+	cr_assert_eq(st->vq[0].ninflight, 2);
+	return st;
+}
+
+/* @st must be refused by a fresh clone, which stays fresh, and must name
+ * @what in its message. */
+static void expect_refused(struct virtio_mmio_state *st, const char *what)
+{
+	char err[256] = "";
+
+	make_clone();
+	cr_expect_eq(virtio_mmio_restore(cmmio, st, err, sizeof(err)), -EINVAL);
+	cr_expect(strstr(err, what), "message '%s' does not say '%s'", err, what);
+	cr_expect_eq(virtio_mmio_inflight(cmmio), 0, "nothing re-executed");
+	reg = virtio_mmio_region(cmmio);
+	cr_expect_eq(rd(R_STATUS), 0, "the clone is still fresh");
+	reg = virtio_mmio_region(mmio);
+	drop_clone();
+	virtio_mmio_release(mmio);
+	free(st);
+}
+
+Test(virtio_blk_async, restore_refuses_a_bad_magic)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->magic ^= 1;
+	expect_refused(st, "magic");
+}
+
+Test(virtio_blk_async, restore_refuses_another_version)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->version = VIRTIO_MMIO_STATE_VERSION + 1;
+	expect_refused(st, "version");
+}
+
+Test(virtio_blk_async, restore_refuses_another_device_type)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->device_id = VIRTIO_ID_NET;
+	expect_refused(st, "device type");
+}
+
+Test(virtio_blk_async, restore_refuses_acked_features_not_offered)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->acked |= 1ull << 3;
+	st->drv_features |= 1ull << 3;
+	expect_refused(st, "not a subset");
+}
+
+Test(virtio_blk_async, restore_refuses_a_queue_size_not_a_power_of_two)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].num = 200;
+	expect_refused(st, "queue size");
+}
+
+Test(virtio_blk_async, restore_refuses_a_queue_size_above_the_maximum)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].num = 512;
+	expect_refused(st, "queue size");
+}
+
+Test(virtio_blk_async, restore_refuses_a_ring_outside_guest_memory)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].used_gpa = MEM_SIZE - 0x100;
+	expect_refused(st, "not inside guest memory");
+}
+
+Test(virtio_blk_async, restore_refuses_an_inflight_head_past_the_queue)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].inflight[1] = DEEP_QSIZE;
+	expect_refused(st, ">= queue size");
+}
+
+Test(virtio_blk_async, restore_refuses_a_duplicate_inflight_head)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].inflight[1] = st->vq[0].inflight[0];
+	expect_refused(st, "twice");
+}
+
+Test(virtio_blk_async, restore_refuses_more_inflight_than_the_queue_holds)
+{
+	struct virtio_mmio_state *st = valid_state();
+
+	st->vq[0].ninflight = DEEP_QSIZE + 1;
+	expect_refused(st, "in flight");
+}
+
+Test(virtio_blk_async, restore_refuses_the_state_of_another_disk)
+{
+	struct virtio_mmio_state *st = valid_state();
+	struct virtio_blk_state bs;
+
+	memcpy(&bs, st->dev_state, sizeof(bs));
+	bs.capacity++;
+	memcpy(st->dev_state, &bs, sizeof(bs));
+	expect_refused(st, "not this disk");
 }

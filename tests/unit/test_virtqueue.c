@@ -30,7 +30,7 @@ static void setup_with(bool with_check)
 	fake_vring_init(&ring, &mem, QSIZE, RING_GPA);
 	vq_init(&vq, 0, &mem.gm);
 	fake_vring_attach(&ring, &vq);
-	vq.indirect = true;
+	vq.cfg.indirect = true;
 	cr_assert_eq(vq_enable(&vq, QSIZE), 0);
 	chain = calloc(1, sizeof(*chain));
 	cr_assert_not_null(chain);
@@ -169,8 +169,8 @@ Test(virtqueue, indexes_wrap_around_at_16_bits)
 	unsigned int i;
 
 	/* Driver and device both start just below the wrap. */
-	vq.last_avail = 65534;
-	vq.used_idx = 65534;
+	vq.st.last_avail = 65534;
+	vq.st.used_idx = 65534;
 	fake_vring_set_avail_idx(&ring, 65534);
 	for (i = 0; i < 4; i++) {
 		fake_vring_desc(&ring, i, BUF + 0x100 * i, 8, W, 0);
@@ -209,7 +209,7 @@ Test(virtqueue, event_idx_suppresses_interrupts_until_used_event)
 {
 	unsigned int i;
 
-	vq.event_idx = true;
+	vq.cfg.event_idx = true;
 	/* The first decision always notifies (nothing signalled yet). */
 	good_request(0);
 	cr_assert_eq(vq_pop_chain(&vq, chain), 1);
@@ -222,7 +222,7 @@ Test(virtqueue, event_idx_suppresses_interrupts_until_used_event)
 		fake_vring_publish(&ring, 4 + i);
 		cr_assert_eq(vq_pop_chain(&vq, chain), 1);
 		cr_assert_eq(vq_push_used(&vq, chain->head, 1), 0);
-		cr_expect_not(vq_should_notify(&vq), "used idx %u", vq.used_idx);
+		cr_expect_not(vq_should_notify(&vq), "used idx %u", vq.st.used_idx);
 	}
 	fake_vring_desc(&ring, 6, BUF, 1, W, 0);
 	fake_vring_publish(&ring, 6);
@@ -244,7 +244,7 @@ Test(virtqueue, no_interrupt_flag_suppresses_without_event_idx)
 
 Test(virtqueue, enable_notify_publishes_avail_event_and_sees_late_buffers)
 {
-	vq.event_idx = true;
+	vq.cfg.event_idx = true;
 	good_request(0);
 	cr_assert_eq(vq_pop_chain(&vq, chain), 1);
 	cr_expect_not(vq_enable_notify(&vq));
@@ -413,7 +413,7 @@ Test(virtqueue, indirect_with_next_flag_is_refused)
 
 Test(virtqueue, indirect_without_the_feature_is_refused)
 {
-	vq.indirect = false;
+	vq.cfg.indirect = false;
 	fake_desc(&mem, TABLE, 0, BUF + 0x2000, 1, W, 0);
 	fake_vring_desc(&ring, 0, TABLE, 16, I, 0);
 	fake_vring_publish(&ring, 0);
@@ -453,11 +453,11 @@ Test(virtqueue, avail_idx_jump_past_queue_size_breaks_the_queue)
 {
 	fake_vring_set_avail_idx(&ring, QSIZE + 1);
 	cr_expect_eq(vq_pop_chain(&vq, chain), -EPROTO);
-	cr_expect(vq.broken);
+	cr_expect(vq.st.broken);
 	good_request(0);
 	cr_expect_eq(vq_pop_chain(&vq, chain), -EIO, "a broken queue stays ignored");
 	vq_reset(&vq);
-	cr_expect_not(vq.broken);
+	cr_expect_not(vq.st.broken);
 }
 
 Test(virtqueue, avail_idx_of_exactly_queue_size_is_accepted)
@@ -501,9 +501,9 @@ Test(virtqueue, enable_rejects_size_not_power_of_two)
 {
 	vq_reset(&vq);
 	fake_vring_attach(&ring, &vq);
-	vq.num = 12;
+	vq.cfg.num = 12;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
-	vq.num = 32;
+	vq.cfg.num = 32;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL, "above QueueNumMax");
 }
 
@@ -511,12 +511,12 @@ Test(virtqueue, enable_rejects_ring_outside_memory_or_misaligned)
 {
 	vq_reset(&vq);
 	fake_vring_attach(&ring, &vq);
-	vq.used_gpa = MEM_SIZE - 8;
+	vq.cfg.used_gpa = MEM_SIZE - 8;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
-	vq.used_gpa = ring.used + 2;
+	vq.cfg.used_gpa = ring.used + 2;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
-	vq.used_gpa = ring.used;
-	vq.desc_gpa = UINT64_MAX - 15;
+	vq.cfg.used_gpa = ring.used;
+	vq.cfg.desc_gpa = UINT64_MAX - 15;
 	cr_expect_eq(vq_enable(&vq, QSIZE), -EINVAL);
 }
 
