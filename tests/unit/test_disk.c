@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "devices/disk.h"
+#include "devices/disk_engine.h"
 #include "devices/disk_pattern.h"
 
 #define SEED 0x5eedull
@@ -968,4 +969,157 @@ DISK_TEST(close_waits_for_requests_in_flight)
 		cr_expect_eq(w[i].calls, 1);
 		cr_expect_eq(w[i].res, 0);
 	}
+}
+
+#define MANY 1500
+
+/* More requests at once than the io_uring CQ holds (512): the rest wait in
+ * the engine's backlog and all complete. */
+DISK_TEST(more_requests_than_the_ring_holds_all_complete)
+{
+	static uint8_t bufs[MANY][512];
+	static struct waiter w[MANY];
+	struct disk *d, *c;
+
+	make_image(MIB);
+	d = open_disk(false, 0);
+	c = fork_disk(d);
+	for (int i = 0; i < MANY; i++) {
+		waiter_init(&w[i], DISK_READ, (uint64_t)(i % 2048) * 512, bufs[i], 512);
+		cr_assert_eq(disk_submit(i % 2 ? c : d, &w[i].io), 0);
+	}
+	for (int i = 0; i < MANY; i++) {
+		uint8_t want[512];
+
+		cr_assert(waiter_wait(&w[i]), "request %d never completed", i);
+		cr_assert_eq(w[i].res, 0);
+		disk_pattern_fill_buf(want, w[i].io.pos, 512, SEED);
+		cr_assert_arr_eq(bufs[i], want, 512, "request %d", i);
+	}
+	disk_close(c);
+	disk_close(d);
+}
+
+struct submitter {
+	struct disk *d;
+	int id;
+	struct waiter w[32];
+	uint8_t bufs[32][1024];
+};
+
+/* Each thread writes its own 1 KiB pieces, straddling blocks, all at once. */
+static void *submit_main(void *arg)
+{
+	struct submitter *s = arg;
+
+	for (int i = 0; i < 32; i++) {
+		uint64_t pos = ((uint64_t)(s->id * 32 + i) * 3 + 1) * 1024;
+
+		memset(s->bufs[i], s->id * 32 + i, sizeof(s->bufs[i]));
+		waiter_init(&s->w[i], DISK_WRITE, pos, s->bufs[i], sizeof(s->bufs[i]));
+		if (disk_submit(s->d, &s->w[i].io))
+			return (void *)1;
+	}
+	for (int i = 0; i < 32; i++)
+		if (!waiter_wait(&s->w[i]) || s->w[i].res)
+			return (void *)1;
+	return NULL;
+}
+
+DISK_TEST(requests_submitted_from_several_threads_at_once)
+{
+	static struct submitter s[4];
+	pthread_t t[4];
+	struct disk *d, *c;
+
+	make_image(MIB);
+	d = open_disk(false, 0);
+	c = fork_disk(d);
+	for (int i = 0; i < 4; i++) {
+		s[i].d = c;
+		s[i].id = i;
+		cr_assert_eq(pthread_create(&t[i], NULL, submit_main, &s[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		void *ret;
+
+		pthread_join(t[i], &ret);
+		cr_assert_null(ret, "thread %d", i);
+	}
+	for (int k = 0; k < 4 * 32; k++) {
+		uint64_t pos = ((uint64_t)k * 3 + 1) * 1024;
+
+		cr_expect(reads_byte(c, pos, 1024, (uint8_t)k), "piece %d", k);
+		cr_expect(reads_pattern(c, pos + 1024, 2048), "between pieces %d", k);
+	}
+	cr_expect(reads_pattern(d, 0, 4 * 32 * 3 * 1024));
+	disk_close(c);
+	disk_close(d);
+}
+
+/* ---- the io_uring engine alone --------------------------------------------- */
+
+struct pipe_op {
+	struct disk_eop eop;
+	struct iovec iov;
+	char byte;
+	sem_t *sem;
+	ssize_t res;
+};
+
+static void pipe_op_done(struct disk_eop *eop, ssize_t res)
+{
+	struct pipe_op *p = (struct pipe_op *)eop;
+
+	p->res = res;
+	sem_post(p->sem);
+}
+
+/* Reads of an empty pipe stay in the kernel until bytes come: with a ring
+ * of 4 entries (CQ 8), 40 of them must wait in the backlog and still run. */
+Test(disk, the_uring_backlog_holds_what_the_ring_cannot)
+{
+	static struct pipe_op ops[40];
+	struct disk_engine *e;
+	struct timespec ts;
+	char bytes[40];
+	sem_t sem;
+	int fds[2];
+
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert_eq(disk_uring_create(4, &e), 0);
+	sem_init(&sem, 0, 0);
+	for (int i = 0; i < 40; i++) {
+		ops[i].iov = (struct iovec){ &ops[i].byte, 1 };
+		ops[i].sem = &sem;
+		ops[i].eop = (struct disk_eop){ .kind = DISK_EOP_READ,
+						.fd = fds[0],
+						.off = (uint64_t)-1,
+						.iov = &ops[i].iov,
+						.niov = 1,
+						.done = pipe_op_done };
+		cr_assert_eq(e->ops->submit(e, &ops[i].eop), 0);
+	}
+	/* Nothing to read yet: nothing completes. */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 50 * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	cr_expect_neq(sem_timedwait(&sem, &ts), 0);
+	memset(bytes, 'x', sizeof(bytes));
+	cr_assert_eq(write(fds[1], bytes, sizeof(bytes)), (ssize_t)sizeof(bytes));
+	for (int i = 0; i < 40; i++) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += WAIT_S;
+		cr_assert_eq(sem_timedwait(&sem, &ts), 0, "%d of 40 completed", i);
+	}
+	for (int i = 0; i < 40; i++) {
+		cr_expect_eq(ops[i].res, 1);
+		cr_expect_eq(ops[i].byte, 'x');
+	}
+	e->ops->destroy(e);
+	close(fds[0]);
+	close(fds[1]);
 }
