@@ -47,6 +47,7 @@
 
 #define SECTOR_SIZE 512u
 #define DISK_IOV_MAX 1024u /* IOV_MAX on Linux, and io_uring's UIO_MAXIOV */
+#define SUBMIT_BATCH 32u /* a request's operations handed to the engine at once */
 
 enum engine_kind {
 	ENGINE_URING,
@@ -331,7 +332,10 @@ static void sub_finish(struct sub *s, int err)
 
 static int sub_submit(struct sub *s)
 {
-	return s->r->d->eng->ops->submit(s->r->d->eng, &s->eop);
+	struct disk_eop *op = &s->eop;
+	int ret = s->r->d->eng->ops->submit(s->r->d->eng, &op, 1);
+
+	return ret < 0 ? ret : 0;
 }
 
 /* Point the sub at a new stage's data. */
@@ -409,15 +413,26 @@ static void sub_eop_done(struct disk_eop *eop, ssize_t res)
  */
 static int req_submit_subs(struct req *r)
 {
-	/* Once the last sub is submitted, @r may be done and freed. */
-	unsigned int i, n = r->nsub;
+	struct disk_engine *e = r->d->eng;
+	/* Once the last sub is taken by the engine, @r may be done and freed. */
+	unsigned int i = 0, n = r->nsub;
 	int ret = 0;
 
 	__atomic_store_n(&r->pending, (int)n, __ATOMIC_RELAXED);
-	for (i = 0; i < n; i++) {
-		ret = sub_submit(&r->subs[i]);
-		if (ret)
+	while (i < n) {
+		struct disk_eop *ops[SUBMIT_BATCH];
+		unsigned int m = n - i < SUBMIT_BATCH ? n - i : SUBMIT_BATCH;
+
+		for (unsigned int k = 0; k < m; k++)
+			ops[k] = &r->subs[i + k].eop;
+		ret = e->ops->submit(e, ops, m);
+		if (ret < 0)
 			break;
+		i += (unsigned int)ret;
+		if ((unsigned int)ret < m) {
+			ret = -EIO;
+			break;
+		}
 	}
 	if (i == n)
 		return 0;

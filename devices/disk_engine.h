@@ -43,8 +43,12 @@ struct disk_engine;
 
 struct disk_engine_ops {
 	const char *name;
-	/* Start @op (never calls op->done inline).  Return: 0 or -errno. */
-	int (*submit)(struct disk_engine *e, struct disk_eop *op);
+	/*
+	 * Start @ops[0..@n) (never calls done() inline).  Return: how many,
+	 * from the first, the engine took (each will complete); -errno if it
+	 * took none.
+	 */
+	int (*submit)(struct disk_engine *e, struct disk_eop **ops, unsigned int n);
 	/* Stop the threads and free; every submitted op has completed. */
 	void (*destroy)(struct disk_engine *e);
 };

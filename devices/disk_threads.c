@@ -114,17 +114,22 @@ static void *completer_main(void *arg)
 	return NULL;
 }
 
-static int threads_submit(struct disk_engine *e, struct disk_eop *op)
+static int threads_submit(struct disk_engine *e, struct disk_eop **ops, unsigned int n)
 {
 	struct threads_engine *t = to_threads(e);
 
 	pthread_mutex_lock(&t->lock);
-	op->next = NULL;
-	*t->work_tail = op;
-	t->work_tail = &op->next;
-	pthread_cond_signal(&t->work_cv);
+	for (unsigned int i = 0; i < n; i++) {
+		ops[i]->next = NULL;
+		*t->work_tail = ops[i];
+		t->work_tail = &ops[i]->next;
+	}
+	if (n > 1)
+		pthread_cond_broadcast(&t->work_cv);
+	else
+		pthread_cond_signal(&t->work_cv);
 	pthread_mutex_unlock(&t->lock);
-	return 0;
+	return (int)n;
 }
 
 /* Stop and join the first @n workers, then the completion thread. */

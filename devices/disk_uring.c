@@ -18,6 +18,8 @@
 #define URING_STOP 0ull
 /* user_data of an SQE rewritten into a NOP after io_uring_enter refused it. */
 #define URING_DISCARD 1ull
+/* SQEs per io_uring_enter (a request's operations go in one batch). */
+#define URING_BATCH 32u
 
 struct uring_engine {
 	struct disk_engine e; /* first: container */
@@ -25,6 +27,7 @@ struct uring_engine {
 	pthread_mutex_t lock; /* the SQ, inflight, the backlog */
 	unsigned int inflight; /* operations in the kernel (lock) */
 	unsigned int cap; /* CQ entries: the most that may be in the kernel */
+	unsigned int sq_entries;
 	struct disk_eop *backlog, **backlog_tail; /* lock */
 	pthread_t thread;
 };
@@ -32,6 +35,13 @@ struct uring_engine {
 static struct uring_engine *to_uring(struct disk_engine *e)
 {
 	return (struct uring_engine *)e;
+}
+
+/* An SQE a failed enter left in the ring: a NOP nobody waits for. */
+static void discard(struct io_uring_sqe *sqe)
+{
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, URING_DISCARD);
 }
 
 /* @op NULL: the stop NOP. */
@@ -59,57 +69,88 @@ static void prep(struct io_uring_sqe *sqe, struct disk_eop *op)
 	io_uring_sqe_set_data(sqe, op);
 }
 
-/*
- * Hand one SQE to the kernel.  Return: 0, or -errno and the SQE was turned
- * into a discarded NOP (io_uring_enter consumed nothing, so the kernel has
- * not read it yet).
- * Context: u->lock held.
- */
-static int push(struct uring_engine *u, struct disk_eop *op)
+/* io_uring_submit(), retried while the kernel is short of memory. */
+static int enter(struct uring_engine *u)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 	int ret, tries = 0;
 
-	if (!sqe) {
-		/* The SQ holds only what a failed enter left: flush it. */
-		io_uring_submit(&u->ring);
-		sqe = io_uring_get_sqe(&u->ring);
-		if (!sqe)
-			return -EBUSY;
-	}
-	prep(sqe, op);
-	for (;;) {
+	do {
 		ret = io_uring_submit(&u->ring);
 		if (ret >= 0)
-			break;
-		if ((ret == -EINTR || ret == -EAGAIN) && tries++ < 1000) {
-			sched_yield();
-			continue;
-		}
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, URING_DISCARD);
+			return 0;
+		sched_yield();
+	} while ((ret == -EINTR || ret == -EAGAIN) && tries++ < 1000);
+	return ret;
+}
+
+/*
+ * Hand @n operations (at most URING_BATCH) to the kernel with one
+ * io_uring_enter.  @ops NULL: one stop NOP.  Return: 0, or -errno and none
+ * was started (their SQEs, which the failed enter did not consume, are
+ * turned into discarded NOPs).
+ * Context: u->lock held.
+ */
+static int push(struct uring_engine *u, struct disk_eop **ops, unsigned int n)
+{
+	struct io_uring_sqe *sqe[URING_BATCH];
+	int ret;
+
+	/* SQEs a failed enter left (discarded NOPs) go first, alone, so that
+	 * a failure below only ever concerns this batch. */
+	if (io_uring_sq_ready(&u->ring)) {
+		ret = enter(u);
+		if (ret)
+			return ret;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		/* n <= the SQ size and the SQ is empty: there is room. */
+		sqe[i] = io_uring_get_sqe(&u->ring);
+		prep(sqe[i], ops ? ops[i] : NULL);
+	}
+	ret = enter(u);
+	if (ret) {
+		for (unsigned int i = 0; i < n; i++)
+			discard(sqe[i]);
 		return ret;
 	}
-	if (op)
-		u->inflight++;
+	if (ops)
+		u->inflight += n;
 	return 0;
 }
 
-static int uring_submit(struct disk_engine *e, struct disk_eop *op)
+/* Start what fits in the ring now, queue the rest.  Return: how many of
+ * @ops the engine took (all, unless the kernel refused a batch), or -errno
+ * when it took none. */
+static int uring_submit(struct disk_engine *e, struct disk_eop **ops, unsigned int n)
 {
 	struct uring_engine *u = to_uring(e);
+	unsigned int i = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&u->lock);
-	if (u->inflight >= u->cap || u->backlog) {
-		op->next = NULL;
-		*u->backlog_tail = op;
-		u->backlog_tail = &op->next;
-	} else {
-		ret = push(u, op);
+	while (i < n && !u->backlog && u->inflight < u->cap) {
+		unsigned int m = n - i;
+
+		if (m > URING_BATCH)
+			m = URING_BATCH;
+		if (m > u->cap - u->inflight)
+			m = u->cap - u->inflight;
+		if (m > u->sq_entries)
+			m = u->sq_entries;
+		ret = push(u, ops + i, m);
+		if (ret)
+			break;
+		i += m;
+	}
+	if (!ret) {
+		for (; i < n; i++) {
+			ops[i]->next = NULL;
+			*u->backlog_tail = ops[i];
+			u->backlog_tail = &ops[i]->next;
+		}
 	}
 	pthread_mutex_unlock(&u->lock);
-	return ret;
+	return i ? (int)i : ret;
 }
 
 /*
@@ -127,7 +168,7 @@ static struct disk_eop *feed_backlog(struct uring_engine *u)
 		u->backlog = op->next;
 		if (!u->backlog)
 			u->backlog_tail = &u->backlog;
-		if (push(u, op)) {
+		if (push(u, &op, 1)) {
 			op->next = failed;
 			failed = op;
 		}
@@ -179,7 +220,7 @@ static void uring_destroy(struct disk_engine *e)
 	int ret;
 
 	pthread_mutex_lock(&u->lock);
-	ret = push(u, NULL);
+	ret = push(u, NULL, 1);
 	pthread_mutex_unlock(&u->lock);
 	/* Without the stop NOP the thread would wait forever: cancel it (it
 	 * waits in io_uring_enter, a cancellation point). */
@@ -206,10 +247,17 @@ int disk_uring_create(unsigned int depth, struct disk_engine **out)
 		return -ENOMEM;
 	u->e.ops = &uring_ops;
 	u->backlog_tail = &u->backlog;
-	ret = io_uring_queue_init(depth, &u->ring, 0);
+	/* SUBMIT_ALL (5.18): an SQE the kernel cannot start gets an error CQE
+	 * and the rest of the batch still goes in, so nothing is left in the
+	 * SQ after an enter.  Older kernels: without it (the next enter takes
+	 * any leftover, push()). */
+	ret = io_uring_queue_init(depth, &u->ring, IORING_SETUP_SUBMIT_ALL);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(depth, &u->ring, 0);
 	if (ret < 0)
 		goto err_free;
 	u->cap = *u->ring.cq.kring_entries;
+	u->sq_entries = *u->ring.sq.kring_entries;
 	ret = -pthread_mutex_init(&u->lock, NULL);
 	if (ret)
 		goto err_ring;
