@@ -38,6 +38,8 @@
 #include "vmm/api/api_internal.h"
 
 #define API_LISTEN_BACKLOG 64
+/* Body bytes dropped past the cap, in caps, before the connection is closed. */
+#define API_MAX_DROPPED 16
 /* Request line and headers: MHD answers more than this itself (431). */
 #define API_HEADER_MEMORY (32u * 1024)
 
@@ -61,6 +63,7 @@ struct api_req {
 	size_t len;
 	size_t cap;
 	bool too_large; /* the body passed max_body: discarded, 413 at the end */
+	size_t dropped; /* bytes discarded since */
 	bool answered; /* a reply is queued already */
 };
 
@@ -290,13 +293,20 @@ static enum MHD_Result append_body(struct api_server *s, struct api_req *rq, con
 	size_t cap;
 	char *p;
 
-	/* Past the cap: swallow the rest (bounded by the idle timeout) for a clean 413. */
+	/*
+	 * Past the cap (a chunked body; a declared length was refused before):
+	 * drop the rest for a clean 413, up to API_MAX_DROPPED times the cap,
+	 * then close, so an endless body does not keep the thread reading.
+	 */
 	if (rq->too_large || n > s->max_body - rq->len) {
-		rq->too_large = true;
-		free(rq->body);
-		rq->body = NULL;
-		rq->len = rq->cap = 0;
-		return MHD_YES;
+		if (!rq->too_large) {
+			rq->too_large = true;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = rq->cap = 0;
+		}
+		rq->dropped += n;
+		return rq->dropped / API_MAX_DROPPED > s->max_body ? MHD_NO : MHD_YES;
 	}
 	if (rq->len + n > rq->cap) {
 		cap = rq->cap ? rq->cap : 1024;
