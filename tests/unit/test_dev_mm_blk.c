@@ -125,20 +125,26 @@ static void teardown(void)
 	unlink(path);
 }
 
-/* Read request @i (descriptors 3i..3i+2, its own header, data and status):
- * popped and submitted when this returns, not necessarily answered. */
-static void start_read_at(unsigned int i, uint64_t data, uint64_t sector, uint32_t len)
+/* Request @i of @type (0 IN, 1 OUT; descriptors 3i..3i+2, its own header,
+ * data and status): popped and submitted when this returns, not
+ * necessarily answered. */
+static void start_io_at(unsigned int i, uint32_t type, uint64_t data, uint64_t sector, uint32_t len)
 {
-	uint32_t hdr[4] = { htole32(0), 0, htole32((uint32_t)sector), 0 };
+	uint32_t hdr[4] = { htole32(type), 0, htole32((uint32_t)sector), 0 };
 	uint8_t st = 0xee;
 	uint16_t d = (uint16_t)(3 * i);
 
 	put(HDR + 16 * i, hdr, 16);
 	put(STATUS + i, &st, 1);
 	desc(d, HDR + 16 * i, 16, VRING_DESC_F_NEXT, d + 1);
-	desc(d + 1, data, len, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, d + 2);
+	desc(d + 1, data, len, (type == 0 ? VRING_DESC_F_WRITE : 0) | VRING_DESC_F_NEXT, d + 2);
 	desc(d + 2, STATUS + i, 1, VRING_DESC_F_WRITE, 0);
 	publish(d);
+}
+
+static void start_read_at(unsigned int i, uint64_t data, uint64_t sector, uint32_t len)
+{
+	start_io_at(i, 0, data, sector, len);
 }
 
 static uint8_t submit_read(uint64_t sector, uint32_t len)
@@ -296,5 +302,87 @@ Test(mm_blk_async, clone_with_reads_in_flight_reexecutes_them_into_its_own_memor
 	}
 	virtio_mmio_destroy(cmmio);
 	space_destroy(child);
+	free(vs);
+}
+
+/* The side of one VM the helpers above drive (they use the globals). */
+struct side {
+	struct space *space;
+	struct virtio_mmio *mmio;
+	struct bus_region reg;
+	uint16_t avail_idx;
+};
+
+static void switch_to(struct side *save, const struct side *to)
+{
+	*save = (struct side){ space, mmio, reg, avail_idx };
+	space = to->space;
+	mmio = to->mmio;
+	reg = to->reg;
+	avail_idx = to->avail_idx;
+}
+
+/* Sectors [@first, @first + 8 * @n) hold @n 4 KiB blocks of byte @v + block. */
+static void expect_blocks(unsigned int first_block, unsigned int n, uint8_t v, const char *who)
+{
+	uint8_t got[4096];
+	unsigned int b, j;
+
+	for (b = first_block; b < first_block + n; b++) {
+		start_read_at(0, DATA, 8 * b, 4096);
+		cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+		cr_assert_eq(space_read(space, DATA, got, sizeof(got)), 0);
+		for (j = 0; j < sizeof(got); j++)
+			if (got[j] != (uint8_t)(v + b))
+				break;
+		cr_expect_eq(j, sizeof(got), "%s: block %u byte %u is %#x, expected %#x", who, b, j,
+			     j < sizeof(got) ? got[j] : 0, (uint8_t)(v + b));
+	}
+}
+
+Test(mm_blk_async, clone_with_writes_in_flight_then_each_vm_reads_back_only_its_own_writes)
+{
+	struct virtio_mmio_state *vs = calloc(1, sizeof(*vs));
+	struct side parent, child = { 0 };
+	struct virtio_dev *cdev;
+	struct guest_mem cgm;
+	uint8_t buf[4096];
+	char err[256] = "";
+	unsigned int i;
+
+	/* The parent writes blocks 0-3 with 0xa0 + block, all in flight. */
+	for (i = 0; i < 4; i++) {
+		memset(buf, 0xa0 + i, sizeof(buf));
+		put(DATA + 0x1000 * (i + 1), buf, sizeof(buf));
+		start_io_at(i, 1, DATA + 0x1000 * (i + 1), 8 * i, 4096);
+	}
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(space_fork(space, &child.space), 0);
+	cr_assert_eq(virtio_blk_fork(blkdev, &cdev), 0);
+	cr_assert_eq(virtio_mmio_save(mmio, vs), 0);
+	cr_assert_eq(vs->vq[0].ninflight, 4, "all 4 writes in flight (latency %u ms)", LATENCY_MS);
+	virtio_mmio_release(mmio);
+	mm_guest_mem_init(&cgm, child.space);
+	cr_assert_eq(virtio_mmio_create(0xd0000000, 5, cdev, &cgm, NULL, &child.mmio), 0);
+	cr_assert_eq(virtio_mmio_restore(child.mmio, vs, err, sizeof(err)), 0, "%s", err);
+	child.reg = virtio_mmio_region(child.mmio);
+	child.avail_idx = avail_idx;
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	cr_assert_eq(virtio_mmio_drain(child.mmio, 10000), 0);
+
+	/* The child overwrites block 0 with 0xc0, then reads all back. */
+	switch_to(&parent, &child);
+	memset(buf, 0xc0, sizeof(buf));
+	put(DATA + 0x1000, buf, sizeof(buf));
+	start_io_at(1, 1, DATA + 0x1000, 0, 4096);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	expect_blocks(0, 1, 0xc0, "child");
+	expect_blocks(1, 3, 0xa0, "child");
+	switch_to(&child, &parent);
+	/* The parent has its own writes, none of the child's. */
+	expect_blocks(0, 4, 0xa0, "parent");
+
+	virtio_mmio_destroy(child.mmio);
+	space_destroy(child.space);
 	free(vs);
 }
