@@ -1766,3 +1766,31 @@ Test(api, stop_waits_for_the_backend_call_in_progress)
 	/* Its answer may or may not have left before the connection closed. */
 	cr_expect(status == 0 || status == 201, "HTTP %u", status);
 }
+
+static unsigned int open_fds(void)
+{
+	unsigned int n = 0;
+	int fd;
+
+	for (fd = 0; fd < 4096; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+Test(api_socket, start_and_stop_leak_no_descriptor)
+{
+	unsigned int before, i;
+
+	start_with(0, 0);
+	json_decref(ok("GET", "/version", NULL, 200));
+	api_server_stop(srv);
+	srv = NULL;
+	before = open_fds();
+	for (i = 0; i < 20; i++) {
+		start_with(0, 0);
+		json_decref(ok("GET", "/vms", NULL, 200));
+		api_server_stop(srv);
+		srv = NULL;
+	}
+	cr_expect_eq(open_fds(), before);
+}

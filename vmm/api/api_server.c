@@ -22,6 +22,7 @@
 #include "vmm/api/api_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <microhttpd.h>
@@ -177,6 +178,14 @@ static void remove_socket(struct api_server *s)
 	if (!lstat(s->path, &st) && S_ISSOCK(st.st_mode) && st.st_dev == s->dev &&
 	    st.st_ino == s->ino)
 		unlink(s->path);
+}
+
+/* Is @a still open on the socket @b is? */
+static bool same_socket(int a, int b)
+{
+	struct stat sa, sb;
+
+	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -406,7 +415,7 @@ int api_server_start(const struct api_server_config *cfg, struct api_server **ou
 {
 	struct api_server *s;
 	unsigned int timeout;
-	int fd, ret;
+	int fd, mhd_fd, ret;
 
 	if (!cfg || !cfg->path || !*cfg->path || !cfg->ops) {
 		snprintf(err, errlen, "api: no socket path or no backend");
@@ -434,9 +443,19 @@ int api_server_start(const struct api_server_config *cfg, struct api_server **ou
 		ret = fd;
 		goto err_free;
 	}
+	/*
+	 * MHD gets a duplicate: whether it closes the socket it was given
+	 * when it fails to start is not documented, so we close our own and,
+	 * if still open, theirs (same inode: not a number reused meanwhile).
+	 */
+	mhd_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (mhd_fd < 0) {
+		ret = fail(err, errlen, -errno, "%s: dup: %s", s->path);
+		goto err_socket;
+	}
 	s->mhd = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG, 0, NULL, NULL,
-	    handle, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_EXTERNAL_LOGGER,
+	    handle, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)mhd_fd, MHD_OPTION_EXTERNAL_LOGGER,
 	    mhd_log, s, MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(2 * s->max_conns),
 	    MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)API_HEADER_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
@@ -444,8 +463,12 @@ int api_server_start(const struct api_server_config *cfg, struct api_server **ou
 	if (!s->mhd) {
 		snprintf(err, errlen, "%s: libmicrohttpd would not start on the socket", s->path);
 		ret = -EIO;
+		if (same_socket(mhd_fd, fd))
+			close(mhd_fd);
 		goto err_socket;
 	}
+	/* MHD owns mhd_fd now (MHD_stop_daemon() closes it). */
+	close(fd);
 	*out = s;
 	return 0;
 
