@@ -53,6 +53,7 @@ struct api_server {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	dev_t dev; /* the socket we bound, to remove only ours at stop */
 	ino_t ino;
+	char log[256]; /* MHD's last message (mhd_log()) */
 	/* Written on the MHD thread, read anywhere (api_server_get_stats()). */
 	_Atomic uint64_t requests, errors, connections, rejected;
 	_Atomic unsigned int open;
@@ -188,9 +189,20 @@ static bool same_socket(int a, int b)
 	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/*
+ * MHD complains about every malformed request: the clients' errors, not
+ * ours, so nothing is printed.  The last message is kept for a failed start.
+ * Context: the starting thread, then the MHD thread only.
+ */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	/* MHD complains about every malformed request: the clients' errors, not ours. */
+	struct api_server *s = cls;
+	size_t n;
+
+	vsnprintf(s->log, sizeof(s->log), fmt, ap);
+	n = strlen(s->log);
+	if (n && s->log[n - 1] == '\n')
+		s->log[n - 1] = '\0';
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -461,7 +473,8 @@ int api_server_start(const struct api_server_config *cfg, struct api_server **ou
 	    (size_t)API_HEADER_MEMORY, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
 	if (!s->mhd) {
-		snprintf(err, errlen, "%s: libmicrohttpd would not start on the socket", s->path);
+		snprintf(err, errlen, "%s: libmicrohttpd would not start on the socket%s%s",
+			 s->path, *s->log ? ": " : "", s->log);
 		ret = -EIO;
 		if (same_socket(mhd_fd, fd))
 			close(mhd_fd);
