@@ -99,6 +99,7 @@ struct disk {
 	pthread_cond_t idle_cv; /* inflight dropped to 0 */
 	struct disk_engine *eng;
 	enum engine_kind kind;
+	bool fallback; /* not forced: a fork may fall back to the worker pool */
 	struct disk_layer *top; /* lock */
 	uint64_t size;
 	bool readonly;
@@ -823,6 +824,7 @@ static int handle_alloc(uint64_t size, bool readonly, uint64_t latency_ns, const
 	if (ret)
 		goto err;
 	d->kind = kind;
+	d->fallback = fallback;
 	if (latency_ns) {
 		ret = -pthread_create(&d->delay_thread, NULL, delay_main, d);
 		if (ret)
@@ -1021,7 +1023,9 @@ int disk_fork(struct disk *d, struct disk **child)
 	struct disk *n;
 	int ret;
 
-	ret = handle_alloc(d->size, d->readonly, d->latency_ns, d->dir, d->kind, false, &n);
+	/* A ring can fail where the parent's worked (RLIMIT_MEMLOCK on kernels
+	 * before 5.12): unless forced, the child then gets the worker pool. */
+	ret = handle_alloc(d->size, d->readonly, d->latency_ns, d->dir, d->kind, d->fallback, &n);
 	if (ret)
 		return ret;
 	if (!d->readonly) {

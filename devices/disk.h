@@ -12,6 +12,8 @@
  * Engines: io_uring (liburing) when io_uring_queue_init() works, else a pool
  * of worker threads; FORKVM_DISK_ENGINE=io_uring|threads forces one (then a
  * failure to start it fails disk_open()).  disk_engine() says which runs.
+ * A child of disk_fork() runs its parent's engine (unless forced, the worker
+ * pool if its own ring cannot be made).
  *
  * Fork: before the first fork a disk is its file.  disk_fork() freezes the
  * handle's current top layer (the file, at the first fork: it is never

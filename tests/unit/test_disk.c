@@ -8,13 +8,18 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1128,4 +1133,54 @@ Test(disk, the_uring_backlog_holds_what_the_ring_cannot)
 	e->ops->destroy(e);
 	close(fds[0]);
 	close(fds[1]);
+}
+
+/* ---- where io_uring is refused --------------------------------------------- */
+
+/* What a sandbox does: io_uring_setup fails with EPERM (seccomp; the test
+ * process is Criterion's own, so the filter dies with it). */
+static void forbid_io_uring(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]), .filter = f };
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+Test(disk, without_io_uring_the_worker_pool_runs)
+{
+	struct disk *d, *c;
+
+	unsetenv("FORKVM_DISK_ENGINE");
+	make_image(MIB);
+	forbid_io_uring();
+	d = open_disk(false, 0);
+	cr_expect_str_eq(disk_engine(d), "threads");
+	c = fork_disk(d);
+	cr_expect_str_eq(disk_engine(c), "threads");
+	fill(c, 0, 512, 9);
+	cr_expect(reads_byte(c, 0, 512, 9));
+	cr_expect(reads_pattern(d, 0, 4096));
+	disk_close(c);
+	disk_close(d);
+}
+
+Test(disk, a_forced_io_uring_that_cannot_start_fails_the_open)
+{
+	struct disk_config cfg = { .path = path };
+	struct disk *d = NULL;
+	char err[256] = "";
+
+	setenv("FORKVM_DISK_ENGINE", "io_uring", 1);
+	make_image(MIB);
+	forbid_io_uring();
+	cr_expect_eq(disk_open(&cfg, &d, err, sizeof(err)), -EPERM);
+	cr_expect_null(d);
+	cr_expect_neq(strstr(err, "io_uring"), NULL, "message: %s", err);
 }
