@@ -248,6 +248,8 @@ static void req_finish(struct req *r);
 /*
  * Take @r out of d->writes and start the waiting writes that no longer
  * have to wait (those that fail to start complete with the error here).
+ * Context: d->lock not held; taken and released here, and released before
+ * anything is submitted.
  */
 static void write_unregister(struct disk *d, struct req *r)
 {
@@ -291,7 +293,12 @@ static void write_unregister(struct disk *d, struct req *r)
 	}
 }
 
-/* The last sub is done (any thread of the disk): complete the request. */
+/*
+ * The last sub is done: complete the request.  Bits of the written blocks
+ * are already set (sub_finish), so a write is visible before its done().
+ * Context: a disk thread (completion or delay), no lock held; done() runs
+ * without any disk lock.
+ */
 static void req_finish(struct req *r)
 {
 	struct disk *d = r->d;
@@ -373,7 +380,7 @@ static int sub_continue(struct sub *s, size_t moved)
 	return sub_submit(s);
 }
 
-/* Engine callback, on the completion thread. */
+/* Engine callback.  Context: the engine's completion thread, no lock held. */
 static void sub_eop_done(struct disk_eop *eop, ssize_t res)
 {
 	struct sub *s = (struct sub *)eop;
@@ -674,6 +681,8 @@ static int req_plan_and_start(struct req *r)
  * Start @r now: a write that must wait joins d->blocked (and is started
  * when the write it waits for completes).  Return: 0, or -errno and @r is
  * neither started nor registered.
+ * Context: d->lock not held (taken to choose the layer, released before
+ * the engine is called).
  */
 static int req_begin(struct req *r)
 {
@@ -700,7 +709,8 @@ static int req_begin(struct req *r)
 	return ret;
 }
 
-/* Latency: start each request when it is due, in submission order. */
+/* Latency: start each request when it is due, in submission order.
+ * Context: holds d->lock except while it starts a request. */
 static void *delay_main(void *arg)
 {
 	struct disk *d = arg;
@@ -1017,6 +1027,8 @@ int disk_submit(struct disk *d, struct disk_io *io)
 	return ret;
 }
 
+/* Context: d->lock taken for the swap of the top only; the overlay files
+ * and the child's threads are made before it, outside. */
 int disk_fork(struct disk *d, struct disk **child)
 {
 	struct disk_layer *p = NULL, *c = NULL, *t;
