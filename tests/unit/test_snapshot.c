@@ -1,0 +1,644 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshot format and store without KVM: the manifest round trip, the
+ * sparse memory file, the atomic directory (a full disk leaves nothing), and
+ * every kind of bad input refused with one line; then a deterministic
+ * mutation fuzzer over a valid manifest and memory file
+ * (FORKVM_FUZZ_ITERS=N for a longer run: `make fuzz`).
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libfdt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mm/mm.h"
+#include "vmm/device.h"
+#include "vmm/machine_state.h"
+#include "vmm/snapshot/snapshot.h"
+
+#define PAGE MM_PAGE_SIZE
+#define NPAGES 64
+
+static struct pool *pool;
+static char tmpdir[256];
+
+static void setup(void)
+{
+	cr_assert_eq(pool_create(NULL, &pool), 0);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/snap-test.XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+static void teardown(void)
+{
+	pool_destroy(pool);
+	rm_rf(tmpdir);
+}
+
+static void path_of(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, name);
+}
+
+/* A state blob that passes mstate_check(): a header and one VM-sized section. */
+static struct machine_state state;
+
+static void make_state(void)
+{
+	uint8_t *p;
+
+	cr_assert_eq(mstate_init(&state, 4096), 0);
+	p = mstate_add(&state, MSTATE_DEVICE, 1, DEVICE_SERIAL, 100);
+	cr_assert_not_null(p);
+	memset(p, 0x5a, 100);
+}
+
+static void make_manifest(struct snap_manifest *man, uint64_t pages)
+{
+	memset(man, 0, sizeof(*man));
+	man->major = SNAP_FORMAT_MAJOR;
+	man->minor = SNAP_FORMAT_MINOR;
+	man->kind = SNAP_LIVE;
+	snprintf(man->cpu_model, sizeof(man->cpu_model), "Test CPU @ 1 GHz");
+	man->ncpuid = 2;
+	man->cpuid[0] = (struct snap_cpuid){ 1, 0, 0x306a9, 0, 1u << 28, 1u << 26 };
+	man->cpuid[1] = (struct snap_cpuid){ 7, 0, 0, 1u << 5, 0, 0 };
+	man->nranges = 1;
+	man->range[0] = (struct snap_range){ 0, pages * PAGE };
+	man->mem_file_size = pages * PAGE;
+	man->ncpus = 2;
+	man->policy = MM_POLICY_PAGECOUNT;
+	man->ndevs = 1;
+	man->dev[0] = (struct snap_dev){ 1, DEVICE_SERIAL };
+	if (!state.buf)
+		make_state();
+	man->state = state.buf;
+	man->state_size = (uint32_t)mstate_size(&state);
+}
+
+static struct space *make_space(uint64_t pages)
+{
+	struct space_range r = { 0, pages * PAGE };
+	struct space *s;
+
+	cr_assert_eq(space_create(pool, &r, 1, &s), 0);
+	return s;
+}
+
+/* Pages 0..NPAGES: even ones written with a pattern, page 5 written with
+ * zeros, odd ones never written. */
+static void fill(struct space *s)
+{
+	uint8_t page[PAGE];
+	unsigned int p;
+
+	for (p = 0; p < NPAGES; p += 2) {
+		memset(page, (int)(p + 1), sizeof(page));
+		memcpy(page, &p, sizeof(p));
+		cr_assert_eq(space_write(s, (uint64_t)p * PAGE, page, PAGE), 0);
+	}
+	memset(page, 0, sizeof(page));
+	cr_assert_eq(space_write(s, 5 * PAGE, page, PAGE), 0);
+}
+
+static void assert_same(struct space *a, struct space *b)
+{
+	static uint8_t pa[PAGE], pb[PAGE];
+	unsigned int p;
+
+	for (p = 0; p < NPAGES; p++) {
+		cr_assert_eq(space_read(a, (uint64_t)p * PAGE, pa, PAGE), 0);
+		cr_assert_eq(space_read(b, (uint64_t)p * PAGE, pb, PAGE), 0);
+		cr_assert(!memcmp(pa, pb, PAGE), "page %u differs", p);
+	}
+}
+
+static int write_snapshot(const char *name, struct space *s, struct snap_write_stats *st,
+			  uint64_t fail_after, char *err, size_t errlen)
+{
+	static struct snap_manifest man;
+	char dir[512];
+	struct snap_write w;
+
+	make_manifest(&man, NPAGES);
+	path_of(dir, sizeof(dir), name);
+	w = (struct snap_write){ .dir = dir, .man = &man, .space = s, .fail_after = fail_after };
+	return snap_store_write(&w, st, err, errlen);
+}
+
+static bool leftovers(void)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	bool found = false;
+
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		found |= strstr(e->d_name, ".tmp-") != NULL;
+	closedir(d);
+	return found;
+}
+
+TestSuite(snapshot, .init = setup, .fini = teardown);
+
+Test(snapshot, manifest_round_trip_keeps_every_field)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256];
+	long len;
+
+	make_manifest(&a, NPAGES);
+	a.pages_present = 7;
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(b.major, a.major);
+	cr_assert_eq(b.minor, a.minor);
+	cr_assert_eq(b.kind, SNAP_LIVE);
+	cr_assert_str_eq(b.cpu_model, a.cpu_model);
+	cr_assert_eq(b.ncpuid, 2);
+	cr_assert(!memcmp(b.cpuid, a.cpuid, 2 * sizeof(a.cpuid[0])));
+	cr_assert_eq(b.nranges, 1);
+	cr_assert_eq(b.range[0].size, NPAGES * PAGE);
+	cr_assert_eq(b.mem_file_size, NPAGES * PAGE);
+	cr_assert_eq(b.pages_present, 7);
+	cr_assert_eq(b.ncpus, 2);
+	cr_assert_eq(b.ndevs, 1);
+	cr_assert_eq(b.dev[0].id, 1);
+	cr_assert_eq(b.dev[0].type, DEVICE_SERIAL);
+	cr_assert_eq(b.state_size, a.state_size);
+	cr_assert(!memcmp(b.state, a.state, a.state_size));
+}
+
+Test(snapshot, manifest_too_small_a_buffer_is_enospc)
+{
+	static struct snap_manifest a;
+	uint8_t blob[256];
+
+	make_manifest(&a, NPAGES);
+	cr_assert_eq(snap_manifest_build(&a, blob, sizeof(blob)), -ENOSPC);
+}
+
+Test(snapshot, another_major_is_refused_naming_found_and_expected)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256];
+	long len;
+
+	make_manifest(&a, NPAGES);
+	a.major = 2;
+	a.minor = 3;
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_gt(len, 0);
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)),
+		     -EPROTONOSUPPORT);
+	cr_assert(strstr(err, "format 2.3"), "%s", err);
+	cr_assert(strstr(err, "reads format 1.x"), "%s", err);
+}
+
+Test(snapshot, a_newer_minor_is_read)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256];
+	long len;
+
+	make_manifest(&a, NPAGES);
+	a.minor = SNAP_FORMAT_MINOR + 5;
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(b.minor, SNAP_FORMAT_MINOR + 5);
+}
+
+/* Each broken manifest: refused, with a message naming what is wrong. */
+static void refuse_manifest(void (*breakit)(struct snap_manifest *), const char *what)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256] = "";
+	long len;
+
+	make_manifest(&a, NPAGES);
+	breakit(&a);
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_gt(len, 0);
+	cr_assert_neq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0,
+		      "accepted: %s", what);
+	cr_assert(strstr(err, what), "'%s' does not name '%s'", err, what);
+	cr_assert_null(strchr(err, '\n'));
+}
+
+static void unaligned(struct snap_manifest *m)
+{
+	m->range[0].gpa = 100;
+}
+static void overflowing(struct snap_manifest *m)
+{
+	m->nranges = 2;
+	m->range[1] = (struct snap_range){ UINT64_MAX - PAGE + 1, 2 * PAGE };
+}
+static void overlapping(struct snap_manifest *m)
+{
+	m->nranges = 2;
+	m->range[1] = (struct snap_range){ PAGE, PAGE };
+}
+static void file_size_wrong(struct snap_manifest *m)
+{
+	m->mem_file_size += PAGE;
+}
+static void no_cpus(struct snap_manifest *m)
+{
+	m->ncpus = 0;
+}
+static void too_many_cpus(struct snap_manifest *m)
+{
+	m->ncpus = 65;
+}
+static void dup_device(struct snap_manifest *m)
+{
+	m->ndevs = 2;
+	m->dev[1] = m->dev[0];
+}
+static void unknown_device(struct snap_manifest *m)
+{
+	m->dev[0].type = 77;
+}
+static void tiny_state(struct snap_manifest *m)
+{
+	m->state_size = 10;
+}
+static void bad_policy(struct snap_manifest *m)
+{
+	m->policy = 9;
+}
+static void too_present(struct snap_manifest *m)
+{
+	m->pages_present = NPAGES + 1;
+}
+
+Test(snapshot, broken_manifests_are_refused_naming_the_property)
+{
+	refuse_manifest(unaligned, "/memory/ranges[0]");
+	refuse_manifest(overflowing, "/memory/ranges[1]");
+	refuse_manifest(overlapping, "/memory/ranges[1]");
+	refuse_manifest(file_size_wrong, "/memory/file-size");
+	refuse_manifest(no_cpus, "/machine/cpus 0");
+	refuse_manifest(too_many_cpus, "/machine/cpus 65");
+	refuse_manifest(dup_device, "id 1 twice");
+	refuse_manifest(unknown_device, "/machine/devices[0]");
+	refuse_manifest(tiny_state, "/machine/state");
+	refuse_manifest(bad_policy, "/machine/mm-policy");
+	refuse_manifest(too_present, "/memory/pages-present");
+}
+
+Test(snapshot, not_a_tree_and_a_truncated_tree_are_refused)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256];
+	long len;
+
+	make_manifest(&a, NPAGES);
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len - 1, &b, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "truncated"), "%s", err);
+	blob[0] ^= 0xff;
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "not a device tree"), "%s", err);
+	cr_assert_eq(snap_manifest_parse(blob, 3, &b, err, sizeof(err)), -EINVAL);
+}
+
+Test(snapshot, store_round_trip_gives_the_same_memory_with_holes)
+{
+	struct space *a = make_space(NPAGES), *b = make_space(NPAGES);
+	struct snap_write_stats st;
+	struct snap_loaded l;
+	char err[256], dir[512];
+	uint64_t pages = 0;
+	off_t data;
+
+	fill(a);
+	cr_assert_eq(write_snapshot("s1", a, &st, 0, err, sizeof(err)), 0, "%s", err);
+	/* 32 written pages with data; page 5 (zeros) and the odd ones are holes. */
+	cr_assert_eq(st.pages, NPAGES / 2);
+	cr_assert_eq(st.bytes, NPAGES / 2 * PAGE);
+	path_of(dir, sizeof(dir), "s1");
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(l.man.pages_present, NPAGES / 2);
+	/* Holes where nothing was written (the file system may round up). */
+	data = lseek(l.mem_fd, 1 * PAGE, SEEK_DATA);
+	cr_assert_geq(data, 1 * PAGE);
+	cr_assert_eq(snap_store_load_memory(&l, b, &pages, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(pages, NPAGES / 2);
+	assert_same(a, b);
+	/* Zero pages were not given frames. */
+	cr_assert_eq(space_frame_of(b, 1 * PAGE), MM_NO_FRAME);
+	cr_assert_eq(space_frame_of(b, 5 * PAGE), MM_NO_FRAME);
+	snap_store_close(&l);
+	snap_store_close(&l);
+	cr_assert(!leftovers());
+	space_destroy(a);
+	space_destroy(b);
+}
+
+Test(snapshot, an_existing_directory_is_never_replaced)
+{
+	struct space *a = make_space(NPAGES);
+	char err[256], dir[512];
+	struct stat sb;
+
+	path_of(dir, sizeof(dir), "s1");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	cr_assert_eq(write_snapshot("s1", a, NULL, 0, err, sizeof(err)), -EEXIST);
+	cr_assert(strstr(err, "exists"), "%s", err);
+	cr_assert_eq(stat(dir, &sb), 0);
+	cr_assert(!leftovers());
+	space_destroy(a);
+}
+
+Test(snapshot, a_full_disk_leaves_no_snapshot_and_no_temporary)
+{
+	struct space *a = make_space(NPAGES);
+	char err[256], dir[512];
+	struct stat sb;
+	uint64_t cut;
+
+	fill(a);
+	/* Fail at each point of the memory file: never a loadable half. */
+	for (cut = PAGE; cut < NPAGES / 2 * PAGE; cut += 7 * PAGE) {
+		cr_assert_eq(write_snapshot("s1", a, NULL, cut, err, sizeof(err)), -ENOSPC);
+		cr_assert(strstr(err, "No space left"), "%s", err);
+		path_of(dir, sizeof(dir), "s1");
+		cr_assert_neq(stat(dir, &sb), 0, "a half snapshot exists after a cut at %llu",
+			      (unsigned long long)cut);
+		cr_assert(!leftovers());
+	}
+	/* Control: without the failure the same call succeeds. */
+	cr_assert_eq(write_snapshot("s1", a, NULL, 0, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(stat(dir, &sb), 0);
+	space_destroy(a);
+}
+
+static void write_bytes(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+Test(snapshot, bad_files_are_refused_with_one_line)
+{
+	struct space *a = make_space(NPAGES);
+	char err[256], dir[512], path[600];
+	struct snap_loaded l;
+
+	fill(a);
+	cr_assert_eq(write_snapshot("s1", a, NULL, 0, err, sizeof(err)), 0, "%s", err);
+	path_of(dir, sizeof(dir), "s1");
+
+	/* The memory file shorter than the layout. */
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MEMORY_NAME);
+	cr_assert_eq(truncate(path, NPAGES * PAGE - PAGE), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "the layout needs"), "%s", err);
+	cr_assert_null(strchr(err, '\n'));
+
+	/* A FIFO instead of the memory file: refused, not waited on. */
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "not a regular file"), "%s", err);
+
+	/* No memory file. */
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, SNAP_MEMORY_NAME), "%s", err);
+
+	/* An empty manifest, and none at all. */
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	write_bytes(path, "", 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -EINVAL);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -ENOENT);
+	space_destroy(a);
+}
+
+Test(snapshot, data_outside_the_layout_is_refused)
+{
+	static struct snap_manifest man;
+	static uint8_t blob[1 << 16];
+	struct space_range r[2] = { { 0, 4 * PAGE }, { 8 * PAGE, 4 * PAGE } };
+	char err[256], dir[512], path[600];
+	uint8_t page[PAGE];
+	struct snap_loaded l;
+	struct space *s;
+	long len;
+
+	/* Two ranges with a gap; a hand-made memory file with data in the gap. */
+	make_manifest(&man, 12);
+	man.nranges = 2;
+	man.range[0] = (struct snap_range){ 0, 4 * PAGE };
+	man.range[1] = (struct snap_range){ 8 * PAGE, 4 * PAGE };
+	len = snap_manifest_build(&man, blob, sizeof(blob));
+	path_of(dir, sizeof(dir), "gap");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	write_bytes(path, blob, (size_t)len);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MEMORY_NAME);
+	memset(page, 0xab, sizeof(page));
+	write_bytes(path, "", 0);
+	cr_assert_eq(truncate(path, 12 * PAGE), 0);
+	{
+		int fd = open(path, O_WRONLY);
+
+		cr_assert_eq(pwrite(fd, page, PAGE, 5 * PAGE), PAGE);
+		close(fd);
+	}
+	cr_assert_eq(space_create(pool, r, 2, &s), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snap_store_load_memory(&l, s, NULL, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "outside the memory layout"), "%s", err);
+	snap_store_close(&l);
+	space_destroy(s);
+}
+
+Test(snapshot, cpu_check_names_each_missing_feature)
+{
+	struct snap_cpuid saved[2] = { { 1, 0, 0, 0, 1u << 28, 0 },
+				       { 7, 0, 0, (1u << 5) | (1u << 4), 0, 0 } };
+	struct snap_cpuid host[2] = { { 1, 0, 0, 0, 1u << 28, 0 }, { 7, 0, 0, 0, 0, 0 } };
+	char out[256];
+
+	cr_assert_eq(snap_cpuid_missing(saved, 2, host, 2, out, sizeof(out)), 2);
+	cr_assert(strstr(out, "avx2"), "%s", out);
+	cr_assert(strstr(out, "cpuid 0x7.0 ebx bit 4"), "%s", out);
+	/* Control: the same CPU lacks nothing. */
+	cr_assert_eq(snap_cpuid_missing(saved, 2, saved, 2, out, sizeof(out)), 0);
+	cr_assert_str_eq(out, "");
+	/* A host without leaf 7 at all lacks all of it. */
+	cr_assert_eq(snap_cpuid_missing(saved, 2, host, 1, out, sizeof(out)), 2);
+}
+
+/* ---- the mutation fuzzer ------------------------------------------------------------ */
+
+static uint64_t rng = 0x666f726b766d;
+
+static uint64_t next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static unsigned int fuzz_iters(unsigned int dflt)
+{
+	const char *s = getenv("FORKVM_FUZZ_ITERS");
+
+	return s && atoi(s) > 0 ? (unsigned int)atoi(s) : dflt;
+}
+
+/* One mutation of @buf (@len bytes, room for @cap): returns the new length. */
+static size_t mutate(uint8_t *buf, size_t len, size_t cap)
+{
+	static const uint32_t interesting[] = {
+		0, 1, 0x7fffffff, 0x80000000, 0xffffffff, 64, 4096
+	};
+	unsigned int k, n = 1 + (unsigned int)(next() % 4);
+
+	for (k = 0; k < n; k++) {
+		size_t at = len ? (size_t)(next() % len) : 0;
+		uint32_t v;
+
+		switch (next() % 5) {
+		case 0: /* flip a bit */
+			if (len)
+				buf[at] ^= (uint8_t)(1u << (next() % 8));
+			break;
+		case 1: /* a random byte */
+			if (len)
+				buf[at] = (uint8_t)next();
+			break;
+		case 2: /* an interesting big-endian cell, aligned like FDT cells */
+			at &= ~(size_t)3;
+			v = interesting[next() % (sizeof(interesting) / sizeof(interesting[0]))];
+			if (at + 4 <= len) {
+				v = cpu_to_fdt32(v);
+				memcpy(buf + at, &v, 4);
+			}
+			break;
+		case 3: /* truncate */
+			len = len ? (size_t)(next() % len) : 0;
+			break;
+		case 4: /* grow with junk */
+			while (len < cap && next() % 8)
+				buf[len++] = (uint8_t)next();
+			break;
+		}
+	}
+	return len;
+}
+
+Test(snapshot, fuzz_manifest_mutations_never_crash_and_what_passes_is_sane)
+{
+	static struct snap_manifest a, b;
+	static uint8_t good[1 << 16], blob[(1 << 16) + 4096];
+	unsigned int i, iters = fuzz_iters(50000), accepted = 0, states_ok = 0;
+	char err[256];
+	long len;
+
+	make_manifest(&a, NPAGES);
+	len = snap_manifest_build(&a, good, sizeof(good));
+	cr_assert_gt(len, 0);
+	for (i = 0; i < iters; i++) {
+		struct machine_state ms = { .buf = NULL };
+		size_t n;
+
+		memcpy(blob, good, (size_t)len);
+		n = mutate(blob, (size_t)len, sizeof(blob));
+		if (snap_manifest_parse(blob, n, &b, err, sizeof(err)))
+			continue;
+		accepted++;
+		/* Whatever passes holds what the restore relies on. */
+		cr_assert(b.nranges >= 1 && b.nranges <= SNAP_MAX_RANGES);
+		cr_assert(b.ncpus >= 1 && b.ncpus <= SNAP_MAX_CPUS);
+		cr_assert(b.ndevs <= SNAP_MAX_DEVS && b.ncpuid <= SNAP_MAX_CPUID);
+		cr_assert_eq(b.mem_file_size,
+			     b.range[b.nranges - 1].gpa + b.range[b.nranges - 1].size);
+		cr_assert((const uint8_t *)b.state >= blob &&
+			  (const uint8_t *)b.state + b.state_size <= blob + n);
+		/* And the state's own framing check copes with what is inside. */
+		cr_assert_eq(mstate_init(&ms, b.state_size), 0);
+		memset(ms.buf, 0, ms.cap);
+		memcpy(ms.buf, b.state, b.state_size);
+		states_ok += mstate_check(&ms, err, sizeof(err)) == 0;
+		mstate_free(&ms);
+	}
+	/* The fuzzer must reach past the first check sometimes, or it tests nothing. */
+	cr_assert_gt(accepted, iters / 100, "only %u of %u mutations parsed", accepted, iters);
+	cr_assert_gt(states_ok, 0);
+}
+
+Test(snapshot, fuzz_memory_file_mutations_never_crash)
+{
+	struct space *a = make_space(NPAGES);
+	static uint8_t file[NPAGES * PAGE + 8192];
+	unsigned int i, iters = fuzz_iters(20000) / 100, loaded = 0;
+	char err[256], dir[512], path[600];
+	struct snap_loaded l;
+	int fd;
+	ssize_t got;
+
+	fill(a);
+	cr_assert_eq(write_snapshot("s1", a, NULL, 0, err, sizeof(err)), 0, "%s", err);
+	path_of(dir, sizeof(dir), "s1");
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MEMORY_NAME);
+	fd = open(path, O_RDONLY);
+	got = read(fd, file, NPAGES * PAGE);
+	close(fd);
+	cr_assert_eq(got, NPAGES * PAGE);
+	for (i = 0; i < iters; i++) {
+		static uint8_t m[sizeof(file)];
+		struct space *b;
+		size_t n;
+		int ret;
+
+		memcpy(m, file, NPAGES * PAGE);
+		n = (next() % 4) ? NPAGES * PAGE : mutate(m, NPAGES * PAGE, sizeof(m));
+		if (n == NPAGES * PAGE)
+			m[next() % n] ^= (uint8_t)(1 + next() % 255);
+		write_bytes(path, m, n);
+		ret = snap_store_open(dir, &l, err, sizeof(err));
+		if (n != NPAGES * PAGE) {
+			cr_assert_eq(ret, -EINVAL, "a %zu-byte memory file was accepted", n);
+			continue;
+		}
+		cr_assert_eq(ret, 0, "%s", err);
+		b = make_space(NPAGES);
+		cr_assert_eq(snap_store_load_memory(&l, b, NULL, err, sizeof(err)), 0, "%s", err);
+		snap_store_close(&l);
+		space_destroy(b);
+		loaded++;
+	}
+	cr_assert_gt(loaded, 0);
+	space_destroy(a);
+}
