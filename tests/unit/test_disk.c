@@ -1184,3 +1184,20 @@ Test(disk, a_forced_io_uring_that_cannot_start_fails_the_open)
 	cr_expect_null(d);
 	cr_expect_neq(strstr(err, "io_uring"), NULL, "message: %s", err);
 }
+
+/* ---- files changed behind the disk's back ---------------------------------- */
+
+DISK_TEST(a_read_past_the_end_of_a_file_cut_behind_our_back_is_eio)
+{
+	uint8_t buf[4096];
+	struct disk *d;
+
+	make_image(MIB);
+	d = open_disk(false, 0);
+	cr_assert_eq(truncate(path, MIB / 2), 0);
+	cr_expect(reads_pattern(d, 0, 4096));
+	cr_expect_eq(dio(d, DISK_READ, MIB - 4096, buf, sizeof(buf)), -EIO);
+	/* Half in, half out: the part in is read, then the rest is -EIO. */
+	cr_expect_eq(dio(d, DISK_READ, MIB / 2 - 2048, buf, sizeof(buf)), -EIO);
+	disk_close(d);
+}
