@@ -386,3 +386,71 @@ Test(mm_blk_async, clone_with_writes_in_flight_then_each_vm_reads_back_only_its_
 	space_destroy(child.space);
 	free(vs);
 }
+
+/* A clone of a device, over a fork of the memory, from @vs. */
+static void clone_side(const struct virtio_mmio_state *vs, struct side *c, struct guest_mem *cgm)
+{
+	struct virtio_dev *cdev;
+	char err[256] = "";
+
+	cr_assert_eq(space_fork(space, &c->space), 0);
+	cr_assert_eq(virtio_blk_fork(blkdev, &cdev), 0);
+	mm_guest_mem_init(cgm, c->space);
+	cr_assert_eq(virtio_mmio_create(0xd0000000, 5, cdev, cgm, NULL, &c->mmio), 0);
+	cr_assert_eq(virtio_mmio_restore(c->mmio, vs, err, sizeof(err)), 0, "%s", err);
+	c->reg = virtio_mmio_region(c->mmio);
+	c->avail_idx = avail_idx;
+}
+
+Test(mm_blk_async, two_clones_one_with_a_write_in_flight_one_without_each_write_their_own)
+{
+	struct virtio_mmio_state *vs = calloc(1, sizeof(*vs));
+	struct side parent, c[2] = { { 0 } };
+	struct guest_mem cgm[2];
+	uint8_t buf[4096];
+	unsigned int k;
+
+	/* Block 0 written and answered; block 1 in flight at clone 1. */
+	memset(buf, 0xa0, sizeof(buf));
+	put(DATA + 0x1000, buf, sizeof(buf));
+	start_io_at(0, 1, DATA + 0x1000, 0, 4096);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	memset(buf, 0xa1, sizeof(buf));
+	put(DATA + 0x2000, buf, sizeof(buf));
+	start_io_at(1, 1, DATA + 0x2000, 8, 4096);
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, vs), 0);
+	cr_assert_eq(vs->vq[0].ninflight, 1);
+	clone_side(vs, &c[0], &cgm[0]);
+	virtio_mmio_release(mmio);
+	cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+	/* Clone 2: nothing in flight. */
+	virtio_mmio_hold(mmio);
+	cr_assert_eq(virtio_mmio_save(mmio, vs), 0);
+	cr_assert_eq(vs->vq[0].ninflight, 0);
+	clone_side(vs, &c[1], &cgm[1]);
+	virtio_mmio_release(mmio);
+	/* Every VM writes block 2 with its own byte, then reads 0-2 back. */
+	for (k = 0; k < 3; k++) {
+		struct side *s = k < 2 ? &c[k] : NULL;
+
+		if (s)
+			switch_to(&parent, s);
+		cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+		memset(buf, 0xa2 + 0x10 * k, sizeof(buf));
+		put(DATA + 0x3000, buf, sizeof(buf));
+		start_io_at(2, 1, DATA + 0x3000, 16, 4096);
+		cr_assert_eq(virtio_mmio_drain(mmio, 10000), 0);
+		expect_blocks(0, 2, 0xa0, k < 2 ? "clone" : "parent");
+		expect_blocks(2, 1, 0xa0 + 0x10 * k, k < 2 ? "clone" : "parent");
+		if (s) {
+			*s = (struct side){ space, mmio, reg, avail_idx };
+			switch_to(s, &parent);
+		}
+	}
+	for (k = 0; k < 2; k++) {
+		virtio_mmio_destroy(c[k].mmio);
+		space_destroy(c[k].space);
+	}
+	free(vs);
+}

@@ -944,6 +944,28 @@ Test(virtio_blk_async, restore_reexecutes_reads_in_flight_into_the_clone_memory)
 	free(st);
 }
 
+Test(virtio_blk_async, a_chain_published_but_not_popped_at_the_hold_is_served_in_the_clone)
+{
+	struct virtio_mmio_state *st = calloc(1, sizeof(*st));
+	char err[256] = "";
+
+	/* The driver published and kicked; the hold came first: not popped. */
+	virtio_mmio_hold(mmio);
+	put_read(&mem, &ring, 0);
+	wr(R_QUEUE_NOTIFY, 0);
+	cr_assert_eq(virtio_mmio_save(mmio, st), 0);
+	cr_assert_eq(st->vq[0].ninflight, 0);
+	make_clone();
+	cr_assert_eq(virtio_mmio_restore(cmmio, st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(virtio_mmio_drain(cmmio, 20000), 0);
+	expect_all_answered(&cmem, &cring, 1);
+	virtio_mmio_release(mmio);
+	cr_assert_eq(virtio_mmio_drain(mmio, 20000), 0);
+	expect_all_answered(&mem, &ring, 1);
+	drop_clone();
+	free(st);
+}
+
 /* A valid state of this (parent) device with a read in flight, held. */
 static struct virtio_mmio_state *valid_state(void)
 {
