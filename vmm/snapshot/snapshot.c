@@ -428,7 +428,7 @@ int snapshot_restore(const char *dir, const struct restore_opts *o, struct machi
 	}
 	m->console_fd = -1;
 	m->console_out = STDOUT_FILENO;
-	pthread_mutex_init(&m->pause_lock, NULL);
+	/* calloc: every lock of the machine is a default mutex (glibc's all-zero). */
 	m->kvm.fd = -1;
 	ret = build(m, &l, o, err, errlen);
 	if (ret)
