@@ -1201,3 +1201,141 @@ DISK_TEST(a_read_past_the_end_of_a_file_cut_behind_our_back_is_eio)
 	cr_expect_eq(dio(d, DISK_READ, MIB / 2 - 2048, buf, sizeof(buf)), -EIO);
 	disk_close(d);
 }
+
+/* ---- a model ---------------------------------------------------------------- */
+
+#define MODEL_SIZE (64 * BLK + 1024) /* a short last block too */
+#define MODEL_HANDLES 6
+#define MODEL_BATCH 8
+
+static uint64_t model_rng = 0x1234567ull;
+
+static uint64_t model_rand(uint64_t n)
+{
+	model_rng ^= model_rng << 13;
+	model_rng ^= model_rng >> 7;
+	model_rng ^= model_rng << 17;
+	return model_rng % n;
+}
+
+struct model_disk {
+	struct disk *d;
+	uint8_t *bytes;
+};
+
+static void model_check(struct model_disk *m, uint64_t pos, size_t len, int step)
+{
+	uint8_t *got = malloc(len);
+
+	cr_assert_eq(dio(m->d, DISK_READ, pos, got, len), 0);
+	for (size_t i = 0; i < len; i++)
+		cr_assert_eq(got[i], m->bytes[pos + i], "step %d: byte %llu is %#x, want %#x", step,
+			     (unsigned long long)(pos + i), got[i], m->bytes[pos + i]);
+	free(got);
+}
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/*
+ * Random batches of non-overlapping writes (whole blocks, sectors, odd
+ * bytes), forks (some with the batch in flight: then, as the VMM does, the
+ * child re-executes the batch), closes and reads, on a family of handles,
+ * each checked against a byte array.
+ */
+static void model_run(uint64_t latency_ns)
+{
+	static uint8_t data[MODEL_BATCH][3 * BLK];
+	struct model_disk h[MODEL_HANDLES] = { 0 };
+	int nh = 1;
+
+	make_image(MODEL_SIZE);
+	h[0].d = open_disk(false, latency_ns);
+	h[0].bytes = malloc(MODEL_SIZE);
+	disk_pattern_fill_buf(h[0].bytes, 0, MODEL_SIZE, SEED);
+	for (int step = 0; step < 200; step++) {
+		int x = (int)model_rand((uint64_t)nh), act = (int)model_rand(100);
+
+		if (act < 60) {
+			struct waiter w[MODEL_BATCH], cw[MODEL_BATCH];
+			int n = 1 + (int)model_rand(MODEL_BATCH), k = 0;
+			bool fork_now = nh < MODEL_HANDLES && model_rand(4) == 0;
+			uint64_t pos[MODEL_BATCH], len[MODEL_BATCH];
+			struct model_disk *c = NULL;
+
+			for (int i = 0; i < n; i++) {
+				uint64_t l, p;
+				int kind = (int)model_rand(3);
+
+				l = kind == 0	? BLK * (1 + model_rand(2))
+				    : kind == 1 ? 512 * (1 + model_rand(8))
+						: 1 + model_rand(700);
+				p = kind == 0	? BLK * model_rand(MODEL_SIZE / BLK - 2)
+				    : kind == 1 ? 512 * model_rand((MODEL_SIZE - l) / 512)
+						: model_rand(MODEL_SIZE - l);
+				if (p + l > MODEL_SIZE)
+					continue;
+				for (int j = 0; j < k && l; j++)
+					if (ranges_overlap(p, l, pos[j], len[j]))
+						l = 0;
+				if (!l)
+					continue;
+				pos[k] = p;
+				len[k] = l;
+				memset(data[k], (int)(1 + model_rand(255)), l);
+				waiter_init(&w[k], DISK_WRITE, p, data[k], l);
+				cr_assert_eq(disk_submit(h[x].d, &w[k].io), 0);
+				memcpy(h[x].bytes + p, data[k], l);
+				k++;
+			}
+			if (fork_now) {
+				c = &h[nh++];
+				c->d = fork_disk(h[x].d);
+				c->bytes = malloc(MODEL_SIZE);
+				memcpy(c->bytes, h[x].bytes, MODEL_SIZE);
+				for (int j = 0; j < k; j++) {
+					waiter_init(&cw[j], DISK_WRITE, pos[j], data[j], len[j]);
+					cr_assert_eq(disk_submit(c->d, &cw[j].io), 0);
+				}
+			}
+			for (int j = 0; j < k; j++) {
+				cr_assert(waiter_wait(&w[j]));
+				cr_assert_eq(w[j].res, 0);
+				if (c) {
+					cr_assert(waiter_wait(&cw[j]));
+					cr_assert_eq(cw[j].res, 0);
+				}
+			}
+		} else if (act < 85) {
+			uint64_t p = model_rand(MODEL_SIZE - 1);
+
+			model_check(&h[x], p, 1 + model_rand(MODEL_SIZE - p), step);
+		} else if (act < 95 && nh < MODEL_HANDLES) {
+			h[nh].d = fork_disk(h[x].d);
+			h[nh].bytes = malloc(MODEL_SIZE);
+			memcpy(h[nh].bytes, h[x].bytes, MODEL_SIZE);
+			nh++;
+		} else if (nh > 1) {
+			disk_close(h[x].d);
+			free(h[x].bytes);
+			h[x] = h[--nh];
+		}
+	}
+	for (int i = 0; i < nh; i++) {
+		model_check(&h[i], 0, MODEL_SIZE, -1);
+		disk_close(h[i].d);
+		free(h[i].bytes);
+	}
+}
+
+DISK_TEST(random_writes_forks_and_closes_match_a_model)
+{
+	model_run(0);
+}
+
+DISK_TEST(with_latency_random_writes_forks_and_closes_match_a_model)
+{
+	model_run(2 * 1000000ull);
+}
