@@ -415,6 +415,32 @@ static void sub_eop_done(struct disk_eop *eop, ssize_t res)
 	sub_finish(s, 0);
 }
 
+static void *finish_main(void *arg)
+{
+	req_finish(arg);
+	return NULL;
+}
+
+/*
+ * The engine took part of a request and everything it took has completed
+ * already: finish it, but not on the submitter's thread (done() never runs
+ * inside disk_submit(), whose caller may hold the lock done() takes).  Only
+ * after an engine failure, so a thread of its own is cheap enough.
+ */
+static void finish_elsewhere(struct req *r)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	int ret;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	ret = pthread_create(&t, &attr, finish_main, r);
+	pthread_attr_destroy(&attr);
+	if (ret)
+		req_finish(r); /* no thread either: here, rather than never */
+}
+
 /*
  * Submit @r's subs.  Return: 0 (r->done will run), or -errno and nothing
  * was started.
@@ -449,7 +475,7 @@ static int req_submit_subs(struct req *r)
 	/* Some started: they complete the request, with the error. */
 	sub_set_error(r, ret);
 	if (__atomic_sub_fetch(&r->pending, (int)(n - i), __ATOMIC_ACQ_REL) == 0)
-		req_finish(r); /* only after an engine failure */
+		finish_elsewhere(r);
 	return 0;
 }
 

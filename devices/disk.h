@@ -27,6 +27,8 @@
  * in-flight requests with the same data, so both agree).  With latency_ns a
  * request is started latency_ns after its submission, so one submitted just
  * before a fork has not started yet: it acts on the parent's new top only.
+ * DISK_FLUSH syncs the image file (writes made before the first fork);
+ * overlays are never synced, since they do not outlive the process.
  */
 #ifndef FORKVM_DEVICES_DISK_H
 #define FORKVM_DEVICES_DISK_H
@@ -102,8 +104,8 @@ int disk_fork(struct disk *d, struct disk **child) __attribute__((warn_unused_re
 
 /**
  * disk_layers() - the layers a read may look through: 1 before any fork (the
- * file), one more for each fork that froze a top holding data (a fork of a
- * handle that wrote nothing since its last fork adds none).
+ * file), 2 after the first, then one more for each fork of a handle that
+ * wrote since its last fork (a fork of one that did not adds none).
  */
 unsigned int disk_layers(struct disk *d);
 
