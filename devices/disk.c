@@ -244,6 +244,7 @@ static void write_register(struct disk *d, struct req *r)
 
 static int req_plan_and_start(struct req *r);
 static void req_finish(struct req *r);
+static void finish_elsewhere(struct req *r);
 
 /*
  * Take @r out of d->writes and start the waiting writes that no longer
@@ -287,8 +288,9 @@ static void write_unregister(struct disk *d, struct req *r)
 		start = b->next;
 		ret = req_plan_and_start(b);
 		if (ret) {
+			/* This may be disk_submit()'s thread (its write failed). */
 			b->res = ret;
-			req_finish(b);
+			finish_elsewhere(b);
 		}
 	}
 }
