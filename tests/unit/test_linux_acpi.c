@@ -28,7 +28,7 @@ static uint64_t get(const uint8_t *p, size_t off, unsigned int n)
 
 static struct acpi_config two_disks(unsigned int ncpus)
 {
-	struct acpi_config c = { .ncpus = ncpus, .ndevs = 2 };
+	struct acpi_config c = { .ncpus = ncpus, .ndevs = 2, .com1_port = 0x3f8, .com1_irq = 4 };
 
 	c.dev[0] = (struct acpi_mmio_dev){ 0xd0000000, 0x1000, 5 };
 	c.dev[1] = (struct acpi_mmio_dev){ 0xd0001000, 0x1000, 6 };
@@ -172,6 +172,7 @@ static size_t pkg_len(const uint8_t *p, unsigned int *nbytes)
 }
 
 struct found {
+	unsigned int com1;
 	unsigned int devices;
 	unsigned int hid_ok;
 	uint32_t base[8], size[8], gsi[8];
@@ -207,11 +208,30 @@ static void walk_crs(const uint8_t *p, size_t len, struct found *f, unsigned int
 	cr_assert_eq(off + 2, bsize);
 }
 
+/* Device(COM1): _HID EisaId("PNP0501"), _UID 0, _CRS IO 0x3f8/8 + IRQNoFlags {4}. */
+static void walk_com1(const uint8_t *p, size_t len, struct found *f)
+{
+	static const uint8_t want[] = {
+		'C',  'O',  'M',  '1',	0x08, '_',  'H',  'I',	'D',  0x0c, 0x41, 0xd0, 0x05, 0x01,
+		0x08, '_',  'U',  'I',	'D',  0x00, 0x08, '_',	'C',  'R',  'S',  0x11, 0x10, 0x0a,
+		0x0d, 0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08, 0x22, 0x10, 0x00, 0x79, 0x00,
+	};
+
+	cr_assert_eq(len, sizeof(want));
+	cr_assert_eq(memcmp(p, want, len), 0, "COM1's AML");
+	f->com1++;
+}
+
 static void walk_device(const uint8_t *p, size_t len, struct found *f)
 {
-	unsigned int dev = f->devices++;
+	unsigned int dev;
 	size_t off = 4; /* the NameSeg */
 
+	if (!memcmp(p, "COM1", 4)) {
+		walk_com1(p, len, f);
+		return;
+	}
+	dev = f->devices++;
 	cr_assert_lt(dev, 8);
 	while (off < len) {
 		cr_assert_eq(p[off], 0x08, "NameOp in a device");
@@ -265,7 +285,9 @@ static void walk_dsdt(const uint8_t *dsdt, struct found *f)
 
 Test(linux_acpi, each_virtio_mmio_window_is_an_lnro0005_device_with_its_resources)
 {
-	struct acpi_config c = { .ncpus = 1, .ndevs = ACPI_MAX_MMIO };
+	struct acpi_config c = {
+		.ncpus = 1, .ndevs = ACPI_MAX_MMIO, .com1_port = 0x3f8, .com1_irq = 4
+	};
 	struct found f;
 	unsigned int i;
 	long n;
@@ -276,6 +298,7 @@ Test(linux_acpi, each_virtio_mmio_window_is_an_lnro0005_device_with_its_resource
 	walk_dsdt(dsdt_of(n), &f);
 	cr_assert_eq(f.devices, ACPI_MAX_MMIO);
 	cr_assert_eq(f.hid_ok, ACPI_MAX_MMIO);
+	cr_assert_eq(f.com1, 1);
 	for (i = 0; i < c.ndevs; i++) {
 		cr_assert_eq(f.base[i], 0xd0000000 + i * 0x1000);
 		cr_assert_eq(f.size[i], 0x1000);
@@ -291,6 +314,7 @@ Test(linux_acpi, no_devices_gives_an_empty_scope)
 
 	walk_dsdt(dsdt_of(build(&c)), &f);
 	cr_assert_eq(f.devices, 0);
+	cr_assert_eq(f.com1, 0);
 }
 
 Test(linux_acpi, pkg_length_uses_the_shortest_encoding_counting_itself)
@@ -331,6 +355,9 @@ Test(linux_acpi, bad_configurations_and_small_buffers_are_refused)
 	c.ndevs = ACPI_MAX_MMIO + 1;
 	cr_assert_eq(acpi_build(&c, GPA, buf, sizeof(buf)), -EINVAL);
 	c = two_disks(1);
+	c.com1_irq = 16;
+	cr_assert_eq(acpi_build(&c, GPA, buf, sizeof(buf)), -EINVAL);
+	c = two_disks(1);
 	cr_assert_eq(acpi_build(&c, GPA, small, sizeof(small)), -ENOSPC);
 }
 
@@ -340,7 +367,7 @@ Test(linux_acpi, iasl_disassembles_the_dsdt_to_the_devices_we_meant)
 	struct acpi_config c = two_disks(2);
 	char dir[] = "/tmp/forkvm-acpi-XXXXXX", path[128], cmd[512], line[256];
 	const uint8_t *dsdt;
-	unsigned int hids = 0, irq5 = 0, base1 = 0;
+	unsigned int hids = 0, irq5 = 0, base1 = 0, com1 = 0, io = 0;
 	FILE *f;
 	long n;
 
@@ -364,6 +391,8 @@ Test(linux_acpi, iasl_disassembles_the_dsdt_to_the_devices_we_meant)
 		hids += strstr(line, "Name (_HID, \"LNRO0005\")") != NULL;
 		irq5 += strstr(line, "0x00000005,") != NULL;
 		base1 += strstr(line, "0xD0001000,") != NULL;
+		com1 += strstr(line, "Name (_HID, EisaId (\"PNP0501\")") != NULL;
+		io += strstr(line, "IO (Decode16,") != NULL;
 	}
 	fclose(f);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -371,4 +400,6 @@ Test(linux_acpi, iasl_disassembles_the_dsdt_to_the_devices_we_meant)
 	cr_assert_eq(hids, 2);
 	cr_assert_eq(irq5, 1);
 	cr_assert_eq(base1, 1);
+	cr_assert_eq(com1, 1);
+	cr_assert_eq(io, 1);
 }

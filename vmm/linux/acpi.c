@@ -27,6 +27,10 @@
 #define AML_DEVICE 0x82
 #define AML_ROOT '\\'
 
+/* Small resource descriptors (ACPI 6.5, 6.4.2): tag and length in one byte. */
+#define RES_IRQ_NOFLAGS 0x22 /* IRQ, 2 bytes: a mask; edge, active high */
+#define RES_IO 0x47 /* I/O port, 7 bytes */
+
 /* Large resource descriptors (ACPI 6.5, 6.4.3). */
 #define RES_MEMORY32_FIXED 0x86
 #define RES_EXT_IRQ 0x89
@@ -259,15 +263,73 @@ static void aml_device(struct out *o, unsigned int index, const struct acpi_mmio
 	aml_pkg(o, op, sizeof(op), body, b.pos);
 }
 
+/* EisaId("PNP0501"): three 5-bit letters and four hex digits, big-endian. */
+static uint32_t eisa_id(const char *id)
+{
+	uint32_t v = (uint32_t)((id[0] - 0x40) << 10 | (id[1] - 0x40) << 5 | (id[2] - 0x40)) << 16;
+	unsigned int i;
+
+	for (i = 3; i < 7; i++) {
+		char c = id[i];
+
+		v |= (uint32_t)(c <= '9' ? c - '0' : c - 'A' + 10) << (4 * (6 - i));
+	}
+	/* Stored most significant byte first. */
+	return __builtin_bswap32(v);
+}
+
+/* Device(COM1) { _HID PNP0501, _UID 0, _CRS { IO(Decode16, port, port, 0, 8)
+ *                                             IRQNoFlags() { irq } } } */
+static void aml_com1(struct out *o, uint16_t port, uint8_t irq)
+{
+	static const uint8_t dev_op[] = { AML_EXT, AML_DEVICE };
+	uint8_t res[] = {
+		RES_IO,
+		1,
+		port & 0xff,
+		port >> 8,
+		port & 0xff,
+		port >> 8,
+		0,
+		8,
+		RES_IRQ_NOFLAGS,
+		(uint8_t)(1u << irq),
+		(uint8_t)((1u << irq) >> 8),
+		RES_END,
+		0,
+	};
+	uint8_t body[64], buf[32];
+	struct out b = { .p = body, .len = sizeof(body) }, r = { .p = buf, .len = sizeof(buf) };
+	uint8_t op = AML_BUFFER;
+
+	aml_name_seg(&b, "COM1");
+	emit8(&b, AML_NAME);
+	aml_name_seg(&b, "_HID");
+	emit8(&b, AML_DWORD);
+	emit32(&b, eisa_id("PNP0501"));
+	aml_name_int(&b, "_UID", 0);
+	emit8(&r, AML_BYTE);
+	emit8(&r, sizeof(res));
+	emit(&r, res, sizeof(res));
+	emit8(&b, AML_NAME);
+	aml_name_seg(&b, "_CRS");
+	aml_pkg(&b, &op, 1, buf, r.pos);
+	if (b.full || r.full)
+		o->full = true;
+	aml_pkg(o, dev_op, sizeof(dev_op), body, b.pos);
+}
+
 static void build_dsdt_aml(struct out *o, const struct acpi_config *cfg)
 {
-	uint8_t body[128 * ACPI_MAX_MMIO + 16];
+	uint8_t body[128 * ACPI_MAX_MMIO + 96];
 	struct out b = { .p = body, .len = sizeof(body) };
 	uint8_t op = AML_SCOPE;
 	unsigned int i;
 
 	emit8(&b, AML_ROOT);
 	aml_name_seg(&b, "_SB_");
+	if (cfg->com1_port)
+		aml_com1(&b, cfg->com1_port, cfg->com1_irq);
 	for (i = 0; i < cfg->ndevs; i++)
 		aml_device(&b, i, &cfg->dev[i]);
 	if (b.full)
@@ -346,7 +408,8 @@ long acpi_build(const struct acpi_config *cfg, uint64_t gpa, uint8_t *buf, size_
 	uint32_t dsdt32;
 	unsigned int i;
 
-	if (!cfg->ncpus || cfg->ncpus > ACPI_MAX_CPUS || cfg->ndevs > ACPI_MAX_MMIO)
+	if (!cfg->ncpus || cfg->ncpus > ACPI_MAX_CPUS || cfg->ndevs > ACPI_MAX_MMIO ||
+	    cfg->com1_irq > 15)
 		return -EINVAL;
 	for (i = 0; i < cfg->ndevs; i++) {
 		if (cfg->dev[i].gsi >= ACPI_IOAPIC_PINS || !cfg->dev[i].size)

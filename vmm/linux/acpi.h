@@ -5,7 +5,8 @@
  * vCPU, the in-kernel IOAPIC) and a DSDT whose AML describes each
  * virtio-mmio window as an LNRO0005 device (_HID, _UID, _CRS with
  * Memory32Fixed and an edge Interrupt), the id Linux's virtio_mmio driver
- * matches.  Firecracker describes its devices the same way.
+ * matches, and COM1 as PNP0501.  Firecracker describes its devices the same
+ * way.
  */
 #ifndef FORKVM_VMM_LINUX_ACPI_H
 #define FORKVM_VMM_LINUX_ACPI_H
@@ -31,6 +32,11 @@ struct acpi_mmio_dev {
 
 struct acpi_config {
 	unsigned int ncpus; /* 1..ACPI_MAX_CPUS; APIC ids 0..ncpus-1 */
+	/* The 8250 at I/O 0x3f8, IRQ 4, as a PNP0501 device (0: none).  A
+	 * hardware-reduced guest has no legacy PIC, so Linux maps no ISA IRQ
+	 * by itself: the serial's interrupt must be described. */
+	uint16_t com1_port;
+	uint8_t com1_irq;
 	unsigned int ndevs;
 	struct acpi_mmio_dev dev[ACPI_MAX_MMIO];
 };
