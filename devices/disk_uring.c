@@ -10,6 +10,7 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "devices/disk_engine.h"
@@ -179,31 +180,39 @@ static struct disk_eop *feed_backlog(struct uring_engine *u)
 static void *uring_main(void *arg)
 {
 	struct uring_engine *u = arg;
+	bool stop = false;
 
-	for (;;) {
-		struct io_uring_cqe *cqe;
-		struct disk_eop *op, *failed;
-		uint64_t data;
-		int res, ret;
+	while (!stop) {
+		struct io_uring_cqe *cqes[URING_BATCH];
+		struct disk_eop *ops[URING_BATCH], *failed;
+		int res[URING_BATCH];
+		unsigned int n, k = 0;
+		int ret;
 
-		ret = io_uring_wait_cqe(&u->ring, &cqe);
+		ret = io_uring_wait_cqe(&u->ring, &cqes[0]);
 		if (ret == -EINTR || ret == -EAGAIN)
 			continue;
 		if (ret < 0)
 			break; /* the ring is unusable; nothing more will complete */
-		data = io_uring_cqe_get_data64(cqe);
-		res = cqe->res;
-		io_uring_cqe_seen(&u->ring, cqe);
-		if (data == URING_STOP)
-			break;
-		if (data == URING_DISCARD)
-			continue;
-		op = (struct disk_eop *)(uintptr_t)data;
+		/* All that is there, up to a batch: one lock for all of them. */
+		n = io_uring_peek_batch_cqe(&u->ring, cqes, URING_BATCH);
+		for (unsigned int i = 0; i < n; i++) {
+			uint64_t data = io_uring_cqe_get_data64(cqes[i]);
+
+			if (data == URING_STOP) {
+				stop = true; /* last: everything was complete before it */
+			} else if (data != URING_DISCARD) {
+				ops[k] = (struct disk_eop *)(uintptr_t)data;
+				res[k++] = cqes[i]->res;
+			}
+		}
+		io_uring_cq_advance(&u->ring, n);
 		pthread_mutex_lock(&u->lock);
-		u->inflight--;
+		u->inflight -= k;
 		failed = feed_backlog(u);
 		pthread_mutex_unlock(&u->lock);
-		op->done(op, res);
+		for (unsigned int i = 0; i < k; i++)
+			ops[i]->done(ops[i], res[i]);
 		while (failed) {
 			struct disk_eop *f = failed;
 
