@@ -68,6 +68,8 @@ struct sub {
 	/* Blocks [sb0, sb1] become held by the target layer when this is done. */
 	bool set_bits;
 	uint64_t sb0, sb1;
+	/* A sync of this layer: if it fails, the layer is still to be synced. */
+	struct disk_layer *synced;
 	/* Copy-up of one block: bounce holds it; the request's bytes
 	 * [data_off, data_off + data_len) go to bounce + in_block. */
 	enum { SUB_PLAIN, SUB_CU_READ, SUB_CU_WRITE } stage;
@@ -333,6 +335,8 @@ static void sub_finish(struct sub *s, int err)
 
 	if (err) {
 		sub_set_error(r, err);
+		if (s->synced)
+			__atomic_store_n(&s->synced->dirty, 1, __ATOMIC_RELAXED);
 	} else if (s->set_bits) {
 		disk_layer_set(r->target, s->sb0, s->sb1);
 	}
@@ -681,6 +685,8 @@ static int plan_flush(struct req *r)
 		return ret;
 	__atomic_store_n(&base->dirty, 0, __ATOMIC_RELAXED);
 	sub_stage(&r->subs[0], DISK_EOP_FSYNC, base->fd, 0, NULL, 0, 0);
+	/* r->target's reference keeps the chain, base included, alive. */
+	r->subs[0].synced = base;
 	return 0;
 }
 
