@@ -10,6 +10,7 @@
 #include "vmm/cli.h"
 #include "vmm/family.h"
 #include "vmm/mkdisk.h"
+#include "vmm/snapshot/cmd.h"
 
 #define EXIT_HOST_ERROR 1
 #define EXIT_USAGE 2
@@ -38,11 +39,21 @@ static int cmd_mkdisk(struct cli *cli)
 int main(int argc, char **argv)
 {
 	static struct cli cli;
+	struct snapshot_cli snap = { 0 };
 	char err[512];
 
 	/* `forkvm ctl`: a client of a running forkvm, with its own arguments. */
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	/* `forkvm restore DIR`: a snapshot's guest, in this new process. */
+	if (argc > 1 && !strcmp(argv[1], "restore"))
+		return snapshot_restore_main(argc - 1, argv + 1);
+	/* The snapshot options of `run` are the snapshot module's. */
+	if (argc > 1 && !strcmp(argv[1], "run") &&
+	    snapshot_cli_extract(&argc, argv, &snap, err, sizeof(err))) {
+		fprintf(stderr, "forkvm: %s\n", err);
+		return EXIT_USAGE;
+	}
 	if (cli_parse(argc, argv, &cli, err, sizeof(err))) {
 		fprintf(stderr, "forkvm: %s\n", err);
 		return EXIT_USAGE;
@@ -50,8 +61,12 @@ int main(int argc, char **argv)
 	switch (cli.cmd) {
 	case CLI_HELP:
 		fputs(cli_usage(), stdout);
+		fputs("\n", stdout);
+		fputs(snapshot_cli_usage(), stdout);
 		return 0;
 	case CLI_RUN:
+		if (snap.dir)
+			return snapshot_cmd_run(&cli, &snap);
 		return family_run(&cli);
 	case CLI_MKDISK:
 		return cmd_mkdisk(&cli);

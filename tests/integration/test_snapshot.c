@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Snapshots through the forkvm binary: a guest saved mid-run (full and live)
+ * and restored in a new process finishes with the result of an
+ * uninterrupted run; a snapshot restores as often as wanted; a damaged one,
+ * one of another format, one for a CPU this host is not, or one whose state
+ * KVM refuses gets one line and exit status 1; a full disk leaves nothing.
+ */
+#include <libfdt.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include "tests/integration/test_vmm_helpers.h"
+#include "vmm/machine_state.h"
+#include "vmm/snapshot/manifest.h"
+#include "vmm/vcpu_state.h"
+
+#define TIMEOUT "120"
+#define MEM "16M" /* the least the VMM takes: nested TCG is slow */
+
+static char out[VMM_OUT_MAX];
+
+/* The value of the last "result: 0x..." line of @s, or -1. */
+static long long last_result(const char *s)
+{
+	const char *p = s, *hit = NULL;
+
+	while ((p = strstr(p, "result: 0x"))) {
+		hit = p;
+		p++;
+	}
+	return hit ? strtoll(hit + 8, NULL, 16) : -1;
+}
+
+static long long run_memcheck(const char *passes_args, const char *dir, const char *kind,
+			      const char *line)
+{
+	const char *args[] = { "run",	    "--guest",
+			       "test",	    "--workload",
+			       "memcheck",  "--mem",
+			       MEM,	    "--cpus",
+			       "2",	    "--args",
+			       passes_args, "--timeout",
+			       TIMEOUT,	    dir ? "--snapshot-dir" : NULL,
+			       dir,	    "--snapshot-kind",
+			       kind,	    "--snapshot-at-line",
+			       line,	    NULL };
+	int status = vmm_run(out, sizeof(out), args);
+
+	cr_assert_eq(status, 0, "run: %s", out);
+	if (dir)
+		cr_assert(strstr(out, "forkvm: snapshot "), "no snapshot line: %s", out);
+	return last_result(out);
+}
+
+static int restore(const char *dir)
+{
+	const char *args[] = { "restore", dir, "--timeout", TIMEOUT, NULL };
+
+	return vmm_run(out, sizeof(out), args);
+}
+
+/* An uninterrupted run's checksum, once per pass count. */
+static long long plain_result(const char *passes)
+{
+	static char done[4][32];
+	static long long result[4];
+	unsigned int i;
+
+	for (i = 0; i < 4 && done[i][0]; i++) {
+		if (!strcmp(done[i], passes))
+			return result[i];
+	}
+	result[i % 4] = run_memcheck(passes, NULL, NULL, NULL);
+	snprintf(done[i % 4], sizeof(done[0]), "%s", passes);
+	return result[i % 4];
+}
+
+/* Snapshot at @line of a memcheck with @passes, restore, same checksum. */
+static void same_result(const char *kind, const char *passes, const char *line, const char *name)
+{
+	char dir[300];
+	long long plain, saved, restored;
+
+	vmm_kvm_or_skip();
+	vmm_path(dir, sizeof(dir), name);
+	plain = plain_result(passes);
+	cr_assert_neq(plain, -1, "no result: %s", out);
+	saved = run_memcheck(passes, dir, kind, line);
+	cr_assert_eq(saved, plain, "the snapshotted run's result differs: %s", out);
+	cr_assert_eq(restore(dir), 0, "restore: %s", out);
+	restored = last_result(out);
+	cr_assert_eq(restored, plain, "restored 0x%llx, uninterrupted 0x%llx: %s", restored, plain,
+		     out);
+	/* It carried on, it did not start again. */
+	cr_assert_null(strstr(out, "guest: workload"), "the restored guest booted again: %s", out);
+	cr_assert(strstr(out, "MiB ok checksum"), "%s", out);
+}
+
+Test(snapshot, live_snapshot_restores_to_the_same_checksum, .timeout = 300)
+{
+	same_result("live", "passes=4", "2", "live");
+}
+
+Test(snapshot, full_snapshot_restores_to_the_same_checksum, .timeout = 300)
+{
+	same_result("full", "passes=4", "2", "full");
+}
+
+/*
+ * A live snapshot while every vCPU rewrites all its memory with the pass
+ * number (memcheck's pass p writes f(a, p) everywhere, then checks its
+ * neighbour's slice): a snapshot mixing two instants fails the restored
+ * guest's check or changes its checksum.
+ */
+Test(snapshot, live_snapshot_during_rewrites_restores_consistent, .timeout = 300)
+{
+	same_result("live", "passes=8", "4", "live-gen");
+}
+
+Test(snapshot, one_snapshot_restores_twice_with_the_same_result, .timeout = 300)
+{
+	char dir[300];
+	long long first;
+
+	vmm_kvm_or_skip();
+	vmm_path(dir, sizeof(dir), "twice");
+	run_memcheck("passes=3", dir, "live", "2");
+	cr_assert_eq(restore(dir), 0, "restore: %s", out);
+	first = last_result(out);
+	cr_assert_neq(first, -1, "%s", out);
+	cr_assert_eq(restore(dir), 0, "second restore: %s", out);
+	cr_assert_eq(last_result(out), first, "%s", out);
+}
+
+Test(snapshot, an_existing_directory_is_refused_and_kept, .timeout = 120)
+{
+	char dir[300];
+	struct stat sb;
+
+	vmm_kvm_or_skip();
+	vmm_path(dir, sizeof(dir), "exists");
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	{
+		const char *args[] = { "run",	"--guest",	  "test", "--workload",
+				       "hello", "--snapshot-dir", dir,	  NULL };
+
+		cr_assert_eq(vmm_run(out, sizeof(out), args), 1, "%s", out);
+	}
+	cr_assert(strstr(out, "exists"), "%s", out);
+	cr_assert_eq(stat(dir, &sb), 0);
+}
+
+/* ---- bad snapshots ------------------------------------------------------------------ */
+
+static void *read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	void *buf;
+	long n;
+
+	cr_assert_not_null(f, "%s", path);
+	fseek(f, 0, SEEK_END);
+	n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	buf = malloc((size_t)n + 4096);
+	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+static void write_file(const char *path, const void *buf, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
+/* A fresh snapshot (copied per case by cp -a) of a held-free memcheck. */
+static void base_snapshot(char *dir, size_t len)
+{
+	static char made[300];
+
+	if (!made[0]) {
+		vmm_path(made, sizeof(made), "base");
+		run_memcheck("passes=3", made, "live", "2");
+	}
+	snprintf(dir, len, "%s", made);
+}
+
+static void copy_base(const char *name, char *dir, size_t len)
+{
+	char base[300], cmd[800];
+
+	base_snapshot(base, sizeof(base));
+	vmm_path(dir, len, name);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", dir, base, dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+/* Restore @dir: exit 1, one line on stderr containing @what. */
+static void refused(const char *dir, const char *what)
+{
+	const char *nl;
+
+	cr_assert_eq(restore(dir), 1, "accepted (wanted '%s'): %s", what, out);
+	cr_assert(strstr(out, what), "'%s' not in: %s", what, out);
+	nl = strchr(out, '\n');
+	cr_assert(nl && !nl[1], "more than one line: %s", out);
+	cr_assert(!strncmp(out, "forkvm restore: ", 16), "%s", out);
+}
+
+/* Edit the manifest with libfdt (in place: same sizes). */
+static void edit_manifest(const char *dir, void (*edit)(void *fdt, void *arg), void *arg)
+{
+	char path[400];
+	size_t len;
+	void *fdt;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	fdt = read_file(path, &len);
+	edit(fdt, arg);
+	write_file(path, fdt, len);
+	free(fdt);
+}
+
+static void set_major(void *fdt, void *arg)
+{
+	fdt32_t v[2] = { cpu_to_fdt32(9), cpu_to_fdt32(0) };
+
+	cr_assert_eq(fdt_setprop_inplace(fdt, 0, "forkvm,format", v, sizeof(v)), 0);
+}
+
+/* Every feature bit of leaf 7.0 edx: no host has them all (reserved bits). */
+static void all_features(void *fdt, void *arg)
+{
+	int node = fdt_subnode_offset(fdt, 0, "host"), len, i;
+	fdt32_t *c = fdt_getprop_w(fdt, node, "cpuid", &len);
+
+	cr_assert_not_null(c);
+	for (i = 0; i < len / 24; i++) {
+		if (fdt32_to_cpu(c[i * 6]) == 7 && fdt32_to_cpu(c[i * 6 + 1]) == 0)
+			c[i * 6 + 5] = cpu_to_fdt32(0xffffffff);
+	}
+}
+
+/* The vCPU section's state: a CR0 that KVM refuses to load. */
+static void bad_vcpu(void *fdt, void *arg)
+{
+	int node = fdt_subnode_offset(fdt, 0, "machine"), len;
+	uint8_t *st = fdt_getprop_w(fdt, node, "state", &len);
+	const struct mstate_header *h = (const void *)st;
+	size_t off = sizeof(*h);
+	uint32_t i;
+
+	cr_assert_not_null(st);
+	for (i = 0; i < h->nsections; i++) {
+		struct mstate_section *s = (void *)(st + off);
+
+		if (s->kind == MSTATE_VCPU) {
+			struct vcpu_state *v = (void *)(s + 1);
+
+			/* CR0.PG without CR0.PE: KVM_SET_SREGS refuses it.  Written
+			 * with memcpy: the property is not aligned. */
+			uint64_t cr0 = 0x80000000ULL;
+
+			memcpy((uint8_t *)v + offsetof(struct vcpu_state, sregs.cr0), &cr0,
+			       sizeof(cr0));
+			return;
+		}
+		off += sizeof(*s) + ((s->size + 63) & ~63ULL);
+	}
+	cr_assert_fail("no vCPU section");
+}
+
+Test(snapshot, damaged_snapshots_get_one_line_and_status_1, .timeout = 300)
+{
+	char dir[300], path[400], cmd[800];
+	size_t len;
+	uint8_t *buf;
+
+	vmm_kvm_or_skip();
+
+	copy_base("nodir", dir, sizeof(dir));
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	cr_assert_eq(system(cmd), 0);
+	refused(dir, "No such file");
+
+	copy_base("magic", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	buf = read_file(path, &len);
+	buf[0] ^= 0x55;
+	write_file(path, buf, len);
+	free(buf);
+	refused(dir, "not a device tree");
+
+	copy_base("trunc", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	buf = read_file(path, &len);
+	write_file(path, buf, len / 2);
+	free(buf);
+	refused(dir, "truncated");
+
+	copy_base("corrupt", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	buf = read_file(path, &len);
+	/* The structure block's offset past the end: fdt_check_full refuses. */
+	((fdt32_t *)buf)[2] = cpu_to_fdt32((uint32_t)len + 8);
+	write_file(path, buf, len);
+	free(buf);
+	refused(dir, "manifest:");
+
+	copy_base("major", dir, sizeof(dir));
+	edit_manifest(dir, set_major, NULL);
+	refused(dir, "format 9.0: this forkvm reads format 1.x");
+
+	copy_base("short", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MEMORY_NAME);
+	cr_assert_eq(truncate(path, 32 << 20), 0);
+	refused(dir, "the layout needs");
+
+	copy_base("cpu", dir, sizeof(dir));
+	edit_manifest(dir, all_features, NULL);
+	refused(dir, "lacks");
+
+	copy_base("kvm", dir, sizeof(dir));
+	edit_manifest(dir, bad_vcpu, NULL);
+	refused(dir, "vCPU 0 state");
+}
+
+/* A snapshot onto a 1 MiB tmpfs: ENOSPC, and nothing left behind. */
+Test(snapshot, a_full_disk_fails_the_snapshot_and_leaves_nothing, .timeout = 120)
+{
+	char mnt[300], dir[400], cmd[500];
+	const char *args[] = { "run",	   "--guest",	     "test",  "--workload",
+			       "memcheck", "--mem",	     MEM,     "--args",
+			       "passes=2", "--snapshot-dir", dir,     "--snapshot-at-line",
+			       "2",	   "--timeout",	     TIMEOUT, NULL };
+	struct stat sb;
+
+	vmm_kvm_or_skip();
+	vmm_path(mnt, sizeof(mnt), "small");
+	cr_assert_eq(mkdir(mnt, 0755), 0);
+	if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m"))
+		cr_skip_test("cannot mount a small tmpfs here (%s)", strerror(errno));
+	snprintf(dir, sizeof(dir), "%s/snap", mnt);
+	cr_assert_eq(vmm_run(out, sizeof(out), args), 1, "%s", out);
+	cr_assert(strstr(out, "No space left on device"), "%s", out);
+	cr_assert_neq(stat(dir, &sb), 0, "a snapshot was left on a full disk");
+	snprintf(cmd, sizeof(cmd), "test -z \"$(ls -A '%s')\"", mnt);
+	cr_assert_eq(system(cmd), 0, "a temporary was left in %s", mnt);
+	umount(mnt);
+}

@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: MIT
+/* `forkvm run --snapshot-dir ...` and `forkvm restore DIR`. */
+#include "vmm/snapshot/cmd.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vmm/cli.h"
+#include "vmm/cpus.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot/snapshot.h"
+
+#define EXIT_HOST 1
+#define EXIT_USAGE 2
+#define FIRST_LINE_WAIT_MS 50
+
+static const char usage[] =
+    "snapshots (docs/snapshot.md):\n"
+    "  forkvm run ... --snapshot-dir DIR [--snapshot-at-line N]\n"
+    "             [--snapshot-kind full|live] [--snapshot-stop]\n"
+    "      when the guest has printed N console lines (default 1), save it to DIR\n"
+    "      (which must not exist): live (default) pauses the guest only to take a\n"
+    "      copy-on-write reference to its memory and writes while it runs; full\n"
+    "      writes with the guest paused.  The guest then runs on, or stops with\n"
+    "      --snapshot-stop (exit status 0).  A line on stderr gives the pause,\n"
+    "      the write time and the size.  Not with --clones, --pause-test, --disk.\n"
+    "  forkvm restore DIR [--console FILE] [--timeout SECONDS]\n"
+    "      run the guest saved in DIR from the instruction where it was saved;\n"
+    "      exits with the guest's code.  A snapshot that is damaged, of another\n"
+    "      format or for a CPU with features this one lacks is refused with one\n"
+    "      line and exit status 1.\n";
+
+const char *snapshot_cli_usage(void)
+{
+	return usage;
+}
+
+static int bad(char *err, size_t errlen, const char *fmt, const char *arg)
+{
+	snprintf(err, errlen, fmt, arg);
+	return -EINVAL;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (!*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || *end || *out > max)
+		return -EINVAL;
+	return 0;
+}
+
+/* --name V or --name=V at @argv[*i]: its value, and how many words it took. */
+static const char *option_value(char **argv, int argc, int i, const char *name, int *words)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[i], name, n))
+		return NULL;
+	if (argv[i][n] == '=') {
+		*words = 1;
+		return argv[i] + n + 1;
+	}
+	if (argv[i][n])
+		return NULL;
+	*words = 2;
+	return i + 1 < argc ? argv[i + 1] : "";
+}
+
+static int take(struct snapshot_cli *sc, const char *opt, const char *v, char *err, size_t errlen)
+{
+	unsigned long n;
+
+	if (!strcmp(opt, "--snapshot-dir")) {
+		if (!*v)
+			return bad(err, errlen, "--snapshot-dir: missing directory%s", "");
+		sc->dir = v;
+	} else if (!strcmp(opt, "--snapshot-at-line")) {
+		if (parse_uint(v, 1000000, &n) || n < 1)
+			return bad(err, errlen, "--snapshot-at-line '%s': expected 1 to 1000000",
+				   v);
+		sc->at_line = (unsigned int)n;
+	} else {
+		if (!strcmp(v, "full"))
+			sc->kind = SNAP_FULL;
+		else if (!strcmp(v, "live"))
+			sc->kind = SNAP_LIVE;
+		else
+			return bad(err, errlen, "--snapshot-kind '%s': expected full or live", v);
+	}
+	return 0;
+}
+
+/* The run command's own options that take a separate value. */
+static bool takes_value(const char *arg)
+{
+	static const char *const opts[] = { "--guest",	       "--workload",  "--args",
+					    "--mem",	       "--cpus",      "--disk",
+					    "--console",       "--guest-elf", "--timeout",
+					    "--pause-test",    "--clones",    "--clone-after",
+					    "--clone-at-line", "--mm-policy" };
+	size_t k;
+
+	for (k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+		if (!strcmp(arg, opts[k]))
+			return true;
+	}
+	return false;
+}
+
+int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *err, size_t errlen)
+{
+	static const char *const with_value[] = { "--snapshot-dir", "--snapshot-at-line",
+						  "--snapshot-kind" };
+	bool at_line = false;
+	int i = 1, j, words, k;
+
+	memset(sc, 0, sizeof(*sc));
+	sc->kind = SNAP_LIVE;
+	sc->at_line = 1;
+	while (i < *argc) {
+		const char *v = NULL;
+
+		if (!strcmp(argv[i], "--")) /* the rest is not ours */
+			break;
+		words = 0;
+		for (k = 0; k < 3 && !v; k++) {
+			v = option_value(argv, *argc, i, with_value[k], &words);
+			if (v && take(sc, with_value[k], v, err, errlen))
+				return -EINVAL;
+			if (v && k == 1)
+				at_line = true;
+		}
+		if (!v && !strcmp(argv[i], "--snapshot-stop")) {
+			sc->stop = true;
+			words = 1;
+		}
+		if (!v && !words) {
+			if (!strncmp(argv[i], "--snapshot", 10))
+				return bad(err, errlen, "%s: unknown option (see --help)", argv[i]);
+			/* "--args '--snapshot-dir x'": a value of the run command's, not ours. */
+			i += takes_value(argv[i]) ? 2 : 1;
+			continue;
+		}
+		if (i + words > *argc)
+			return bad(err, errlen, "%s: missing value", argv[i]);
+		for (j = i; j + words < *argc; j++)
+			argv[j] = argv[j + words];
+		*argc -= words;
+		argv[*argc] = NULL;
+	}
+	if (!sc->dir && (at_line || sc->stop || sc->kind != SNAP_LIVE))
+		return bad(err, errlen, "--snapshot-*: need --snapshot-dir DIR%s", "");
+	return 0;
+}
+
+/* ---- run -------------------------------------------------------------------------- */
+
+static double ms(uint64_t ns)
+{
+	return (double)ns / 1e6;
+}
+
+/* Wait for console line @n; false if the guest stopped first. */
+static bool wait_line(struct machine *m, unsigned int n)
+{
+	while (!machine_stopped(m)) {
+		if (machine_wait_console(m, n, FIRST_LINE_WAIT_MS) == 0)
+			return true;
+	}
+	return false;
+}
+
+int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
+{
+	struct machine_config cfg = cli->cfg;
+	struct snapshot_opts o = { .dir = sc->dir, .kind = sc->kind };
+	struct snapshot_timing t;
+	struct machine *m;
+	const char *reason;
+	char err[512];
+	int ret, status;
+
+	if (cli->clones || cli->pause_test) {
+		fprintf(stderr, "forkvm: --snapshot-dir: cannot be combined with %s\n",
+			cli->clones ? "--clones" : "--pause-test");
+		return EXIT_USAGE;
+	}
+	/* Counting console lines needs the tap: an empty prefix changes nothing. */
+	if (!cfg.console_prefix)
+		cfg.console_prefix = "";
+	ret = machine_create(&cfg, &m, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "forkvm: %s\n", err);
+		return EXIT_HOST;
+	}
+	ret = machine_start(m);
+	if (ret) {
+		fprintf(stderr, "forkvm: cannot start the vCPUs: %s\n", strerror(-ret));
+		machine_destroy(m);
+		return EXIT_HOST;
+	}
+	if (!wait_line(m, sc->at_line)) {
+		snprintf(err, sizeof(err), "the guest stopped before console line %u", sc->at_line);
+		ret = -ESRCH;
+	} else {
+		ret = machine_snapshot(m, &o, &t, err, sizeof(err));
+	}
+	if (ret) {
+		fprintf(stderr, "forkvm: snapshot %s: %s\n", sc->dir, err);
+		cpus_stop(&m->cpus, EXIT_HOST, "no snapshot");
+		machine_wait(m, 0);
+		machine_destroy(m);
+		return EXIT_HOST;
+	}
+	fprintf(stderr,
+		"forkvm: snapshot %s (%s): guest paused %.3f ms, on disk after %.3f ms, %llu "
+		"pages, %llu KiB on disk\n",
+		sc->dir, snap_kind_name(sc->kind), ms(t.paused_ns), ms(t.total_ns),
+		(unsigned long long)t.w.pages, (unsigned long long)(t.w.disk_bytes >> 10));
+	if (sc->stop)
+		cpus_stop(&m->cpus, 0, NULL);
+	status = machine_wait(m, cli->timeout_ms);
+	reason = machine_stop_reason(m);
+	if (*reason && !sc->stop)
+		fprintf(stderr, "forkvm: %s\n", reason);
+	fflush(stdout);
+	machine_destroy(m);
+	return status;
+}
+
+/* ---- restore ------------------------------------------------------------------------ */
+
+int snapshot_restore_main(int argc, char **argv)
+{
+	struct restore_opts o = { 0 };
+	struct restore_timing t;
+	unsigned long timeout_s = 0;
+	const char *dir = NULL, *reason;
+	struct machine *m;
+	char err[768];
+	int i, ret, status;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+			fputs(usage, stdout);
+			return 0;
+		}
+		if (!strcmp(a, "--console") || !strcmp(a, "--timeout")) {
+			if (i + 1 >= argc || !*argv[i + 1]) {
+				fprintf(stderr, "forkvm restore: %s: missing value\n", a);
+				return EXIT_USAGE;
+			}
+			if (a[2] == 'c') {
+				o.console = argv[++i];
+			} else if (parse_uint(argv[++i], 86400, &timeout_s) || !timeout_s) {
+				fprintf(stderr,
+					"forkvm restore: --timeout '%s': expected 1 to 86400 "
+					"seconds\n",
+					argv[i]);
+				return EXIT_USAGE;
+			}
+			continue;
+		}
+		if (a[0] == '-' || dir) {
+			fprintf(stderr, "forkvm restore: '%s': unexpected argument (see --help)\n",
+				a);
+			return EXIT_USAGE;
+		}
+		dir = a;
+	}
+	if (!dir) {
+		fprintf(stderr, "forkvm restore: DIR: missing (forkvm restore DIR [--console "
+				"FILE] [--timeout SECONDS])\n");
+		return EXIT_USAGE;
+	}
+	ret = snapshot_restore(dir, &o, &m, &t, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "forkvm restore: %s: %s\n", dir, err);
+		return EXIT_HOST;
+	}
+	ret = machine_start(m);
+	if (ret) {
+		fprintf(stderr, "forkvm restore: cannot start the vCPUs: %s\n", strerror(-ret));
+		machine_destroy(m);
+		return EXIT_HOST;
+	}
+	fprintf(stderr,
+		"forkvm: restored %s: %llu pages, checked %.3f ms, built %.3f ms, memory %.3f ms, "
+		"state %.3f ms\n",
+		dir, (unsigned long long)t.pages, ms(t.open_ns), ms(t.build_ns), ms(t.memory_ns),
+		ms(t.state_ns));
+	status = machine_wait(m, (unsigned int)timeout_s * 1000);
+	reason = machine_stop_reason(m);
+	if (*reason)
+		fprintf(stderr, "forkvm: %s\n", reason);
+	fflush(stdout);
+	machine_destroy(m);
+	return status;
+}
