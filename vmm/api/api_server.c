@@ -65,7 +65,9 @@ struct api_req {
 	size_t len;
 	size_t cap;
 	bool too_large; /* the body passed max_body: discarded, 413 at the end */
-	size_t dropped; /* bytes discarded since */
+	bool has_later; /* @later is decided: the body is discarded, then it is sent */
+	struct api_reply later;
+	size_t dropped; /* bytes discarded */
 	bool answered; /* a reply is queued already */
 };
 
@@ -225,6 +227,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (rq) {
 		free(rq->body);
+		api_reply_free(&rq->later);
 		free(rq);
 		*con_cls = NULL;
 	}
@@ -271,8 +274,8 @@ static enum MHD_Result queue_error(struct api_server *s, struct MHD_Connection *
 	return queue(s, c, rq, &r);
 }
 
-/* A Content-Length over the cap?  (Chunked bodies are counted as they come.) */
-static bool declared_too_large(struct api_server *s, struct MHD_Connection *c)
+/* The declared Content-Length: 0 without one, UINT64_MAX if unreadable. */
+static uint64_t declared_length(struct MHD_Connection *c)
 {
 	const char *v =
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -280,11 +283,55 @@ static bool declared_too_large(struct api_server *s, struct MHD_Connection *c)
 	char *end;
 
 	if (!v)
-		return false;
+		return 0;
 	errno = 0;
 	n = strtoull(v, &end, 10);
 	/* MHD refuses a malformed Content-Length itself; be safe anyway. */
-	return errno || end == v || n > s->max_body;
+	return errno || end == v ? UINT64_MAX : n;
+}
+
+/*
+ * Will the client send a body without waiting for our word?  Then a reply
+ * decided from the headers alone waits until that body is read and dropped:
+ * closing while the client still writes resets the connection (AF_UNIX
+ * does, as TCP does), and it might never read the reply.  Not when it asked
+ * with Expect: 100-continue (it waits), nor for a body too large to drop.
+ */
+static bool body_comes_unasked(struct api_server *s, struct MHD_Connection *c)
+{
+	const char *expect =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+	uint64_t n = declared_length(c);
+
+	/* It waits for a 100 Continue that will not come. */
+	if (expect && strcasestr(expect, "100-continue"))
+		return false;
+	/* Chunked: dropped chunk by chunk, cut off past the limit (append_body()). */
+	if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return true;
+	return n && n / API_MAX_DROPPED <= s->max_body;
+}
+
+/* Answer @r, decided before the body: now, or once the body is dropped. */
+static enum MHD_Result refuse(struct api_server *s, struct MHD_Connection *c, struct api_req *rq,
+			      struct api_reply *r)
+{
+	r->close = true;
+	if (!body_comes_unasked(s, c))
+		return queue(s, c, rq, r);
+	rq->later = *r;
+	rq->has_later = true;
+	return MHD_YES;
+}
+
+static enum MHD_Result refuse_error(struct api_server *s, struct MHD_Connection *c,
+				    struct api_req *rq, unsigned int status, const char *code,
+				    const char *msg)
+{
+	struct api_reply r = { 0 };
+
+	api_reply_error(&r, status, code, "%s", msg);
+	return refuse(s, c, rq, &r);
 }
 
 struct query_collect {
@@ -315,12 +362,13 @@ static enum MHD_Result append_body(struct api_server *s, struct api_req *rq, con
 	char *p;
 
 	/*
-	 * Past the cap (a chunked body; a declared length was refused before):
-	 * drop the rest for a clean 413, up to API_MAX_DROPPED times the cap,
-	 * then close, so an endless body does not keep the thread reading.
+	 * Answered already from the headers, or past the cap (a chunked body;
+	 * a declared length was judged before): drop the rest for a clean
+	 * reply, up to API_MAX_DROPPED times the cap, then close, so an endless
+	 * body does not keep the thread reading.
 	 */
-	if (rq->too_large || n > s->max_body - rq->len) {
-		if (!rq->too_large) {
+	if (rq->has_later || rq->too_large || n > s->max_body - rq->len) {
+		if (!rq->has_later && !rq->too_large) {
 			rq->too_large = true;
 			free(rq->body);
 			rq->body = NULL;
@@ -368,7 +416,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			atomic_fetch_add(&s->rejected, 1);
 			snprintf(msg, sizeof(msg), "more than %u connections are open; retry later",
 				 s->max_conns);
-			return queue_error(s, c, rq, 503, "too_many_connections", msg);
+			return refuse_error(s, c, rq, 503, "too_many_connections", msg);
 		}
 		/*
 		 * HTTP/1.1 requires Host.  Checked here rather than with MHD's
@@ -377,18 +425,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		 */
 		if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
 		    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST))
-			return queue_error(s, c, rq, 400, "bad_request",
-					   "an HTTP/1.1 request needs a Host header");
-		if (declared_too_large(s, c)) {
+			return refuse_error(s, c, rq, 400, "bad_request",
+					    "an HTTP/1.1 request needs a Host header");
+		if (declared_length(c) > s->max_body) {
 			snprintf(msg, sizeof(msg), "the body is larger than %zu bytes",
 				 s->max_body);
-			return queue_error(s, c, rq, 413, "body_too_large", msg);
+			return refuse_error(s, c, rq, 413, "body_too_large", msg);
 		}
-		if (api_route_check(method, url, &r)) {
-			/* Close: the body, if any, is not read. */
-			r.close = true;
-			return queue(s, c, rq, &r);
-		}
+		if (api_route_check(method, url, &r))
+			return refuse(s, c, rq, &r);
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
@@ -401,6 +446,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	if (rq->answered)
 		return MHD_YES;
+	if (rq->has_later) {
+		r = rq->later;
+		rq->later = (struct api_reply){ 0 };
+		return queue(s, c, rq, &r);
+	}
 	if (rq->too_large) {
 		snprintf(msg, sizeof(msg), "the body is larger than %zu bytes", s->max_body);
 		return queue_error(s, c, rq, 413, "body_too_large", msg);
