@@ -94,6 +94,8 @@ $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 
 # ---- the freestanding test guest (its own flags; never linked into the VMM) --
 -include guest/test/guest.mk
+# ---- the Linux guest: Debian kernel + initramfs (guest/linux/linux.mk) ------
+-include guest/linux/linux.mk
 
 .PHONY: all test test-unit test-integration test-nested demo bench fmt fmt-check clean deps
 all: $(FORKVM) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS) $(GUEST_ELF)

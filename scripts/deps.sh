@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev liburing-dev
       libmicrohttpd-dev libjansson-dev curl
-      qemu-system-x86 busybox-static cpio xz-utils clang-format)
+      qemu-system-x86 busybox-static cpio xz-utils clang-format acpica-tools)
 
 # --list: the package names, one a line (scripts/fresh-machine-check.sh).
 if [ "${1:-}" = --list ]; then
