@@ -43,8 +43,12 @@ bool page_must_copy_to_share(const struct space *s, uint64_t p)
 	struct pool *pool = s->pool;
 
 	mm_assert_held(&pool->lock);
-	/* Legacy policy: share pinned frames like any other (wrong-way COW). */
-	if (pool->policy == MM_POLICY_NOPIN)
+	/*
+	 * Legacy policies: share pinned frames like any other (wrong-way COW).
+	 * mapcount models Linux before 5.9, which had neither this rule nor
+	 * page_count reuse; nopin has only the latter.
+	 */
+	if (pool->policy != MM_POLICY_PAGECOUNT)
 		return false;
 	/* Shared already: every holder is protected, and a pin of it only reads. */
 	if (!(s->pflags[p] & PG_EXCL))

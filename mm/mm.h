@@ -48,7 +48,7 @@ typedef void (*space_error_fn)(void *opaque, int err, uint64_t gpa);
  * that the DMA-safety tests can see the bugs they cause. */
 enum mm_policy {
 	MM_POLICY_PAGECOUNT = 0, /* reuse iff page_count == 1 (default) */
-	MM_POLICY_MAPCOUNT, /* reuse iff one space maps the frame */
+	MM_POLICY_MAPCOUNT, /* reuse iff one space maps the frame; fork shares pinned frames */
 	MM_POLICY_NOPIN, /* page_count reuse, but fork shares pinned frames */
 };
 
