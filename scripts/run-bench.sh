@@ -16,6 +16,7 @@ run() {
 run "$OUT/bench/clone_vs_fork"
 run "$OUT/bench/cow_fault_vs_host"
 run "$OUT/bench/fork10"
+run "$OUT/bench/disk_layers"
 if [ -x "$OUT/bench/kvm_costs" ]; then
 	echo "== bench: kvm_costs (through scripts/in-kvm)"
 	scripts/in-kvm "$OUT/bench/kvm_costs" || { echo "!! bench failed: kvm_costs"; rc=1; }
