@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Question: what does a snapshot cost, full and live, against writing the
+ * same bytes with write(2); how long is the guest paused; how big is it on
+ * disk; and what does an eager restore cost against mapping the memory file
+ * MAP_PRIVATE and touching its pages (the way Firecracker restores)?
+ *
+ * A 512 MiB test guest held mid-run (atomics hold=1), with all of its memory
+ * above 16 MiB written from the host, or 1/8 of it.  Needs KVM (run it
+ * through scripts/in-kvm).  Prints name: value lines; a ratio < 1 means
+ * forkvm is faster than its baseline.  Snapshot files go to $TMPDIR.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench/bench.h"
+#include "mm/mm.h"
+#include "vmm/machine.h"
+#include "vmm/snapshot/snapshot.h"
+
+#define GUEST (512ULL << 20)
+#define FILL_FROM (16ULL << 20) /* above the test guest's image and tables */
+
+static char tmp[256];
+
+static int make_guest(struct machine **m, unsigned int every)
+{
+	struct machine_config cfg = {
+		.mem_size = GUEST,
+		.ncpus = 1,
+		.workload = "atomics",
+		.args = "iters=1000 hold=1",
+		.guest_elf =
+		    getenv("FORKVM_GUEST") ? getenv("FORKVM_GUEST") : "build/guest/test.elf",
+		.console = "/dev/null",
+		.console_prefix = "",
+		.quiet_results = true,
+	};
+	static uint8_t page[4096];
+	char err[512];
+	uint64_t gpa;
+
+	if (machine_create(&cfg, m, err, sizeof(err))) {
+		fprintf(stderr, "bench: %s\n", err);
+		return -1;
+	}
+	if (machine_start(*m) || machine_wait_console(*m, 2, 600000)) {
+		fprintf(stderr, "bench: the guest did not reach its hold line\n");
+		return -1;
+	}
+	for (gpa = FILL_FROM; gpa < GUEST; gpa += every * 4096ULL) {
+		memset(page, (int)(gpa >> 12) | 1, sizeof(page));
+		if (space_write((*m)->space, gpa, page, sizeof(page)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Baseline: @bytes written to a new file with write(2) in 1 MiB calls, fsynced. */
+static double write_baseline_us(uint64_t bytes)
+{
+	static uint8_t buf[1 << 20];
+	char path[300];
+	double t0, t;
+	uint64_t done;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/baseline", tmp);
+	memset(buf, 0x5a, sizeof(buf));
+	t0 = now_us();
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	for (done = 0; done < bytes; done += sizeof(buf)) {
+		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			break;
+	}
+	fsync(fd);
+	close(fd);
+	t = now_us() - t0;
+	unlink(path);
+	return t;
+}
+
+/* Baseline: mmap the memory file MAP_PRIVATE and read one byte of every data page. */
+static double mmap_touch_us(const char *dir)
+{
+	char path[400];
+	volatile uint8_t sink = 0;
+	uint8_t *p;
+	double t0, t;
+	off_t off, end;
+	struct stat sb;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/memory", dir);
+	t0 = now_us();
+	fd = open(path, O_RDONLY);
+	fstat(fd, &sb);
+	p = mmap(NULL, (size_t)sb.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	for (off = 0; (off = lseek(fd, off, SEEK_DATA)) >= 0; off = end) {
+		end = lseek(fd, off, SEEK_HOLE);
+		for (; off < end; off += 4096)
+			sink += p[off];
+	}
+	t = now_us() - t0;
+	munmap(p, (size_t)sb.st_size);
+	close(fd);
+	(void)sink;
+	return t;
+}
+
+static void rm_rf(const char *dir)
+{
+	char cmd[400];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd))
+		fprintf(stderr, "bench: %s failed\n", cmd);
+}
+
+static int one(const char *label, unsigned int every)
+{
+	struct restore_opts ro = { .console = "/dev/null", .quiet_results = true };
+	double full_us, full_pause_us, live_us, live_pause_us, base_us, restore_us, mmap_us;
+	struct snapshot_timing t;
+	struct restore_timing rt;
+	struct machine *m, *r;
+	char dir[300], err[512];
+	uint64_t bytes, disk;
+	double t0;
+
+	if (make_guest(&m, every))
+		return -1;
+	snprintf(dir, sizeof(dir), "%s/full", tmp);
+	if (machine_snapshot(m, &(struct snapshot_opts){ .dir = dir, .kind = SNAP_FULL }, &t, err,
+			     sizeof(err))) {
+		fprintf(stderr, "bench: full snapshot: %s\n", err);
+		return -1;
+	}
+	full_us = t.total_ns / 1e3;
+	full_pause_us = t.paused_ns / 1e3;
+	bytes = t.w.bytes;
+	disk = t.w.disk_bytes;
+	rm_rf(dir);
+	snprintf(dir, sizeof(dir), "%s/live", tmp);
+	if (machine_snapshot(m, &(struct snapshot_opts){ .dir = dir, .kind = SNAP_LIVE }, &t, err,
+			     sizeof(err))) {
+		fprintf(stderr, "bench: live snapshot: %s\n", err);
+		return -1;
+	}
+	live_us = t.total_ns / 1e3;
+	live_pause_us = t.paused_ns / 1e3;
+	cpus_stop(&m->cpus, 0, NULL);
+	machine_wait(m, 0);
+	machine_destroy(m);
+	base_us = write_baseline_us(bytes);
+
+	t0 = now_us();
+	if (snapshot_restore(dir, &ro, &r, &rt, err, sizeof(err))) {
+		fprintf(stderr, "bench: restore: %s\n", err);
+		return -1;
+	}
+	restore_us = now_us() - t0;
+	machine_destroy(r);
+	mmap_us = mmap_touch_us(dir);
+	rm_rf(dir);
+
+	printf("%s.data_MiB: %.1f\n", label, bytes / 1048576.0);
+	printf("%s.on_disk_MiB: %.1f\n", label, disk / 1048576.0);
+	printf("%s.full.total_ms: %.2f\n", label, full_us / 1e3);
+	printf("%s.full.paused_ms: %.2f\n", label, full_pause_us / 1e3);
+	printf("%s.live.total_ms: %.2f\n", label, live_us / 1e3);
+	printf("%s.live.paused_ms: %.3f\n", label, live_pause_us / 1e3);
+	printf("%s.write2_baseline_ms: %.2f\n", label, base_us / 1e3);
+	printf("%s.full_vs_write2: %.2f\n", label, full_us / base_us);
+	printf("%s.live_vs_write2: %.2f\n", label, live_us / base_us);
+	printf("%s.live_pause_vs_full_pause: %.4f\n", label, live_pause_us / full_pause_us);
+	printf("%s.restore_eager_ms: %.2f (build %.2f, memory %.2f, state %.2f)\n", label,
+	       restore_us / 1e3, rt.build_ns / 1e6, rt.memory_ns / 1e6, rt.state_ns / 1e6);
+	printf("%s.mmap_private_touch_ms: %.2f\n", label, mmap_us / 1e3);
+	printf("%s.restore_vs_mmap_touch: %.2f\n", label, restore_us / mmap_us);
+	return 0;
+}
+
+int main(void)
+{
+	const char *base = getenv("TMPDIR");
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		printf("snapshot: skipped: no /dev/kvm (%s); run through scripts/in-kvm\n",
+		       strerror(errno));
+		return 0;
+	}
+	close(fd);
+	snprintf(tmp, sizeof(tmp), "%s/forkvm-bench-snap.XXXXXX", base && *base ? base : "/tmp");
+	if (!mkdtemp(tmp)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	if (one("all", 1) || one("eighth", 8)) {
+		rm_rf(tmp);
+		return 1;
+	}
+	rm_rf(tmp);
+	return 0;
+}
