@@ -17,6 +17,7 @@ run "$OUT/bench/clone_vs_fork"
 run "$OUT/bench/cow_fault_vs_host"
 run "$OUT/bench/fork10"
 run "$OUT/bench/disk_layers"
+run "$OUT/bench/api_latency"
 if [ -x "$OUT/bench/kvm_costs" ]; then
 	echo "== bench: kvm_costs (through scripts/in-kvm)"
 	scripts/in-kvm "$OUT/bench/kvm_costs" || { echo "!! bench failed: kvm_costs"; rc=1; }
