@@ -121,6 +121,14 @@ demo: all
 bench: all
 	$(Q)scripts/run-bench.sh $(OUT)
 
+# The snapshot fuzzer's long run (make test runs a few seconds of it);
+# FUZZ_ITERS mutations of the manifest, a fiftieth of them of the memory file.
+FUZZ_ITERS ?= 2000000
+.PHONY: fuzz
+fuzz: all
+	$(Q)FORKVM_FUZZ_ITERS=$(FUZZ_ITERS) $(OUT)/tests/unit/test_snapshot --jobs 2 \
+		--filter 'snapshot/fuzz_*'
+
 FMT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 fmt:
 	$(Q)clang-format -i $(FMT_SRCS)

@@ -602,7 +602,7 @@ Test(snapshot, fuzz_memory_file_mutations_never_crash)
 {
 	struct space *a = make_space(NPAGES);
 	static uint8_t file[NPAGES * PAGE + 8192];
-	unsigned int i, iters = fuzz_iters(20000) / 100, loaded = 0;
+	unsigned int i, iters = fuzz_iters(10000) / 50, loaded = 0;
 	char err[256], dir[512], path[600];
 	struct snap_loaded l;
 	int fd;

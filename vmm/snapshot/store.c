@@ -480,23 +480,32 @@ int snap_store_load_memory(struct snap_loaded *l, struct space *space, uint64_t 
 					 got < 0 ? strerror(errno) : "shorter than its size");
 				goto out;
 			}
-			for (i = 0; i < len; i += MM_PAGE_SIZE) {
-				if (page_is_zero(buf + i))
+			/* Runs of non-zero pages, one space_write (one lock round) each. */
+			for (i = 0; i < len;) {
+				size_t run = 0;
+
+				while (i + run < len && !page_is_zero(buf + i + run))
+					run += MM_PAGE_SIZE;
+				if (!run) {
+					i += MM_PAGE_SIZE;
 					continue;
-				if (!in_layout(&l->man, off + i, MM_PAGE_SIZE)) {
+				}
+				if (!in_layout(&l->man, off + i, run)) {
 					ret = -EINVAL;
-					snprintf(err, errlen,
-						 "%s: data at 0x%llx, outside the memory layout",
-						 SNAP_MEMORY_NAME, (unsigned long long)(off + i));
+					snprintf(
+					    err, errlen,
+					    "%s: data at 0x%llx+0x%zx, outside the memory layout",
+					    SNAP_MEMORY_NAME, (unsigned long long)(off + i), run);
 					goto out;
 				}
-				ret = space_write(space, off + i, buf + i, MM_PAGE_SIZE);
+				ret = space_write(space, off + i, buf + i, run);
 				if (ret) {
 					snprintf(err, errlen, "loading guest memory at 0x%llx: %s",
 						 (unsigned long long)(off + i), strerror(-ret));
 					goto out;
 				}
-				n++;
+				n += run / MM_PAGE_SIZE;
+				i += run;
 			}
 			off += len;
 		}
