@@ -13,11 +13,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/serial.h"
 #include "mm/mm.h"
+#include "vmm/board.h"
 #include "vmm/layout.h"
 #include "vmm/linux/acpi.h"
 #include "vmm/linux/linux.h"
 #include "vmm/machine.h"
+#include "vmm/cpus.h"
 #include "vmm/vcpu.h"
 
 #define CR0_PE (1ULL << 0)
@@ -95,10 +98,12 @@ static void acpi_config_of(const struct machine_config *cfg, struct acpi_config 
 
 	memset(ac, 0, sizeof(*ac));
 	ac->ncpus = cfg->ncpus;
+	ac->com1_port = 0x3f8;
+	ac->com1_irq = SERIAL_COM1_GSI;
 	for (i = 0; i < cfg->ndisks && i < ACPI_MAX_MMIO; i++) {
-		ac->dev[i].base = (uint32_t)(LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_STRIDE);
+		ac->dev[i].base = (uint32_t)board_virtio_base(i);
 		ac->dev[i].size = (uint32_t)LAYOUT_VIRTIO_STRIDE;
-		ac->dev[i].gsi = LAYOUT_VIRTIO_GSI0 + i;
+		ac->dev[i].gsi = board_virtio_gsi(i);
 	}
 	ac->ndevs = i;
 }
@@ -271,11 +276,60 @@ int linux_setup_vcpu(struct vcpu *v, uint64_t entry, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * KVM's supported CPUID lacks the "running on a hypervisor" bit (leaf 1
+ * ECX[31]; QEMU adds it too).  Without it Linux never looks at KVM's leaves
+ * 0x40000000+: no kvmclock, no PV EOI, and its TSC calibration against the
+ * PIT fails.  Set it, with the per-vCPU APIC ids vcpu_create() set, before
+ * the vCPU first runs.
+ */
+static int set_linux_cpuid(struct vcpu *v, char *err, size_t errlen)
+{
+	const struct kvm_cpuid2 *sup = v->cpus->cpuid;
+	size_t size = sizeof(*sup) + sup->nent * sizeof(sup->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
+	unsigned int i;
+	int ret = 0;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, sup, size);
+	for (i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		switch (e->function) {
+		case 1:
+			e->ecx |= 1u << 31;
+			e->ebx = (e->ebx & 0x00ffffffu) | (v->index << 24);
+			break;
+		case 7:
+			/* No LA57: 4-level paging.  A 5-level guest's kernel
+			 * addresses are not canonical for a vCPU whose CR4 has
+			 * no LA57 yet, and vcpu_restore_state() writes MSRs
+			 * (KERNEL_GS_BASE) before SREGS: a clone's restore
+			 * failed with EIO. */
+			if (e->index == 0)
+				e->ecx &= ~(1u << 16);
+			break;
+		case 0xb:
+		case 0x1f:
+			e->edx = v->index;
+			break;
+		}
+	}
+	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
+		ret = fail(err, errlen, v->index, "KVM_SET_CPUID2 (hypervisor bit)");
+	free(c);
+	return ret;
+}
+
 int linux_board_setup_vcpu(struct machine *m, struct vcpu *v, char *err, size_t errlen)
 {
+	int ret = set_linux_cpuid(v, err, errlen);
+
 	/* APs stay in KVM's wait-for-SIPI state: Linux starts them itself. */
-	if (v->index)
-		return 0;
+	if (ret || v->index)
+		return ret;
 	return linux_setup_vcpu(v, m->image.entry, err, errlen);
 }
 
