@@ -45,25 +45,16 @@ static int check_cloneable(struct machine *parent, char *err, size_t errlen)
 	return 0;
 }
 
-/* The child without memory or state: VM, console, vCPUs. Parent running. */
-static int prepare_child(struct machine *parent, const struct clone_config *cc, struct machine *c,
-			 struct machine_state *ms, char *err, size_t errlen)
+/* KVM VM without RAM and its vCPUs: the costly part of a child, parent-independent. */
+static int build_vm(struct machine *c, unsigned int ncpus, char *err, size_t errlen)
 {
 	int ret;
 
 	c->console_fd = -1;
+	c->console_out = -1;
+	pthread_mutex_init(&c->pause_lock, NULL);
 	c->kvm.fd = -1;
-	c->pool = parent->pool;
 	c->owns_pool = false;
-	c->image = parent->image;
-	c->ndisks = parent->ndisks;
-
-	/* The state buffer too: nothing to allocate while the parent waits. */
-	ret = mstate_init(ms, machine_state_room(parent));
-	if (ret) {
-		snprintf(err, errlen, "state buffer: %s", strerror(-ret));
-		return ret;
-	}
 	ret = kvm_open(&c->kvm, err, errlen);
 	if (ret)
 		return ret;
@@ -71,14 +62,55 @@ static int prepare_child(struct machine *parent, const struct clone_config *cc, 
 	if (ret)
 		return ret;
 	c->vm_created = true;
-	ret = machine_open_console(c, cc->console, cc->console_prefix, err, errlen);
-	if (ret)
-		return ret;
 	/* Same host, same policy: the same CPUID as the parent's vCPUs. */
-	ret = cpus_create(&c->vm, parent->cpus.n, &c->cpus, err, errlen);
+	ret = cpus_create(&c->vm, ncpus, &c->cpus, err, errlen);
 	if (ret)
 		return ret;
 	c->cpus_created = true;
+	return 0;
+}
+
+int machine_clone_spare(unsigned int ncpus, struct machine **out, char *err, size_t errlen)
+{
+	struct machine *c = calloc(1, sizeof(*c));
+	int ret;
+
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = build_vm(c, ncpus, err, errlen);
+	if (ret) {
+		machine_destroy(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+/* The child without memory or state: VM, console, vCPUs. Parent running. */
+static int prepare_child(struct machine *parent, const struct clone_config *cc, struct machine *c,
+			 bool built, struct machine_state *ms, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!built) {
+		ret = build_vm(c, parent->cpus.n, err, errlen);
+		if (ret)
+			return ret;
+	}
+	c->pool = parent->pool;
+	c->image = parent->image;
+	c->ndisks = parent->ndisks;
+	/* The state buffer too: nothing to allocate while the parent waits. */
+	ret = mstate_init(ms, machine_state_room(parent));
+	if (ret) {
+		snprintf(err, errlen, "state buffer: %s", strerror(-ret));
+		return ret;
+	}
+	ret = machine_open_console(c, cc->console, cc->console_prefix, err, errlen);
+	if (ret)
+		return ret;
 	c->cpus.print_results = !cc->quiet_results;
 	c->cpus.fork_hook = cc->fork_hook;
 	return 0;
@@ -98,11 +130,14 @@ static int save_paused(struct machine *parent, const struct clone_config *cc, st
 	t->inflight = machine_inflight(parent);
 	ret = space_fork(parent->space, &c->space);
 	t->fork_ns = now_ns() - t0;
+	t0 = now_ns();
 	if (ret) {
 		snprintf(err, errlen, "space_fork: %s", strerror(-ret));
 		return ret;
 	}
 	ret = machine_save_state(parent, ms, err, errlen);
+	t->save_ns = now_ns() - t0;
+	t0 = now_ns();
 	if (ret)
 		return ret;
 	/* The fork register belongs to the instant too: read it paused. */
@@ -122,6 +157,25 @@ static int save_paused(struct machine *parent, const struct clone_config *cc, st
 			return ret;
 		}
 	}
+	t->devices_ns = now_ns() - t0;
+	return 0;
+}
+
+/* Parent running: the child's devices join its machine. */
+static int attach_devices(struct machine *c, char *err, size_t errlen)
+{
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < c->ndevs; i++) {
+		const struct device *d = &c->dev[i];
+
+		if (!d->ops->attach)
+			continue;
+		ret = d->ops->attach(d->obj, c, err, errlen);
+		if (ret)
+			return ret;
+	}
 	return 0;
 }
 
@@ -129,8 +183,8 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 		  struct clone_timing *t, char *err, size_t errlen)
 {
 	struct machine_state ms = { .buf = NULL };
+	struct machine *c = cc->spare;
 	struct clone_timing local;
-	struct machine *c;
 	uint64_t t0;
 	int ret;
 
@@ -139,23 +193,33 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	memset(t, 0, sizeof(*t));
 	if (errlen)
 		err[0] = '\0';
+	/* A spare of another size is of no use: build afresh. */
+	if (c && c->cpus.n != parent->cpus.n) {
+		machine_destroy(c);
+		c = NULL;
+	}
 	ret = check_cloneable(parent, err, errlen);
-	if (ret)
+	if (ret) {
+		machine_destroy(c);
 		return ret;
-	c = calloc(1, sizeof(*c));
+	}
+	t->spare = c != NULL;
+	if (!c)
+		c = calloc(1, sizeof(*c));
 	if (!c) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 
 	t0 = now_ns();
-	ret = prepare_child(parent, cc, c, &ms, err, errlen);
+	ret = prepare_child(parent, cc, c, t->spare, &ms, err, errlen);
 	t->prepare_ns = now_ns() - t0;
 	if (ret)
 		goto err_child;
 
 	t0 = now_ns();
 	ret = machine_pause(parent);
+	t->vcpus_ns = now_ns() - t0;
 	if (ret) {
 		snprintf(err, errlen, "the parent already stopped");
 		goto err_child; /* nothing to resume */
@@ -172,11 +236,18 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	ret = vm_set_space(&c->vm, c->space, err, errlen);
 	if (ret)
 		goto err_child;
+	ret = attach_devices(c, err, errlen);
+	if (ret)
+		goto err_child;
 	ret = machine_restore_state(c, &ms, err, errlen);
 	if (ret)
 		goto err_child;
+	/* Right after the restore re-submitted the requests in flight: none of
+	 * them can have completed if the disk's latency exceeds this gap. */
+	if (cc->hold_child)
+		machine_hold_devices(c);
 	t->restore_ns = now_ns() - t0;
-	ret = machine_start(c);
+	ret = cc->hold_child ? 0 : machine_start(c);
 	if (ret) {
 		snprintf(err, errlen, "starting the child's vCPUs: %s", strerror(-ret));
 		goto err_child;

@@ -28,20 +28,41 @@ struct clone_config {
 	 * it is the parent's). */
 	bool guest_fork;
 	struct cpus_fork_hook fork_hook; /* the child's (request NULL: none) */
+	/* NULL, or a child built beforehand (machine_clone_spare()): taken by
+	 * machine_clone() whatever its outcome. */
+	struct machine *spare;
 	/* Tests only: called on the saved state before the child restores it. */
 	void (*tamper)(struct machine_state *ms, void *arg);
 	void *tamper_arg;
 	/* Tests only: non-NULL, it gets the saved state (and owns it). */
 	struct machine_state *saved;
+	/* Tests only: the child's devices are held right after their restore
+	 * and the child is not started: the caller may save its state, then
+	 * calls machine_release_devices() and machine_start().  With a disk
+	 * latency, no re-executed request completes before the hold. */
+	bool hold_child;
 };
 
 struct clone_timing {
 	uint64_t prepare_ns; /* building the child's VM and vCPUs, parent running */
 	uint64_t paused_ns; /* the parent stopped: pause, hold, fork, state, devices, resume */
-	uint64_t fork_ns; /* space_fork() alone */
+	uint64_t vcpus_ns; /* of the pause: stopping the vCPUs and holding the devices */
+	uint64_t fork_ns; /* of the pause: space_fork() */
+	uint64_t save_ns; /* of the pause: reading the machine state */
+	uint64_t devices_ns; /* of the pause: cloning the devices (disk fork) */
 	uint64_t restore_ns; /* the child's memslot, state and devices, parent running */
 	unsigned int inflight; /* device requests in flight at the instant */
+	bool spare; /* the child's VM was built beforehand (prepare_ns: the rest) */
 };
+
+/**
+ * machine_clone_spare() - the costly, parent-independent part of a child
+ * (a KVM VM without RAM, @ncpus vCPUs), built ahead of a clone so that a
+ * guest fork does not wait for it (clone_config.spare).  Destroy an unused
+ * one with machine_destroy().  Return: 0 or -errno with @err.
+ */
+int machine_clone_spare(unsigned int ncpus, struct machine **out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /**
  * machine_clone() - a live copy of @parent, started.

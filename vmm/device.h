@@ -10,10 +10,11 @@
  * a clone's device keeps its parent's id, so a state is matched to a device
  * by id and checked by type, never by position.
  *
- * Clone order (vmm/clone.c), all of it inside the parent's pause except the
- * last step: hold every device -> space_fork -> save each state -> clone each
- * device into the child -> release; then, the parent running again, restore
- * each child device from its state.
+ * Clone order (vmm/clone.c): inside the parent's pause, hold every device ->
+ * space_fork -> save each state -> clone each device (only what must be
+ * taken at that instant, e.g. the disk's contents) -> release; then, the
+ * parent running again, attach each child device to the child's machine
+ * (transport, threads, interrupt lines) and restore its state.
  */
 #ifndef FORKVM_VMM_DEVICE_H
 #define FORKVM_VMM_DEVICE_H
@@ -39,8 +40,8 @@ struct device_stats {
  * refuses machine_clone() with a message naming it.
  *
  * Context: @hold, @save, @clone and @release run on the cloning thread with
- * the machine's vCPUs paused; @restore on the cloning thread before the
- * child's vCPUs start.
+ * the machine's vCPUs paused; @attach and @restore on the cloning thread
+ * before the child's vCPUs start.
  */
 struct device_ops {
 	const char *type; /* "serial", "virtio-blk": for messages */
@@ -54,9 +55,13 @@ struct device_ops {
 	uint32_t (*state_size)(void *obj);
 	/* Held: write the device state (a plain struct) into @buf. */
 	int (*save)(void *obj, void *buf, uint32_t size);
-	/* Held, at the instant of the memory fork: a device for @child (its VM,
-	 * space and console exist), on its buses, not yet restored. */
+	/* Held, at the instant of the memory fork: a device for @child, with
+	 * only what must be taken now (keep the pause short). */
 	int (*clone)(void *obj, struct machine *child, void **child_obj, char *err, size_t errlen);
+	/* Parent running again: put a device made by @clone into @child (its
+	 * VM, space and console exist): buses, transport, interrupt lines.
+	 * NULL: @clone did it all. */
+	int (*attach)(void *obj, struct machine *child, char *err, size_t errlen);
 	/* Load a saved state, validated like untrusted input, into a device
 	 * made by @clone (its machine not running yet). */
 	int (*restore)(void *obj, const void *buf, uint32_t size, char *err, size_t errlen);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "guest/abi.h"
 #include "vmm/cli.h"
@@ -26,6 +27,8 @@
 #define FIRST_LINE_WAIT_MS 60000u
 /* Fork requests waiting for the worker; more are answered FORK_FAILED. */
 #define FAMILY_QUEUE 256u
+/* Child VMs built ahead: two VMs forking at once both find one ready. */
+#define FAMILY_SPARES 2u
 
 struct fork_req {
 	unsigned int from;
@@ -50,6 +53,9 @@ struct family {
 	struct fork_req queue[FAMILY_QUEUE];
 	bool busy; /* the worker is serving a request */
 	bool quit;
+	struct machine *spare[FAMILY_SPARES]; /* child VMs built ahead (machine_clone_spare) */
+	unsigned int nspare;
+	bool spare_failed; /* building one failed: do not retry in a loop */
 	bool worker_started;
 	unsigned int fork_failures;
 	pthread_t worker;
@@ -105,6 +111,7 @@ static int clone_member(struct family *f, unsigned int from, bool guest_fork, un
 	mb->id = *id;
 	mb->from = from;
 	mb->guest_fork = guest_fork;
+	mb->pending = true;
 	pthread_mutex_unlock(&f->lock);
 
 	snprintf(prefix, sizeof(prefix), "[clone %u] ", *id);
@@ -115,17 +122,51 @@ static int clone_member(struct family *f, unsigned int from, bool guest_fork, un
 	}
 	f->hook[*id] = (struct hook_ctx){ .f = f, .id = *id };
 	cc.fork_hook = (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[*id] };
-	ret = parent ? machine_clone(parent, &cc, &child, &t, err, errlen) : -ESRCH;
-	if (!parent)
+	pthread_mutex_lock(&f->lock);
+	cc.spare = f->nspare ? f->spare[--f->nspare] : NULL;
+	/* The worker builds the next one once idle. */
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	if (parent) {
+		ret = machine_clone(parent, &cc, &child, &t, err, errlen);
+	} else {
+		machine_destroy(cc.spare);
 		snprintf(err, errlen, "VM %u was never made", from);
+		ret = -ESRCH;
+	}
 
 	pthread_mutex_lock(&f->lock);
 	mb->m = ret ? NULL : child;
+	mb->pending = false;
 	mb->t = ret ? (struct clone_timing){ 0 } : t;
 	if (ret)
 		mb->status = FAMILY_HOST_ERROR;
 	pthread_mutex_unlock(&f->lock);
 	return ret;
+}
+
+/*
+ * The guest made requests available and notified just before it forked; on
+ * a busy host the device's service thread may not have popped them yet, and
+ * the hold would defer them (the child then pops them from its own ring:
+ * correct, but not in flight at the instant).  The asking vCPU is held, so
+ * waiting costs its guest nothing: give the devices up to 20 ms, until the
+ * number in flight stops changing.
+ */
+static void let_devices_catch_up(struct machine *m)
+{
+	unsigned int i, prev, now;
+
+	if (!m->ndisks)
+		return;
+	prev = machine_inflight(m);
+	for (i = 0; i < 20; i++) {
+		usleep(1000);
+		now = machine_inflight(m);
+		if (now && now == prev)
+			return;
+		prev = now;
+	}
 }
 
 static void serve(struct family *f, const struct fork_req *rq)
@@ -135,6 +176,7 @@ static void serve(struct family *f, const struct fork_req *rq)
 	char err[512];
 	int ret;
 
+	let_devices_catch_up(parent);
 	pthread_mutex_lock(&f->clone_lock);
 	ret = clone_member(f, rq->from, true, &id, err, sizeof(err));
 	pthread_mutex_unlock(&f->clone_lock);
@@ -146,25 +188,64 @@ static void serve(struct family *f, const struct fork_req *rq)
 	} else if (!f->fc.quiet) {
 		const struct clone_timing *t = &f->vm[id].t;
 
-		printf("forkvm: VM %u forked VM %u: parent paused %.2f ms (memory fork %.2f ms), "
-		       "%u device requests in flight\n",
-		       rq->from, id, t->paused_ns / 1e6, t->fork_ns / 1e6, t->inflight);
+		printf("forkvm: VM %u forked VM %u: parent paused %.2f ms (vCPUs %.2f, memory fork "
+		       "%.2f, state %.2f, devices %.2f), %u device requests in flight\n",
+		       rq->from, id, t->paused_ns / 1e6, t->vcpus_ns / 1e6, t->fork_ns / 1e6,
+		       t->save_ns / 1e6, t->devices_ns / 1e6, t->inflight);
 		fflush(stdout);
 	}
 	cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
 }
 
+/* Idle, and the next clone would have to build its VM.  Context: f->lock held. */
+static bool should_build_spare(const struct family *f)
+{
+	/* A request waits: serve it first. */
+	if (f->qlen || f->quit)
+		return false;
+	/* Enough are ready, or building one just failed (the clone will say why). */
+	if (f->nspare == FAMILY_SPARES || f->spare_failed)
+		return false;
+	/* No clone can come any more. */
+	if (f->n + f->nspare >= f->max_vms)
+		return false;
+	/* A family that has cloned will clone again; one with disks must catch
+	 * its requests in flight at the first fork already.  Others (most
+	 * runs never fork) do not pay for a VM they may not use. */
+	return f->n > 1 || f->fc.cfg.ndisks > 0;
+}
+
+/*
+ * The clone worker: serves fork requests in order and, while idle, builds
+ * the next child's VM and vCPUs ahead, so that a guest fork waits for the
+ * pause only: the requests it has in flight are still in flight then.
+ */
 static void *worker(void *arg)
 {
 	struct family *f = arg;
+	struct machine *spare;
 	struct fork_req rq;
+	char err[256];
 
 	pthread_mutex_lock(&f->lock);
 	for (;;) {
-		while (!f->quit && !f->qlen)
+		if (should_build_spare(f)) {
+			pthread_mutex_unlock(&f->lock);
+			spare = NULL;
+			if (machine_clone_spare(f->fc.cfg.ncpus, &spare, err, sizeof(err)))
+				spare = NULL;
+			pthread_mutex_lock(&f->lock);
+			if (spare)
+				f->spare[f->nspare++] = spare;
+			f->spare_failed = !spare;
+			continue;
+		}
+		while (!f->quit && !f->qlen && !should_build_spare(f))
 			pthread_cond_wait(&f->cond, &f->lock);
 		if (f->quit)
 			break;
+		if (!f->qlen)
+			continue;
 		rq = f->queue[f->qhead];
 		f->qhead = (f->qhead + 1) % FAMILY_QUEUE;
 		f->qlen--;
@@ -173,6 +254,7 @@ static void *worker(void *arg)
 		serve(f, &rq);
 		pthread_mutex_lock(&f->lock);
 		f->busy = false;
+		f->spare_failed = false;
 		pthread_cond_broadcast(&f->cond);
 	}
 	pthread_mutex_unlock(&f->lock);
@@ -341,6 +423,8 @@ void family_destroy(struct family *f)
 		pthread_mutex_unlock(&f->lock);
 		pthread_join(f->worker, NULL);
 	}
+	for (i = 0; i < f->nspare; i++)
+		machine_destroy(f->spare[i]);
 	/* Clones first, newest first: they share the parent's frame pool. */
 	for (i = f->n; i-- > 0;)
 		machine_destroy(f->vm[i].m);

@@ -33,7 +33,8 @@ struct family_config {
 
 /* One VM of the family.  Read after family_wait(), or under no lock for @m. */
 struct family_member {
-	struct machine *m; /* NULL: the clone could not be made */
+	struct machine *m; /* NULL: the clone could not be made (or is being made) */
+	bool pending; /* its clone is being made (m NULL until it is) */
 	unsigned int id;
 	unsigned int from; /* the id of the VM it was cloned from (0 for the parent) */
 	bool guest_fork; /* made by its parent's guest (PORT_FORK), else from outside */

@@ -147,6 +147,7 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 		return -ENOMEM;
 	m->console_fd = -1;
 	m->console_out = STDOUT_FILENO;
+	pthread_mutex_init(&m->pause_lock, NULL);
 	m->kvm.fd = -1;
 	m->owns_pool = true;
 
@@ -343,19 +344,30 @@ unsigned int machine_inflight(struct machine *m)
 
 int machine_pause(struct machine *m)
 {
-	int ret;
+	int ret = 0;
 
-	ret = cpus_pause(&m->cpus);
-	if (ret)
-		return ret;
-	machine_hold_devices(m);
-	return 0;
+	/* Nested pauses (the control API's and a clone's) count: the last
+	 * resume resumes. */
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->pause_depth == 0) {
+		ret = cpus_pause(&m->cpus);
+		if (!ret)
+			machine_hold_devices(m);
+	}
+	if (!ret)
+		m->pause_depth++;
+	pthread_mutex_unlock(&m->pause_lock);
+	return ret;
 }
 
 void machine_resume(struct machine *m)
 {
-	machine_release_devices(m);
-	cpus_resume(&m->cpus);
+	pthread_mutex_lock(&m->pause_lock);
+	if (m->pause_depth && --m->pause_depth == 0) {
+		machine_release_devices(m);
+		cpus_resume(&m->cpus);
+	}
+	pthread_mutex_unlock(&m->pause_lock);
 }
 
 void machine_destroy(struct machine *m)

@@ -64,6 +64,8 @@ struct machine {
 	uint32_t next_dev_id;
 	struct device dev[MACHINE_MAX_DEVS];
 	struct elf_image image;
+	pthread_mutex_t pause_lock; /* machine_pause()/machine_resume() nest */
+	unsigned int pause_depth; /* under pause_lock */
 };
 
 /**
@@ -153,6 +155,8 @@ int machine_pause_check(struct machine *m, char *err, size_t errlen);
  * machine_pause() - pause every vCPU at an instruction boundary, then hold
  * every device (machine_hold_devices(): requests stay in flight, pins stay
  * held, completions wait): the state a clone or snapshot copies.
+ * Pauses nest (the control API's, a clone's): only the first pauses, only
+ * the last machine_resume() resumes.
  * Return: 0, or -ESRCH if the guest already stopped.
  */
 int machine_pause(struct machine *m);

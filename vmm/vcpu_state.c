@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "vmm/cpus.h"
 #include "vmm/vcpu.h"
 #include "vmm/vm.h"
 
@@ -138,6 +139,54 @@ static int restore_msrs(struct vcpu *v, const struct vcpu_state *st)
 	return (unsigned int)n == st->nmsrs ? 0 : -EIO;
 }
 
+#define MSR_IA32_TSC 0x10
+
+static int guest_tsc(struct vcpu *v, uint64_t *tsc)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} req;
+
+	memset(&req, 0, sizeof(req));
+	req.hdr.nmsrs = 1;
+	req.e.index = MSR_IA32_TSC;
+	if (ioctl(v->fd, KVM_GET_MSRS, &req) != 1)
+		return -EIO;
+	*tsc = req.e.data;
+	return 0;
+}
+
+/*
+ * KVM takes a host write of the TSC MSR for a "synchronization" with the
+ * VM's last TSC write when the value is within a second of what that write
+ * would read now (kvm_synchronize_tsc()), and then keeps the old offset
+ * instead: a clone restored within a second of its (freshly made, TSC 0)
+ * vCPU's age would start with a TSC off by up to a second, backwards too,
+ * and the guest's rdtsc timeouts fire at once.  Where the vCPU has the TSC
+ * offset attribute, set the offset so the TSC reads the saved value now.
+ * Context: the vCPU has never run (a clone's, before its threads start).
+ */
+static void fix_tsc(struct vcpu *v, const struct vcpu_state *st)
+{
+	struct kvm_device_attr attr = {
+		.group = KVM_VCPU_TSC_CTRL,
+		.attr = KVM_VCPU_TSC_OFFSET,
+	};
+	uint64_t want, now, offset;
+
+	if (!vcpu_state_msr(st, MSR_IA32_TSC, &want))
+		return;
+	attr.addr = (uintptr_t)&offset;
+	if (ioctl(v->fd, KVM_HAS_DEVICE_ATTR, &attr) < 0 ||
+	    ioctl(v->fd, KVM_GET_DEVICE_ATTR, &attr) < 0 || guest_tsc(v, &now))
+		return;
+	/* Modular arithmetic: the offset is added to the host TSC. */
+	offset += want - now;
+	/* On failure the MSR write stands, as it did before. */
+	(void)ioctl(v->fd, KVM_SET_DEVICE_ATTR, &attr);
+}
+
 static int restore_xsave(struct vcpu *v, const struct vcpu_state *st)
 {
 	void *buf;
@@ -168,6 +217,10 @@ int vcpu_restore_state(struct vcpu *v, const struct vcpu_state *st)
 		return ret;
 
 	ret = restore_msrs(v, st);
+	/* A vCPU that has run keeps KVM's handling: its TSC must not step back
+	 * by the length of a pause.  A clone's starts at the saved instant. */
+	if (!ret && !v->cpus->started)
+		fix_tsc(v, st);
 	if (!ret)
 		ret = xioctl(v->fd, KVM_SET_REGS, (void *)&st->regs);
 	if (!ret)
