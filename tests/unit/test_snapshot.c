@@ -288,6 +288,16 @@ static void bad_policy(struct snap_manifest *m)
 {
 	m->policy = 9;
 }
+static void base_is_a_path(struct snap_manifest *m)
+{
+	m->kind = SNAP_DIFF;
+	snprintf(m->base, sizeof(m->base), "../elsewhere");
+}
+static void base_is_dotdot(struct snap_manifest *m)
+{
+	m->kind = SNAP_DIFF;
+	snprintf(m->base, sizeof(m->base), "..");
+}
 static void too_present(struct snap_manifest *m)
 {
 	m->pages_present = NPAGES + 1;
@@ -306,6 +316,8 @@ Test(snapshot, broken_manifests_are_refused_naming_the_property)
 	refuse_manifest(tiny_state, "/machine/state");
 	refuse_manifest(bad_policy, "/machine/mm-policy");
 	refuse_manifest(too_present, "/memory/pages-present");
+	refuse_manifest(base_is_a_path, "/memory/base '../elsewhere'");
+	refuse_manifest(base_is_dotdot, "/memory/base '..'");
 }
 
 Test(snapshot, not_a_tree_and_a_truncated_tree_are_refused)
@@ -356,6 +368,57 @@ Test(snapshot, store_round_trip_gives_the_same_memory_with_holes)
 	cr_assert(!leftovers());
 	space_destroy(a);
 	space_destroy(b);
+}
+
+Test(snapshot, a_diff_holds_only_what_changed_and_restores_equal_to_the_instant)
+{
+	struct space *s = make_space(NPAGES), *fa, *fb, *c = make_space(NPAGES);
+	static struct snap_manifest man;
+	struct snap_write_stats st;
+	struct snap_loaded la, lb;
+	char err[256], da[512], db[512];
+	uint8_t page[PAGE];
+	struct snap_write w;
+
+	fill(s);
+	cr_assert_eq(space_fork(s, &fa), 0);
+	path_of(da, sizeof(da), "a");
+	make_manifest(&man, NPAGES);
+	w = (struct snap_write){ .dir = da, .man = &man, .space = fa };
+	cr_assert_eq(snap_store_write(&w, &st, err, sizeof(err)), 0, "%s", err);
+	/* After A: page 2 rewritten, page 4 zeroed, page 3 written the first time. */
+	memset(page, 0x77, sizeof(page));
+	cr_assert_eq(space_write(s, 2 * PAGE, page, PAGE), 0);
+	cr_assert_eq(space_write(s, 3 * PAGE, page, PAGE), 0);
+	memset(page, 0, sizeof(page));
+	cr_assert_eq(space_write(s, 4 * PAGE, page, PAGE), 0);
+	cr_assert_eq(space_fork(s, &fb), 0);
+	path_of(db, sizeof(db), "b");
+	make_manifest(&man, NPAGES);
+	man.kind = SNAP_DIFF;
+	snprintf(man.base, sizeof(man.base), "a");
+	w = (struct snap_write){ .dir = db, .man = &man, .space = fb, .base = fa };
+	cr_assert_eq(snap_store_write(&w, &st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(st.pages, 3, "the diff has %llu pages, 3 changed",
+		     (unsigned long long)st.pages);
+
+	/* The chain: A, then B over it, gives the memory at B's instant. */
+	cr_assert_eq(snap_store_open(da, &la, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snap_store_open(db, &lb, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lb.man.kind, SNAP_DIFF);
+	cr_assert_str_eq(lb.man.base, "a");
+	cr_assert_eq(snap_store_load_memory(&la, c, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snap_store_load_memory(&lb, c, NULL, err, sizeof(err)), 0, "%s", err);
+	assert_same(fb, c);
+	/* Control: A alone is not B's instant (page 4 still has its data). */
+	cr_assert_eq(space_read(fa, 4 * PAGE, page, PAGE), 0);
+	cr_assert_neq(page[100], 0);
+	snap_store_close(&la);
+	snap_store_close(&lb);
+	space_destroy(fa);
+	space_destroy(fb);
+	space_destroy(c);
+	space_destroy(s);
 }
 
 Test(snapshot, an_existing_directory_is_never_replaced)

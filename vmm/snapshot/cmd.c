@@ -21,12 +21,15 @@ static const char usage[] =
     "snapshots (docs/snapshot.md):\n"
     "  forkvm run ... --snapshot-dir DIR [--snapshot-at-line N]\n"
     "             [--snapshot-kind full|live] [--snapshot-stop]\n"
+    "             [--snapshot-diff-dir DIR2 --snapshot-diff-at-line M]\n"
     "      when the guest has printed N console lines (default 1), save it to DIR\n"
     "      (which must not exist): live (default) pauses the guest only to take a\n"
     "      copy-on-write reference to its memory and writes while it runs; full\n"
     "      writes with the guest paused.  The guest then runs on, or stops with\n"
     "      --snapshot-stop (exit status 0).  A line on stderr gives the pause,\n"
     "      the write time and the size.  Not with --clones, --pause-test, --disk.\n"
+    "      --snapshot-diff-dir: at console line M (> N), save only the pages written\n"
+    "      since DIR to DIR2 (next to DIR); `forkvm restore DIR2` loads DIR first.\n"
     "  forkvm restore DIR [--console FILE] [--timeout SECONDS]\n"
     "      run the guest saved in DIR from the instruction where it was saved;\n"
     "      exits with the guest's code.  A snapshot that is damaged, of another\n"
@@ -87,6 +90,15 @@ static int take(struct snapshot_cli *sc, const char *opt, const char *v, char *e
 			return bad(err, errlen, "--snapshot-at-line '%s': expected 1 to 1000000",
 				   v);
 		sc->at_line = (unsigned int)n;
+	} else if (!strcmp(opt, "--snapshot-diff-dir")) {
+		if (!*v)
+			return bad(err, errlen, "--snapshot-diff-dir: missing directory%s", "");
+		sc->diff_dir = v;
+	} else if (!strcmp(opt, "--snapshot-diff-at-line")) {
+		if (parse_uint(v, 1000000, &n) || n < 1)
+			return bad(err, errlen,
+				   "--snapshot-diff-at-line '%s': expected 1 to 1000000", v);
+		sc->diff_at_line = (unsigned int)n;
 	} else {
 		if (!strcmp(v, "full"))
 			sc->kind = SNAP_FULL;
@@ -118,7 +130,8 @@ static bool takes_value(const char *arg)
 int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *err, size_t errlen)
 {
 	static const char *const with_value[] = { "--snapshot-dir", "--snapshot-at-line",
-						  "--snapshot-kind" };
+						  "--snapshot-kind", "--snapshot-diff-dir",
+						  "--snapshot-diff-at-line" };
 	bool at_line = false;
 	int i = 1, j, words, k;
 
@@ -131,7 +144,7 @@ int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *
 		if (!strcmp(argv[i], "--")) /* the rest is not ours */
 			break;
 		words = 0;
-		for (k = 0; k < 3 && !v; k++) {
+		for (k = 0; k < 5 && !v; k++) {
 			v = option_value(argv, *argc, i, with_value[k], &words);
 			if (v && take(sc, with_value[k], v, err, errlen))
 				return -EINVAL;
@@ -156,8 +169,16 @@ int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *
 		*argc -= words;
 		argv[*argc] = NULL;
 	}
-	if (!sc->dir && (at_line || sc->stop || sc->kind != SNAP_LIVE))
+	if (!sc->dir && (at_line || sc->stop || sc->kind != SNAP_LIVE || sc->diff_dir))
 		return bad(err, errlen, "--snapshot-*: need --snapshot-dir DIR%s", "");
+	if (!sc->diff_dir != !sc->diff_at_line)
+		return bad(err, errlen,
+			   "--snapshot-diff-dir and --snapshot-diff-at-line go together%s", "");
+	if (sc->diff_dir && sc->diff_at_line <= sc->at_line)
+		return bad(err, errlen,
+			   "--snapshot-diff-at-line: must come after --snapshot-at-line%s", "");
+	if (sc->diff_dir && sc->stop)
+		return bad(err, errlen, "--snapshot-stop: not with a diff%s", "");
 	return 0;
 }
 
@@ -178,9 +199,19 @@ static bool wait_line(struct machine *m, unsigned int n)
 	return false;
 }
 
+static void report(const struct snapshot_opts *o, const struct snapshot_timing *t)
+{
+	fprintf(stderr,
+		"forkvm: snapshot %s (%s): guest paused %.3f ms, on disk after %.3f ms, %llu "
+		"pages, %llu KiB on disk\n",
+		o->dir, snap_kind_name(o->kind), ms(t->paused_ns), ms(t->total_ns),
+		(unsigned long long)t->w.pages, (unsigned long long)(t->w.disk_bytes >> 10));
+}
+
 int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
 {
 	struct machine_config cfg = cli->cfg;
+	struct snap_base *base = NULL;
 	struct snapshot_opts o = { .dir = sc->dir, .kind = sc->kind };
 	struct snapshot_timing t;
 	struct machine *m;
@@ -211,20 +242,35 @@ int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
 		snprintf(err, sizeof(err), "the guest stopped before console line %u", sc->at_line);
 		ret = -ESRCH;
 	} else {
+		o.keep = sc->diff_dir ? &base : NULL;
 		ret = machine_snapshot(m, &o, &t, err, sizeof(err));
 	}
+	if (!ret) {
+		report(&o, &t);
+		if (sc->diff_dir) {
+			o = (struct snapshot_opts){ .dir = sc->diff_dir,
+						    .kind = SNAP_DIFF,
+						    .base = base };
+			if (!wait_line(m, sc->diff_at_line)) {
+				snprintf(err, sizeof(err),
+					 "the guest stopped before console line %u",
+					 sc->diff_at_line);
+				ret = -ESRCH;
+			} else {
+				ret = machine_snapshot(m, &o, &t, err, sizeof(err));
+			}
+			if (!ret)
+				report(&o, &t);
+			snap_base_free(base);
+		}
+	}
 	if (ret) {
-		fprintf(stderr, "forkvm: snapshot %s: %s\n", sc->dir, err);
+		fprintf(stderr, "forkvm: snapshot %s: %s\n", o.dir, err);
 		cpus_stop(&m->cpus, EXIT_HOST, "no snapshot");
 		machine_wait(m, 0);
 		machine_destroy(m);
 		return EXIT_HOST;
 	}
-	fprintf(stderr,
-		"forkvm: snapshot %s (%s): guest paused %.3f ms, on disk after %.3f ms, %llu "
-		"pages, %llu KiB on disk\n",
-		sc->dir, snap_kind_name(sc->kind), ms(t.paused_ns), ms(t.total_ns),
-		(unsigned long long)t.w.pages, (unsigned long long)(t.w.disk_bytes >> 10));
 	if (sc->stop)
 		cpus_stop(&m->cpus, 0, NULL);
 	status = machine_wait(m, cli->timeout_ms);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The snapshot commands: `forkvm run ... --snapshot-dir DIR
- * [--snapshot-at-line N] [--snapshot-kind full|live] [--snapshot-stop]` and
+ * [--snapshot-at-line N] [--snapshot-kind full|live] [--snapshot-stop]
+ * [--snapshot-diff-dir DIR2 --snapshot-diff-at-line M]` and
  * `forkvm restore DIR [--console FILE] [--timeout SECONDS]`.  The run
  * options are taken out of argv before the run command's own parser sees
  * the rest (snapshot_cli_extract()).
@@ -21,6 +22,8 @@ struct snapshot_cli {
 	unsigned int at_line; /* after this many console lines (default 1) */
 	enum snap_kind kind; /* default live */
 	bool stop; /* stop the guest once the snapshot is on disk */
+	const char *diff_dir; /* NULL: none; else a diff of @dir, in its directory */
+	unsigned int diff_at_line; /* after this many lines (> at_line) */
 };
 
 /**

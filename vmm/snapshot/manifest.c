@@ -25,6 +25,8 @@ const char *snap_kind_name(enum snap_kind kind)
 		return "full";
 	case SNAP_LIVE:
 		return "live";
+	case SNAP_DIFF:
+		return "diff";
 	}
 	return "?";
 }
@@ -76,6 +78,8 @@ static int build_memory(void *fdt, const struct snap_manifest *man)
 	TRY(fdt_property(fdt, "file-size", v, sizeof(v)));
 	put64(v, man->pages_present);
 	TRY(fdt_property(fdt, "pages-present", v, sizeof(v)));
+	if (man->kind == SNAP_DIFF)
+		TRY(fdt_property_string(fdt, "base", man->base));
 	for (i = 0; i < man->nranges; i++) {
 		put64(&cells[i * 4], man->range[i].gpa);
 		put64(&cells[i * 4 + 2], man->range[i].size);
@@ -241,8 +245,10 @@ static int parse_kind(const void *fdt, struct snap_manifest *man, char *err, siz
 		man->kind = SNAP_FULL;
 	else if (!strcmp(kind, "live"))
 		man->kind = SNAP_LIVE;
+	else if (!strcmp(kind, "diff"))
+		man->kind = SNAP_DIFF;
 	else
-		return bad(err, errlen, "forkvm,kind '%s': expected full or live", kind);
+		return bad(err, errlen, "forkvm,kind '%s': expected full, live or diff", kind);
 	return 0;
 }
 
@@ -302,6 +308,16 @@ static int parse_memory(const void *fdt, struct snap_manifest *man, char *err, s
 	if (!v)
 		return -EINVAL;
 	man->pages_present = get64(v);
+	if (man->kind == SNAP_DIFF) {
+		if (prop_str(fdt, node, "/memory", "base", man->base, sizeof(man->base), err,
+			     errlen))
+			return -EINVAL;
+		/* A name from the snapshot is never a path: a sibling directory only. */
+		if (!man->base[0] || strchr(man->base, '/') || !strcmp(man->base, ".") ||
+		    !strcmp(man->base, ".."))
+			return bad(err, errlen, "/memory/base '%s': expected a directory name",
+				   man->base);
+	}
 	c = prop(fdt, node, "/memory", "ranges", &len, err, errlen);
 	if (!c)
 		return -EINVAL;

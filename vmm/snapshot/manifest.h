@@ -20,7 +20,8 @@
  * an older forkvm ignores); another major is refused naming both.
  */
 #define SNAP_FORMAT_MAJOR 1u
-#define SNAP_FORMAT_MINOR 0u
+/* 1.1: kind "diff" and /memory/base (a 1.0 reader refuses the kind). */
+#define SNAP_FORMAT_MINOR 1u
 
 #define SNAP_MANIFEST_NAME "manifest.dtb"
 #define SNAP_MEMORY_NAME "memory"
@@ -39,7 +40,13 @@
 enum snap_kind {
 	SNAP_FULL = 1, /* paused while written */
 	SNAP_LIVE = 2, /* a copy-on-write reference at the pause, written running */
+	SNAP_DIFF = 3, /* live, only the pages written since its base snapshot */
 };
+
+/* A diff's base: a sibling directory's name, never a path. */
+#define SNAP_BASE_MAX 256u
+/* Diffs of diffs: how deep a chain may go. */
+#define SNAP_CHAIN_MAX 16u
 
 struct snap_cpuid {
 	uint32_t function;
@@ -67,6 +74,7 @@ struct snap_manifest {
 	struct snap_range range[SNAP_MAX_RANGES];
 	uint64_t mem_file_size; /* = end of the last range: the memory file's length */
 	uint64_t pages_present; /* pages with data in the memory file (informative) */
+	char base[SNAP_BASE_MAX]; /* SNAP_DIFF: the base snapshot's directory name */
 	uint32_t ncpus;
 	uint32_t policy; /* enum mm_policy of the saved family */
 	unsigned int ndevs;
@@ -76,7 +84,7 @@ struct snap_manifest {
 };
 
 /**
- * snap_kind_name() - "full", "live"; "?" for anything else.
+ * snap_kind_name() - "full", "live", "diff"; "?" for anything else.
  */
 const char *snap_kind_name(enum snap_kind kind);
 
@@ -93,7 +101,8 @@ long snap_manifest_build(const struct snap_manifest *man, void *buf, size_t cap)
  * required property present with its exact length, strings terminated,
  * counts within the limits above, memory ranges page-aligned, sorted,
  * non-overlapping and without overflow, the memory file's size equal to the
- * end of the last range, device ids unique.  The machine state's own framing
+ * end of the last range, device ids unique, a diff's base a plain name
+ * (no '/', not "." or "..").  The machine state's own framing
  * is checked by the restore (mstate_check()).
  * Return: 0 or -EINVAL (-EPROTONOSUPPORT for another major) with @err.
  */

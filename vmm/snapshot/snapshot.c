@@ -8,6 +8,8 @@
 #include "vmm/snapshot/snapshot.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +226,50 @@ static int fill_manifest(struct machine *m, enum snap_kind kind, struct snap_man
 	return 0;
 }
 
+void snap_base_free(struct snap_base *b)
+{
+	if (!b)
+		return;
+	space_destroy(b->frozen);
+	free(b);
+}
+
+/* A diff goes next to its base: the manifest names the base, not its path. */
+static int check_base(const struct snapshot_opts *o, char *err, size_t errlen)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+
+	if (!o->base || !o->base->frozen) {
+		snprintf(err, errlen, "a diff snapshot needs a base snapshot taken in this run");
+		return -EINVAL;
+	}
+	snprintf(a, sizeof(a), "%s", o->dir);
+	snprintf(b, sizeof(b), "%s", o->base->dir);
+	if (strcmp(dirname(a), dirname(b))) {
+		snprintf(err, errlen, "a diff must be in its base's directory (%s)", o->base->dir);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int keep_base(const struct snapshot_opts *o, struct space **frozen, char *err, size_t errlen)
+{
+	struct snap_base *b = calloc(1, sizeof(*b));
+	char copy[PATH_MAX];
+
+	if (!b) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	snprintf(b->dir, sizeof(b->dir), "%s", o->dir);
+	snprintf(copy, sizeof(copy), "%s", o->dir);
+	snprintf(b->name, sizeof(b->name), "%s", basename(copy));
+	b->frozen = *frozen;
+	*frozen = NULL;
+	*o->keep = b;
+	return 0;
+}
+
 int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct snapshot_timing *t,
 		     char *err, size_t errlen)
 {
@@ -232,15 +278,23 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 	struct space *frozen = NULL;
 	struct snap_manifest *man;
 	struct snap_write w;
+	bool fork = o->kind != SNAP_FULL || o->keep;
 	uint64_t t0;
 	int ret;
 
 	if (!t)
 		t = &local;
 	memset(t, 0, sizeof(*t));
-	if (o->kind != SNAP_FULL && o->kind != SNAP_LIVE) {
+	if (o->keep)
+		*o->keep = NULL;
+	if (o->kind != SNAP_FULL && o->kind != SNAP_LIVE && o->kind != SNAP_DIFF) {
 		snprintf(err, errlen, "unknown snapshot kind %d", o->kind);
 		return -EINVAL;
+	}
+	if (o->kind == SNAP_DIFF) {
+		ret = check_base(o, err, errlen);
+		if (ret)
+			return ret;
 	}
 	ret = check_snapshottable(m, err, errlen);
 	if (ret)
@@ -251,6 +305,8 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 	ret = fill_manifest(m, o->kind, man, err, errlen);
 	if (ret)
 		goto out;
+	if (o->kind == SNAP_DIFF)
+		snprintf(man->base, sizeof(man->base), "%s", o->base->name);
 	/* Everything allocated before the pause. */
 	ret = mstate_init(&ms, machine_state_room(m));
 	if (ret) {
@@ -265,13 +321,13 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		goto out;
 	}
 	ret = machine_save_state(m, &ms, err, errlen);
-	if (!ret && o->kind == SNAP_LIVE) {
+	if (!ret && fork) {
 		/* The reference to every frame: the guest's writes copy away. */
 		ret = space_fork(m->space, &frozen);
 		if (ret)
 			snprintf(err, errlen, "space_fork: %s", strerror(-ret));
 	}
-	if (ret || o->kind == SNAP_LIVE) {
+	if (ret || o->kind != SNAP_FULL) {
 		machine_resume(m);
 		t->paused_ns = now_ns() - t0;
 		if (ret)
@@ -283,6 +339,7 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		.dir = o->dir,
 		.man = man,
 		.space = frozen ? frozen : m->space,
+		.base = o->kind == SNAP_DIFF ? o->base->frozen : NULL,
 		.fail_after = o->fail_after,
 	};
 	ret = snap_store_write(&w, &t->w, err, errlen);
@@ -291,6 +348,8 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		t->paused_ns = now_ns() - t0;
 	}
 	t->total_ns = now_ns() - t0;
+	if (!ret && o->keep)
+		ret = keep_base(o, &frozen, err, errlen);
 out:
 	space_destroy(frozen);
 	mstate_free(&ms);
@@ -390,30 +449,102 @@ static int build(struct machine *m, const struct snap_loaded *l, const struct re
 	return check_cpu(m, man, err, errlen);
 }
 
+/* A diff's base: @dir's sibling @name. */
+static int base_path(const char *dir, const char *name, char *out, size_t len)
+{
+	char copy[PATH_MAX];
+	int n;
+
+	snprintf(copy, sizeof(copy), "%s", dir);
+	n = snprintf(out, len, "%s/%s", dirname(copy), name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static bool same_layout(const struct snap_manifest *a, const struct snap_manifest *b)
+{
+	return a->nranges == b->nranges &&
+	       !memcmp(a->range, b->range, a->nranges * sizeof(a->range[0]));
+}
+
+/*
+ * @dir and, for a diff, its bases down to a full or live snapshot: chain[0]
+ * is @dir.  Return: how many were opened, or -errno with @err.
+ */
+static int open_chain(const char *dir, struct snap_loaded *chain, char (*paths)[PATH_MAX],
+		      char *err, size_t errlen)
+{
+	unsigned int k;
+	int ret;
+
+	snprintf(paths[0], sizeof(paths[0]), "%s", dir);
+	for (k = 0;; k++) {
+		ret = snap_store_open(paths[k], &chain[k], err, errlen);
+		if (ret)
+			goto err;
+		if (k && !same_layout(&chain[k].man, &chain[0].man)) {
+			snprintf(err, errlen, "base %s: its memory layout is not the diff's",
+				 paths[k]);
+			ret = -EINVAL;
+			k++;
+			goto err;
+		}
+		if (chain[k].man.kind != SNAP_DIFF)
+			return (int)k + 1;
+		if (k == SNAP_CHAIN_MAX) {
+			snprintf(err, errlen, "a chain of diffs longer than %u (a loop?)",
+				 SNAP_CHAIN_MAX);
+			ret = -ELOOP;
+			k++;
+			goto err;
+		}
+		if (base_path(paths[k], chain[k].man.base, paths[k + 1], sizeof(paths[k + 1]))) {
+			snprintf(err, errlen, "%s: base name too long", paths[k]);
+			ret = -ENAMETOOLONG;
+			k++;
+			goto err;
+		}
+	}
+
+err:
+	/* Each message names the snapshot (snap_store_open() gives its path). */
+	while (k-- > 0)
+		snap_store_close(&chain[k]);
+	return ret;
+}
+
 int snapshot_restore(const char *dir, const struct restore_opts *o, struct machine **out,
 		     struct restore_timing *t, char *err, size_t errlen)
 {
+	struct snap_loaded *chain = calloc(SNAP_CHAIN_MAX + 1, sizeof(*chain)), *l = chain;
+	char(*paths)[PATH_MAX] = calloc(SNAP_CHAIN_MAX + 1, PATH_MAX);
 	struct machine_state ms = { .buf = NULL };
 	struct restore_timing local;
-	struct snap_loaded l;
 	struct machine *m;
-	uint64_t t0 = now_ns();
-	int ret;
+	uint64_t t0 = now_ns(), pages;
+	int ret, n = 0, k;
 
 	if (!t)
 		t = &local;
 	memset(t, 0, sizeof(*t));
-	ret = snap_store_open(dir, &l, err, errlen);
-	if (ret)
-		return ret;
+	if (!chain || !paths) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto err_loaded;
+	}
+	n = open_chain(dir, chain, paths, err, errlen);
+	if (n < 0) {
+		ret = n;
+		n = 0;
+		goto err_loaded;
+	}
 	/* The state is used in place: a 64-byte aligned copy of the property. */
-	ret = mstate_init(&ms, l.man.state_size);
+	ret = mstate_init(&ms, l->man.state_size);
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
 		goto err_loaded;
 	}
 	memset(ms.buf, 0, ms.cap);
-	memcpy(ms.buf, l.man.state, l.man.state_size);
+	memcpy(ms.buf, l->man.state, l->man.state_size);
 	ret = mstate_check(&ms, err, errlen);
 	if (ret)
 		goto err_loaded;
@@ -430,15 +561,19 @@ int snapshot_restore(const char *dir, const struct restore_opts *o, struct machi
 	m->console_out = STDOUT_FILENO;
 	/* calloc: every lock of the machine is a default mutex (glibc's all-zero). */
 	m->kvm.fd = -1;
-	ret = build(m, &l, o, err, errlen);
+	ret = build(m, l, o, err, errlen);
 	if (ret)
 		goto err_machine;
 	t->build_ns = now_ns() - t0;
 
+	/* The oldest first: each diff overwrites what changed since its base. */
 	t0 = now_ns();
-	ret = snap_store_load_memory(&l, m->space, &t->pages, err, errlen);
-	if (ret)
-		goto err_machine;
+	for (k = n - 1; k >= 0; k--) {
+		ret = snap_store_load_memory(&chain[k], m->space, &pages, err, errlen);
+		if (ret)
+			goto err_machine;
+		t->pages += pages;
+	}
 	t->memory_ns = now_ns() - t0;
 
 	t0 = now_ns();
@@ -447,7 +582,10 @@ int snapshot_restore(const char *dir, const struct restore_opts *o, struct machi
 		goto err_machine;
 	t->state_ns = now_ns() - t0;
 	mstate_free(&ms);
-	snap_store_close(&l);
+	for (k = 0; k < n; k++)
+		snap_store_close(&chain[k]);
+	free(chain);
+	free(paths);
 	*out = m;
 	return 0;
 
@@ -455,6 +593,9 @@ err_machine:
 	machine_destroy(m);
 err_loaded:
 	mstate_free(&ms);
-	snap_store_close(&l);
+	for (k = 0; k < n; k++)
+		snap_store_close(&chain[k]);
+	free(chain);
+	free(paths);
 	return ret;
 }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "vmm/snapshot/manifest.h"
@@ -28,11 +29,31 @@ struct snapshot_timing {
 	struct snap_write_stats w;
 };
 
+/*
+ * A snapshot kept as the base of later diffs: the space forked at its pause
+ * (it holds a reference to every frame the guest had then, so a frame the
+ * guest wrote since differs from it: mm's own record of what changed).
+ */
+struct snap_base {
+	struct space *frozen;
+	char dir[PATH_MAX]; /* where it was written */
+	char name[SNAP_BASE_MAX]; /* its directory's name, what a diff's manifest names */
+};
+
 struct snapshot_opts {
 	const char *dir;
 	enum snap_kind kind;
+	/* SNAP_DIFF: the base (a snapshot of this machine kept with @keep);
+	 * the diff goes into the same parent directory. */
+	const struct snap_base *base;
+	/* Non-NULL: keep this snapshot as a base (*@keep, freed with
+	 * snap_base_free()); its frames stay referenced until then. */
+	struct snap_base **keep;
 	uint64_t fail_after; /* tests: snap_write.fail_after */
 };
+
+/** snap_base_free() - drop a kept base and its frame references; NULL is a no-op. */
+void snap_base_free(struct snap_base *b);
 
 /**
  * machine_snapshot() - snapshot the started machine @m into @o->dir, which

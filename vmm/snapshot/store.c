@@ -112,7 +112,10 @@ static int write_memory(struct writer *wr, struct snap_write_stats *st, char *er
 		for (gpa = man->range[r].gpa; gpa < end; gpa += MM_PAGE_SIZE) {
 			uint8_t *page = wr->buf + wr->len;
 
-			if (space_frame_of(wr->w->space, gpa) == MM_NO_FRAME)
+			uint64_t f = space_frame_of(wr->w->space, gpa);
+
+			/* A diff: a page still on its base's frame was not written since. */
+			if (wr->w->base ? f == space_frame_of(wr->w->base, gpa) : f == MM_NO_FRAME)
 				goto hole;
 			ret = space_read(wr->w->space, gpa, page, MM_PAGE_SIZE);
 			if (ret) {
@@ -120,7 +123,7 @@ static int write_memory(struct writer *wr, struct snap_write_stats *st, char *er
 					 (unsigned long long)gpa, strerror(-ret));
 				return ret;
 			}
-			if (page_is_zero(page))
+			if (!wr->w->base && page_is_zero(page))
 				goto hole;
 			if (!wr->len)
 				wr->run_off = gpa;
@@ -437,6 +440,7 @@ int snap_store_load_memory(struct snap_loaded *l, struct space *space, uint64_t 
 			   size_t errlen)
 {
 	uint64_t size = l->man.mem_file_size, off = 0, n = 0;
+	bool diff = l->man.kind == SNAP_DIFF;
 	uint8_t *buf = malloc(RUN_MAX);
 	int ret = 0;
 
@@ -484,7 +488,8 @@ int snap_store_load_memory(struct snap_loaded *l, struct space *space, uint64_t 
 			for (i = 0; i < len;) {
 				size_t run = 0;
 
-				while (i + run < len && !page_is_zero(buf + i + run))
+				/* In a diff a zero page is a change too. */
+				while (i + run < len && (diff || !page_is_zero(buf + i + run)))
 					run += MM_PAGE_SIZE;
 				if (!run) {
 					i += MM_PAGE_SIZE;

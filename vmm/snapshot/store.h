@@ -19,6 +19,10 @@ struct snap_write {
 	const char *dir; /* must not exist; its parent must */
 	struct snap_manifest *man; /* pages_present is filled in here */
 	struct space *space; /* the memory, nobody writing it */
+	/* SNAP_DIFF: the space kept from the base snapshot (a fork of the same
+	 * guest at that instant): only pages whose frame differs from its are
+	 * written, zero pages included (a hole means "as in the base"). */
+	struct space *base;
 	/* Tests only: writing more than this many bytes of data fails with
 	 * ENOSPC, as a full disk would (0: never). */
 	uint64_t fail_after;
@@ -62,8 +66,9 @@ int snap_store_open(const char *dir, struct snap_loaded *l, char *err, size_t er
 /**
  * snap_store_load_memory() - copy every non-zero page of @l's memory file
  * into @space (whose ranges are the manifest's), found with SEEK_DATA /
- * SEEK_HOLE; zero pages stay unwritten.  Data outside the layout's ranges
- * is refused.  Return: 0 or -errno with @err.
+ * SEEK_HOLE; zero pages stay unwritten, except in a diff, where data is
+ * what changed since the base (load the base first).  Data outside the
+ * layout's ranges is refused.  Return: 0 or -errno with @err.
  */
 int snap_store_load_memory(struct snap_loaded *l, struct space *space, uint64_t *pages, char *err,
 			   size_t errlen) __attribute__((warn_unused_result));
