@@ -157,9 +157,9 @@ void space_destroy(struct space *space);
  * space_fork() - clone @parent into a new space of the same family.
  *
  * Exclusive frames that may be pinned, in a space that has pinned, are
- * copied for the child and stay writable in the parent (policy NOPIN shares
- * them instead); every other present frame is shared and write-protected in
- * both.  The caller stops the parent's vCPUs first: the child is the
+ * copied for the child and stay writable in the parent (policies NOPIN and
+ * MAPCOUNT share them instead); every other present frame is shared and
+ * write-protected in both.  The caller stops the parent's vCPUs first: the child is the
  * parent's memory at the moment of the call.  A failed fork leaves the
  * parent as it was.
  * Return: 0 or -errno (the space's error if its memory failed, see
@@ -275,7 +275,7 @@ int space_write(struct space *space, uint64_t gpa, const void *buf, size_t len);
  * copy in a new frame, and the page keeps its frame, writable; a device's
  * later writes land where the guest reads.  Otherwise the reader shares the
  * frame, the page loses its exclusive mark and is write-protected, so that
- * the next guest write (or write pin) copies.  Policy NOPIN shares pinned
+ * the next guest write (or write pin) copies.  NOPIN and MAPCOUNT share pinned
  * frames too (to show the bug).  As for space_fork(), the caller stops the
  * space's vCPUs for a consistent view: the copy is taken while the page
  * stays writable.  A device's write in flight may land in the copy or not,
