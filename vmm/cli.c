@@ -17,6 +17,7 @@
 
 static const char usage[] =
     "usage: forkvm run --guest test --workload NAME [options]\n"
+    "       forkvm run --kernel BZIMAGE [--initrd FILE] [--cmdline STR] [options]\n"
     "       forkvm mkdisk [--seed S] [--check] FILE [SIZE]\n"
     "       forkvm ctl SOCKET VERB [ARGS] [--json]   (control API client: ctl --help)\n"
     "       forkvm --help\n"
@@ -34,6 +35,14 @@ static const char usage[] =
     "                        request that long before its data moves, so requests are\n"
     "                        surely in flight at a clone (tests, the demo)\n"
     "  --console FILE        the guest's serial console goes to FILE (default stdout)\n"
+    "  --kernel BZIMAGE      boot this Linux kernel instead of the test guest (a\n"
+    "                        bzImage, x86-64, boot protocol 2.12+: /boot/vmlinuz-*),\n"
+    "                        entered in 64-bit mode at CPL 0, ACPI tables with the\n"
+    "                        CPUs and the disks as virtio-mmio (docs/linux-guest.md);\n"
+    "                        --mem defaults to 256M\n"
+    "  --initrd FILE         Linux: the initramfs\n"
+    "  --cmdline STRING      Linux: the kernel command line (default\n"
+    "                        'console=ttyS0 reboot=t panic=-1')\n"
     "  --guest-elf PATH      the test guest image (default $FORKVM_GUEST, else\n"
     "                        guest/test.elf next to this binary)\n"
     "  --timeout SECONDS     stop the guest after this long (exit status 3)\n"
@@ -277,6 +286,9 @@ enum {
 	OPT_CLONE_AFTER,
 	OPT_CLONE_AT_LINE,
 	OPT_MM_POLICY,
+	OPT_KERNEL,
+	OPT_INITRD,
+	OPT_CMDLINE,
 	OPT_SEED,
 	OPT_CHECK,
 	OPT_HELP,
@@ -298,6 +310,9 @@ static const struct option run_opts[] = {
 	{ "clone-at-line", required_argument, NULL, OPT_CLONE_AT_LINE },
 	/* Test-only, not in --help: mm's legacy COW policies (DMA-safety matrix). */
 	{ "mm-policy", required_argument, NULL, OPT_MM_POLICY },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "initrd", required_argument, NULL, OPT_INITRD },
+	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -351,7 +366,7 @@ static int getopt_error(int argc, char **argv, int first, int c, char *err, size
 static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t errlen)
 {
 	unsigned long long n;
-	bool guest = false;
+	bool guest = false, mem_given = false;
 	int c, first;
 
 	cli->cfg.mem_size = 128ULL << 20;
@@ -391,6 +406,7 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 				    err, errlen,
 				    "--mem '%s': expected a size from 16M to 3G, a multiple of 4K",
 				    optarg);
+			mem_given = true;
 			break;
 		case OPT_CPUS:
 			if (parse_uint(optarg, CPUS_MAX, &n) || n < 1)
@@ -449,6 +465,21 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 				    "--mm-policy '%s': expected pagecount, mapcount or nopin",
 				    optarg);
 			break;
+		case OPT_KERNEL:
+		case OPT_INITRD:
+			if (!*optarg)
+				return bad(err, errlen, "%s: empty file name", argv[optind - 1]);
+			if (c == OPT_KERNEL)
+				cli->cfg.kernel = optarg;
+			else
+				cli->cfg.initrd = optarg;
+			break;
+		case OPT_CMDLINE:
+			/* The kernel's own limit (cmdline_size) is checked at boot. */
+			if (strlen(optarg) > 4096)
+				return bad(err, errlen, "--cmdline: longer than 4096 bytes%s", "");
+			cli->cfg.cmdline = optarg;
+			break;
 		case OPT_HELP:
 			cli->cmd = CLI_HELP;
 			return 0;
@@ -458,10 +489,29 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 	}
 	if (optind < argc)
 		return bad(err, errlen, "'%s': unexpected argument (see --help)", argv[optind]);
-	if (!guest)
-		return bad(err, errlen, "--guest: missing (use --guest test)%s", "");
-	if (!cli->cfg.workload)
-		return bad(err, errlen, "--workload: missing%s", "");
+	if (cli->cfg.kernel) {
+		if (guest)
+			return bad(err, errlen,
+				   "--guest: not with --kernel (--kernel boots Linux instead)%s",
+				   "");
+		if (cli->cfg.workload || cli->cfg.args)
+			return bad(err, errlen,
+				   "--workload/--args: the test guest's; Linux takes its workload "
+				   "on --cmdline (docs/linux-guest.md)%s",
+				   "");
+		if (!mem_given)
+			cli->cfg.mem_size = 256ULL << 20;
+	} else {
+		if (cli->cfg.initrd || cli->cfg.cmdline)
+			return bad(err, errlen, "--initrd/--cmdline: need --kernel%s", "");
+		if (!guest)
+			return bad(
+			    err, errlen,
+			    "--guest: missing (use --guest test, or --kernel BZIMAGE for Linux)%s",
+			    "");
+		if (!cli->cfg.workload)
+			return bad(err, errlen, "--workload: missing%s", "");
+	}
 	if ((cli->clone_after_given || cli->clone_at_line) && !cli->clones)
 		return bad(err, errlen, "--clone-after/--clone-at-line: need --clones N%s", "");
 	if (cli->clone_after_given && cli->clone_at_line)
@@ -469,7 +519,7 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			   "");
 	if (cli->clones && cli->pause_test)
 		return bad(err, errlen, "--pause-test: cannot be combined with --clones%s", "");
-	if (!cli->cfg.guest_elf)
+	if (!cli->cfg.kernel && !cli->cfg.guest_elf)
 		default_guest_elf(cli, cli->argv0);
 	cli->cmd = CLI_RUN;
 	return 0;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Assembling a machine for the test guest, and taking it apart. */
+/* Assembling a machine on its board, and taking it apart. */
 #include "vmm/machine.h"
 
 #include <errno.h>
@@ -9,13 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libfdt.h>
-
 #include "mm/mm.h"
-#include "vmm/boot.h"
+#include "vmm/board.h"
 #include "vmm/console.h"
 #include "vmm/disks.h"
-#include "vmm/fdt.h"
 #include "vmm/uart.h"
 
 int machine_add_device(struct machine *m, const struct device_ops *ops, void *obj, uint32_t id)
@@ -63,56 +60,29 @@ int machine_wait_console(struct machine *m, unsigned long lines, unsigned int ti
 	return console_tap_wait_lines(m->tap, lines, timeout_ms);
 }
 
-static int add_disks(struct machine *m, const struct machine_config *cfg, struct fdt_machine *desc,
-		     char *err, size_t errlen)
+static int add_disks(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen)
 {
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < cfg->ndisks; i++) {
-		struct fdt_mmio_dev *d = &desc->virtio[i];
-
-		d->base = LAYOUT_VIRTIO_BASE + i * LAYOUT_VIRTIO_STRIDE;
-		d->size = LAYOUT_VIRTIO_STRIDE;
-		d->gsi = LAYOUT_VIRTIO_GSI0 + i;
-		ret = disk_add(m, &cfg->disks[i], d->base, d->gsi, err, errlen);
+		ret = disk_add(m, &cfg->disks[i], board_virtio_base(i), board_virtio_gsi(i), err,
+			       errlen);
 		if (ret)
 			return ret;
-		desc->nvirtio++;
 		m->ndisks++;
 	}
 	return 0;
 }
 
-static int write_fdt(struct machine *m, const struct fdt_machine *desc, char *err, size_t errlen)
+const struct board_ops *machine_board(const struct machine *m)
 {
-	void *buf = calloc(1, LAYOUT_FDT_MAX);
-	int ret;
-
-	if (!buf)
-		return -ENOMEM;
-	ret = fdt_build(desc, buf, LAYOUT_FDT_MAX);
-	if (ret) {
-		snprintf(err, errlen, "device tree: %s (--args too long?)", strerror(-ret));
-		goto out;
-	}
-	/* fdt_finish() packed it: write only what it used. */
-	ret = space_write(m->space, LAYOUT_FDT, buf, fdt_totalsize(buf));
-	if (ret)
-		snprintf(err, errlen, "device tree: writing guest memory: %s", strerror(-ret));
-out:
-	free(buf);
-	return ret;
+	return m->board ? m->board : &board_test_ops;
 }
 
 static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char *err,
 		       size_t errlen)
 {
-	struct boot_entry entry = {
-		.rip = m->image.entry,
-		.fdt_gpa = LAYOUT_FDT,
-		.ncpus = cfg->ncpus,
-	};
 	unsigned int i;
 	int ret;
 
@@ -122,7 +92,7 @@ static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char
 	m->cpus_created = true;
 	m->cpus.print_results = !cfg->quiet_results;
 	for (i = 0; i < cfg->ncpus; i++) {
-		ret = boot_setup_vcpu(&m->cpus.vcpu[i], &entry, err, errlen);
+		ret = m->board->setup_vcpu(m, &m->cpus.vcpu[i], err, errlen);
 		if (ret)
 			return ret;
 	}
@@ -133,18 +103,19 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 {
 	struct space_range ram = { .gpa = 0, .size = cfg->mem_size };
 	struct pool_config pcfg = { .policy = cfg->policy };
-	struct fdt_machine desc;
 	struct machine *m;
 	int ret;
 
 	if (cfg->mem_size < LAYOUT_MEM_MIN || cfg->mem_size > LAYOUT_MEM_MAX ||
-	    cfg->mem_size % MM_PAGE_SIZE || cfg->ndisks > LAYOUT_MAX_DISKS || !cfg->workload) {
+	    cfg->mem_size % MM_PAGE_SIZE || cfg->ndisks > LAYOUT_MAX_DISKS ||
+	    (!cfg->kernel && !cfg->workload)) {
 		snprintf(err, errlen, "bad machine configuration");
 		return -EINVAL;
 	}
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
+	m->board = cfg->kernel ? &board_linux_ops : &board_test_ops;
 	m->console_fd = -1;
 	m->console_out = STDOUT_FILENO;
 	pthread_mutex_init(&m->pause_lock, NULL);
@@ -170,33 +141,16 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 		goto err;
 	m->vm_created = true;
 
-	ret = elf_load_file(m->space, cfg->guest_elf, &m->image, err, errlen);
-	if (ret)
-		goto err;
-	ret = boot_write_tables(m->space);
-	if (ret) {
-		snprintf(err, errlen, "boot tables: %s", strerror(-ret));
-		goto err;
-	}
-
-	memset(&desc, 0, sizeof(desc));
-	desc.mem_size = cfg->mem_size;
-	desc.ncpus = cfg->ncpus;
-	desc.workload = cfg->workload;
-	desc.args = cfg->args;
-	desc.free_start = m->image.end;
-	desc.free_size = cfg->mem_size - m->image.end;
-
 	ret = machine_open_console(m, cfg->console, cfg->console_prefix, err, errlen);
 	if (ret)
 		goto err;
 	ret = uart_add(m, err, errlen);
 	if (ret)
 		goto err;
-	ret = add_disks(m, cfg, &desc, err, errlen);
+	ret = add_disks(m, cfg, err, errlen);
 	if (ret)
 		goto err;
-	ret = write_fdt(m, &desc, err, errlen);
+	ret = m->board->load(m, cfg, err, errlen);
 	if (ret)
 		goto err;
 	ret = setup_vcpus(m, cfg, err, errlen);
@@ -252,27 +206,6 @@ const char *machine_stop_reason(struct machine *m)
 	return m->cpus.reason;
 }
 
-/* What any vCPU of the test guest must look like whenever it is paused. */
-static int check_guest_state(const struct vcpu_state *st, char *err, size_t errlen)
-{
-	if (st->sregs.cs.selector != 0x1b && st->sregs.cs.selector != 0x08) {
-		snprintf(err, errlen, "vCPU %u paused with CS 0x%x", st->index,
-			 st->sregs.cs.selector);
-		return -EPROTO;
-	}
-	if (!(st->sregs.efer & (1u << 10)) || st->sregs.cr3 != LAYOUT_PML4) {
-		snprintf(err, errlen, "vCPU %u paused outside long mode (EFER 0x%llx CR3 0x%llx)",
-			 st->index, (unsigned long long)st->sregs.efer,
-			 (unsigned long long)st->sregs.cr3);
-		return -EPROTO;
-	}
-	if (st->nmsrs == 0 || st->xsave_size < 4096) {
-		snprintf(err, errlen, "vCPU %u: no MSRs or XSAVE area saved", st->index);
-		return -EPROTO;
-	}
-	return 0;
-}
-
 int machine_pause_check(struct machine *m, char *err, size_t errlen)
 {
 	struct vcpu_state *st;
@@ -293,7 +226,7 @@ int machine_pause_check(struct machine *m, char *err, size_t errlen)
 			snprintf(err, errlen, "vCPU %u: save state: %s", i, strerror(-ret));
 			break;
 		}
-		ret = check_guest_state(st, err, errlen);
+		ret = machine_board(m)->check_state(st, err, errlen);
 		if (ret)
 			break;
 		/* Round trip: the guest must not notice. */

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A whole machine for the test guest: KVM, guest memory (an mm space), the VM,
- * its vCPUs, the console and the virtio disks, the guest image and its FDT.
+ * A whole machine: KVM, guest memory (an mm space), the VM, its vCPUs, the
+ * console and the virtio disks, and its board (vmm/board.h): the test guest
+ * (ELF + FDT) or Linux (bzImage + ACPI), which loads the guest and sets the
+ * vCPUs' entry.
  * Devices are a list of struct device (vmm/device.h), one ops table for all:
  * the machine does not know their insides and they do not know the machine.
  */
@@ -37,6 +39,9 @@ struct machine_config {
 	const char *workload;
 	const char *args; /* NULL: "" */
 	const char *guest_elf; /* path of the test guest */
+	const char *kernel; /* non-NULL: boot this Linux bzImage (the Linux board) */
+	const char *initrd; /* Linux: NULL for none */
+	const char *cmdline; /* Linux: NULL for LINUX_DEFAULT_CMDLINE */
 	const char *console; /* NULL: stdout */
 	const char *console_prefix; /* non-NULL: each console line gets it (a tap) */
 	unsigned int ndisks;
@@ -47,7 +52,10 @@ struct machine_config {
 
 #define MACHINE_MAX_DEVS (LAYOUT_MAX_DISKS + 4)
 
+struct board_ops;
+
 struct machine {
+	const struct board_ops *board; /* test guest or Linux; NULL in a clone: machine_board() */
 	struct kvm_sys kvm;
 	struct pool *pool;
 	bool owns_pool; /* false in a clone: the family's pool is the parent's */
@@ -145,9 +153,16 @@ bool machine_stopped(struct machine *m);
 const char *machine_stop_reason(struct machine *m);
 
 /**
+ * machine_board() - @m's board.  A clone's is NULL (vmm/clone.c does not
+ * copy it yet) and reads as the test guest's.
+ */
+const struct board_ops *machine_board(const struct machine *m);
+
+/**
  * machine_pause_check() - pause every vCPU, read its full state, check that
- * it is the test guest's (64-bit, CPL 3, paging), write it back unchanged,
- * resume.  Return: 0, -ESRCH (the guest already stopped), or -errno with @err.
+ * it is one its board's guest can be in (the test guest: 64-bit, CPL 3,
+ * paging), write it back unchanged, resume.
+ * Return: 0, -ESRCH (the guest already stopped), or -errno with @err.
  */
 int machine_pause_check(struct machine *m, char *err, size_t errlen);
 

@@ -351,3 +351,21 @@ int linux_board_check_state(const struct vcpu_state *st, char *err, size_t errle
 	}
 	return 0;
 }
+
+static int board_load(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen)
+{
+	struct linux_boot lb = {
+		.kernel = cfg->kernel,
+		.initrd = cfg->initrd,
+		.cmdline = cfg->cmdline,
+	};
+
+	return linux_board_load(m, cfg, &lb, err, errlen);
+}
+
+const struct board_ops board_linux_ops = {
+	.name = "linux",
+	.load = board_load,
+	.setup_vcpu = linux_board_setup_vcpu,
+	.check_state = linux_board_check_state,
+};
