@@ -421,6 +421,94 @@ Test(snapshot, a_diff_holds_only_what_changed_and_restores_equal_to_the_instant)
 	space_destroy(s);
 }
 
+/* Every page of @s holds generation @gen in each of its words. */
+static void write_generation(struct space *s, uint64_t gen)
+{
+	static uint64_t page[PAGE / 8];
+	unsigned int p, i;
+
+	for (i = 0; i < PAGE / 8; i++)
+		page[i] = gen;
+	for (p = 0; p < NPAGES; p++)
+		cr_assert_eq(space_write(s, (uint64_t)p * PAGE, page, PAGE), 0);
+}
+
+/* The "guest" runs on during the write: half-way, it rewrites everything. */
+struct running {
+	struct space *guest;
+	uint64_t next_gen;
+};
+
+static void guest_runs(void *arg, uint64_t gpa)
+{
+	struct running *r = arg;
+
+	if (gpa == NPAGES / 2 * PAGE)
+		write_generation(r->guest, r->next_gen);
+}
+
+/* Generations found in the snapshot in @dir, as a bit mask of 1..63. */
+static uint64_t generations(const char *dir)
+{
+	static uint64_t page[PAGE / 8];
+	struct space *c = make_space(NPAGES);
+	struct snap_loaded l;
+	uint64_t seen = 0;
+	char err[256];
+	unsigned int p, i;
+
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(snap_store_load_memory(&l, c, NULL, err, sizeof(err)), 0, "%s", err);
+	for (p = 0; p < NPAGES; p++) {
+		cr_assert_eq(space_read(c, (uint64_t)p * PAGE, page, PAGE), 0);
+		for (i = 0; i < PAGE / 8; i++)
+			seen |= 1ULL << (page[i] & 63);
+	}
+	snap_store_close(&l);
+	space_destroy(c);
+	return seen;
+}
+
+/*
+ * A live snapshot: the memory forked at the pause is written while the
+ * guest rewrites all of it with the next generation; the file holds one
+ * generation, the one at the pause.  The control writes the running space
+ * itself, and sees two.
+ */
+Test(snapshot, live_snapshot_of_a_rewriting_guest_holds_one_generation)
+{
+	struct space *s = make_space(NPAGES), *frozen;
+	static struct snap_manifest man;
+	struct running run = { .guest = s };
+	char err[256], dir[512];
+	struct snap_write w;
+
+	write_generation(s, 1);
+	cr_assert_eq(space_fork(s, &frozen), 0);
+	run.next_gen = 2;
+	make_manifest(&man, NPAGES);
+	path_of(dir, sizeof(dir), "live");
+	w = (struct snap_write){ .dir = dir,
+				 .man = &man,
+				 .space = frozen,
+				 .after_page = guest_runs,
+				 .after_page_arg = &run };
+	cr_assert_eq(snap_store_write(&w, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(generations(dir), 1ULL << 1, "generations 0x%llx",
+		     (unsigned long long)generations(dir));
+
+	/* Control: no fork, the running space written as it changes. */
+	run.next_gen = 3;
+	path_of(dir, sizeof(dir), "torn");
+	w.dir = dir;
+	w.space = s;
+	cr_assert_eq(snap_store_write(&w, NULL, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(generations(dir), (1ULL << 2) | (1ULL << 3), "generations 0x%llx",
+		     (unsigned long long)generations(dir));
+	space_destroy(frozen);
+	space_destroy(s);
+}
+
 Test(snapshot, an_existing_directory_is_never_replaced)
 {
 	struct space *a = make_space(NPAGES);

@@ -123,6 +123,8 @@ static int write_memory(struct writer *wr, struct snap_write_stats *st, char *er
 					 (unsigned long long)gpa, strerror(-ret));
 				return ret;
 			}
+			if (wr->w->after_page)
+				wr->w->after_page(wr->w->after_page_arg, gpa);
 			if (!wr->w->base && page_is_zero(page))
 				goto hole;
 			if (!wr->len)

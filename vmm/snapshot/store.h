@@ -26,6 +26,10 @@ struct snap_write {
 	/* Tests only: writing more than this many bytes of data fails with
 	 * ENOSPC, as a full disk would (0: never). */
 	uint64_t fail_after;
+	/* Tests only: called after each page was read (NULL: none), e.g. to
+	 * write the source's guest as if it ran during the snapshot. */
+	void (*after_page)(void *arg, uint64_t gpa);
+	void *after_page_arg;
 };
 
 struct snap_write_stats {
