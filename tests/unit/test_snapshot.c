@@ -20,6 +20,7 @@
 #include "mm/mm.h"
 #include "vmm/device.h"
 #include "vmm/machine_state.h"
+#include "vmm/snapshot/cmd.h"
 #include "vmm/snapshot/snapshot.h"
 
 #define PAGE MM_PAGE_SIZE
@@ -647,6 +648,117 @@ Test(snapshot, cpu_check_names_each_missing_feature)
 	cr_assert_str_eq(out, "");
 	/* A host without leaf 7 at all lacks all of it. */
 	cr_assert_eq(snap_cpuid_missing(saved, 2, host, 1, out, sizeof(out)), 2);
+}
+
+/* ---- the command line ---------------------------------------------------------------- */
+
+/* Extract from a NULL-terminated copy of @words; the rest joined by spaces. */
+static int extract(const char *const *words, struct snapshot_cli *sc, char *rest, char *err)
+{
+	char *argv[32];
+	int argc = 0, ret, i;
+
+	while (words[argc]) {
+		argv[argc] = (char *)words[argc];
+		argc++;
+	}
+	argv[argc] = NULL;
+	ret = snapshot_cli_extract(&argc, argv, sc, err, 256);
+	rest[0] = '\0';
+	for (i = 0; i < argc; i++) {
+		strcat(rest, argv[i]);
+		if (i + 1 < argc)
+			strcat(rest, " ");
+	}
+	cr_assert_null(argv[argc]);
+	return ret;
+}
+
+Test(snapshot_cli, options_are_taken_out_and_the_rest_kept_in_order)
+{
+	const char *w[] = { "forkvm",
+			    "run",
+			    "--snapshot-dir",
+			    "d1",
+			    "--guest",
+			    "test",
+			    "--snapshot-kind=full",
+			    "--args",
+			    "--snapshot-dir x",
+			    "--snapshot-at-line",
+			    "3",
+			    "--snapshot-diff-dir",
+			    "d2",
+			    "--snapshot-diff-at-line=7",
+			    "--workload",
+			    "memcheck",
+			    NULL };
+	struct snapshot_cli sc;
+	char rest[512], err[256];
+
+	cr_assert_eq(extract(w, &sc, rest, err), 0, "%s", err);
+	cr_assert_str_eq(rest,
+			 "forkvm run --guest test --args --snapshot-dir x --workload memcheck");
+	cr_assert_str_eq(sc.dir, "d1");
+	cr_assert_eq(sc.kind, SNAP_FULL);
+	cr_assert_eq(sc.at_line, 3);
+	cr_assert_str_eq(sc.diff_dir, "d2");
+	cr_assert_eq(sc.diff_at_line, 7);
+	cr_assert(!sc.stop);
+}
+
+Test(snapshot_cli, defaults_are_live_at_line_1)
+{
+	const char *w[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-stop", NULL };
+	struct snapshot_cli sc;
+	char rest[512], err[256];
+
+	cr_assert_eq(extract(w, &sc, rest, err), 0, "%s", err);
+	cr_assert_str_eq(rest, "forkvm run");
+	cr_assert_eq(sc.kind, SNAP_LIVE);
+	cr_assert_eq(sc.at_line, 1);
+	cr_assert(sc.stop);
+}
+
+static void cli_refused(const char *const *w, const char *what)
+{
+	struct snapshot_cli sc;
+	char rest[512], err[256] = "";
+
+	cr_assert_eq(extract(w, &sc, rest, err), -EINVAL, "accepted (wanted '%s')", what);
+	cr_assert(strstr(err, what), "'%s' does not name '%s'", err, what);
+}
+
+Test(snapshot_cli, bad_options_are_named)
+{
+	const char *kind[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-kind",
+			       "hot",	 NULL };
+	const char *line[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-at-line",
+			       "0",	 NULL };
+	const char *nodir[] = { "forkvm", "run", "--snapshot-at-line", "2", NULL };
+	const char *noval[] = { "forkvm", "run", "--snapshot-dir", NULL };
+	const char *unknown[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-frob", NULL };
+	const char *order[] = { "forkvm",
+				"run",
+				"--snapshot-dir",
+				"d",
+				"--snapshot-at-line",
+				"5",
+				"--snapshot-diff-dir",
+				"e",
+				"--snapshot-diff-at-line",
+				"5",
+				NULL };
+	const char *half[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-diff-dir",
+			       "e",	 NULL };
+
+	cli_refused(kind, "--snapshot-kind 'hot'");
+	cli_refused(line, "--snapshot-at-line '0'");
+	cli_refused(nodir, "need --snapshot-dir");
+	cli_refused(noval, "--snapshot-dir: missing");
+	cli_refused(unknown, "--snapshot-frob: unknown option");
+	cli_refused(order, "must come after");
+	cli_refused(half, "go together");
 }
 
 /* ---- the mutation fuzzer ------------------------------------------------------------ */
