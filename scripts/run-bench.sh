@@ -16,6 +16,7 @@ run() {
 run "$OUT/bench/clone_vs_fork"
 run "$OUT/bench/cow_fault_vs_host"
 run "$OUT/bench/fork10"
+run "$OUT/bench/serverless"
 run "$OUT/bench/disk_layers"
 run "$OUT/bench/api_latency"
 if [ -x "$OUT/bench/kvm_costs" ]; then
