@@ -230,28 +230,57 @@ static void adopt_run(struct space *s, uint64_t p, uint64_t end)
 
 /*
  * Adopt the pages @s wrote without a fault: a page with no frame maps its
- * home slot writable, so a first write lands there directly.  Finding them
- * costs two lseek() calls per written extent.  Context: pool->lock held.
+ * home slot writable, so a first write lands there directly.
+ *
+ * Only pages the table has no frame for can need it, so the walk goes by
+ * the table: one SEEK_DATA per run of frameless pages (a hole-only run
+ * costs that one call), and a SEEK_HOLE only where such a run holds data.
+ * A SEEK_HOLE walks the whole data extent, past the run's end into home
+ * slots of pages adopted earlier (12 ms for 512 MiB here), so its answer is
+ * kept for the runs that follow and no extent is walked twice.  A template
+ * whose pages are all adopted (every clone after the first) makes no
+ * syscall at all; the scan from the home region's start did two per extent,
+ * the SEEK_HOLE over everything it had adopted already.
+ * Context: pool->lock held.
  */
 void space_adopt_written(struct space *s)
 {
 	struct pool *pool = s->pool;
 	off_t base = s->home->start << MM_PAGE_SHIFT;
-	off_t end = base + (s->npages << MM_PAGE_SHIFT);
-	off_t pos = base;
+	uint64_t data_end = 0; /* pages [.., data_end) hold data, as last seen */
+	uint64_t p = 0;
 
 	mm_assert_held(&pool->lock);
-	while (pos < end) {
-		off_t data = lseek(pool->fd, pos, SEEK_DATA);
-		off_t hole;
+	while (p < s->npages) {
+		uint64_t end, d, h;
+		off_t pos;
 
-		if (data < 0 || data >= end)
-			break;
-		hole = lseek(pool->fd, data, SEEK_HOLE);
-		if (hole < 0 || hole > end)
-			hole = end;
-		adopt_run(s, (data - base) >> MM_PAGE_SHIFT, (hole - base) >> MM_PAGE_SHIFT);
-		pos = hole;
+		if (s->frame[p] != MM_NO_FRAME) {
+			p++;
+			continue;
+		}
+		for (end = p + 1; end < s->npages && s->frame[end] == MM_NO_FRAME; end++)
+			;
+		/* [p, end): no frame.  Which of these home slots hold data? */
+		while (p < end) {
+			if (p < data_end) {
+				d = p;
+			} else {
+				pos = lseek(pool->fd, base + (p << MM_PAGE_SHIFT), SEEK_DATA);
+				if (pos < 0)
+					return; /* ENXIO: no data up to the file's end */
+				d = (pos - base) >> MM_PAGE_SHIFT;
+				if (d >= end)
+					break;
+				pos = lseek(pool->fd, pos, SEEK_HOLE);
+				h = pos < 0 ? s->npages : (uint64_t)(pos - base) >> MM_PAGE_SHIFT;
+				data_end = h < s->npages ? h : s->npages;
+			}
+			h = data_end < end ? data_end : end;
+			adopt_run(s, d, h);
+			p = h;
+		}
+		p = end;
 	}
 }
 

@@ -1190,3 +1190,48 @@ Test(mm, space_write_and_read_have_no_pin_limit, .init = setup, .fini = teardown
 	free(back);
 	space_destroy(s);
 }
+
+/* ---- performance paths keep the rules (issue 15) ------------------------ */
+
+/*
+ * The adoption scan goes by the table: it looks only at pages with no frame,
+ * and reuses one SEEK_HOLE answer for the runs after it.  Pages written
+ * without a fault after a first fork, before, between and after pages
+ * adopted then (their home slots hold data too), must all be adopted, and
+ * shared with the next child, and no other page may be.
+ */
+Test(mm, pages_written_between_forks_next_to_adopted_ones_are_adopted, .init = setup,
+     .fini = teardown)
+{
+	struct space *t = new_space(256), *c;
+	struct space_stats ss;
+	const uint64_t later[] = { 4, 5, 6, 7, 64, 65, 66, 67, 70, 100, 101, 255 };
+
+	for (int p = 8; p < 64; p++)
+		fill(t, p, 0x11);
+	c = fork_of(t); /* adopts [8, 64); protects them in t */
+	space_destroy(c);
+	for (unsigned int i = 0; i < sizeof(later) / sizeof(later[0]); i++)
+		fill(t, later[i], (uint8_t)(0x20 + i)); /* no fault: home slots */
+	c = fork_of(t);
+	space_get_stats(c, &ss);
+	cr_assert_eq(ss.present, 56 + sizeof(later) / sizeof(later[0]));
+	for (unsigned int i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+		uint64_t gpa = later[i] * PAGE;
+
+		cr_assert(page_is(page(c, later[i]), (uint8_t)(0x20 + i)), "page %lu",
+			  (unsigned long)later[i]);
+		cr_assert_eq(space_frame_of(c, gpa), space_frame_of(t, gpa), "page %lu shared",
+			     (unsigned long)later[i]);
+	}
+	cr_assert_eq(space_frame_of(c, 3 * PAGE), MM_NO_FRAME);
+	cr_assert_eq(space_frame_of(c, 68 * PAGE), MM_NO_FRAME);
+	/* Shared means protected: a write on either side copies. */
+	fill(t, 66, 0x77);
+	fill(c, 100, 0x88);
+	cr_assert(page_is(page(c, 66), 0x20 + 6));
+	cr_assert(page_is(page(t, 100), 0x20 + 9));
+	space_destroy(c);
+	space_destroy(t);
+	cr_assert_eq(stats().live_frames, 0);
+}
