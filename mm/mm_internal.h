@@ -74,7 +74,9 @@ static inline bool mm_lock_held(struct mm_lock *l)
 
 struct frame_meta {
 	_Atomic uint32_t count; /* references + pins * MM_PIN_BIAS (page_count) */
-	_Atomic uint32_t maps; /* spaces whose table holds the frame (mapcount) */
+	/* Spaces whose table holds the frame (mapcount): kept only under
+	 * MM_POLICY_MAPCOUNT, its only reader. */
+	_Atomic uint32_t maps;
 };
 
 /*
