@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Forking a running Linux guest (docs/linux-guest.md): a live clone taken
+ * from outside mid-workload, and a fork asked by the guest itself with
+ * forkvm-fork (PORT_FORK).  Both sides must run to the end on their own
+ * console and compute the right answer.  The kernel and initramfs are the
+ * build's ($FORKVM_OUT/linux/).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tests/integration/test_vmm_helpers.h"
+
+/* loglevel=1: the console carries /init's lines only, so line numbers are ours. */
+#define CMDLINE_BASE "console=ttyS0 reboot=t panic=-1 loglevel=1 "
+
+static char out[VMM_OUT_MAX];
+
+/* The guest's tty writes "\r\n" (ONLCR): drop the '\r's, lines end in '\n'. */
+static int run_forkvm(const char *const *args)
+{
+	int rc = vmm_run(out, sizeof(out), args);
+	char *r = out, *w = out;
+
+	for (; *r; r++) {
+		if (*r != '\r')
+			*w++ = *r;
+	}
+	*w = '\0';
+	return rc;
+}
+static char kernel[600], initrd[600];
+
+static void linux_or_skip(void)
+{
+	const char *o = getenv("FORKVM_OUT");
+	char dir[512], *slash;
+
+	vmm_kvm_or_skip();
+	if (o && *o) {
+		snprintf(dir, sizeof(dir), "%s", o);
+	} else {
+		snprintf(dir, sizeof(dir), "%s", vmm_bin());
+		slash = strrchr(dir, '/');
+		if (slash)
+			*slash = '\0';
+		else
+			snprintf(dir, sizeof(dir), ".");
+	}
+	snprintf(kernel, sizeof(kernel), "%s/linux/vmlinuz", dir);
+	snprintf(initrd, sizeof(initrd), "%s/linux/initrd.cpio", dir);
+	cr_assert_eq(access(kernel, R_OK), 0, "no %s: make builds it (guest/linux/linux.mk)",
+		     kernel);
+	cr_assert_eq(access(initrd, R_OK), 0, "no %s", initrd);
+}
+
+static unsigned int count_lines(const char *s, const char *prefix)
+{
+	unsigned int n = 0;
+	const char *p = s;
+
+	while ((p = strstr(p, prefix))) {
+		n++;
+		p += strlen(prefix);
+	}
+	return n;
+}
+
+Test(linux_clone, a_clone_taken_mid_workload_and_its_parent_both_finish_right, .timeout = 500)
+{
+	const char *args[] = { "run",
+			       "--kernel",
+			       kernel,
+			       "--initrd",
+			       initrd,
+			       "--cmdline",
+			       CMDLINE_BASE "forkvm_run=count forkvm_arg=6",
+			       "--clones",
+			       "1",
+			       "--clone-at-line",
+			       "3",
+			       "--timeout",
+			       "200",
+			       NULL };
+	int rc;
+
+	linux_or_skip();
+	rc = run_forkvm(args);
+	cr_assert_eq(rc, 0, "forkvm exited %d:\n%s", rc, out);
+	cr_assert(strstr(out, "forkvm: clone 1 made"), "%s", out);
+	/* The sum of /init's shell arithmetic over 6 steps (the parent's own run). */
+	cr_assert(strstr(out, "[parent] count: done sum=282780\n"), "%s", out);
+	cr_assert(strstr(out, "[clone 1] count: done sum=282780\n"), "%s", out);
+	cr_assert(strstr(out, "[clone 1] forkvm-init: exit 0"), "%s", out);
+	/* The clone started mid-run: it printed only the steps after line 3. */
+	cr_assert_eq(count_lines(out, "[parent] count: step "), 6, "%s", out);
+	cr_assert_eq(count_lines(out, "[clone 1] count: step 1 of"), 0, "%s", out);
+	cr_assert(strstr(out, "[clone 1] count: step 6 of 6"), "%s", out);
+}
+
+static char con[2][16384];
+
+static void read_console(char *buf, size_t len, const char *path)
+{
+	char *r, *w;
+
+	vmm_read_file(path, buf, len);
+	for (r = w = buf; *r; r++) {
+		if (*r != '\r')
+			*w++ = *r;
+	}
+	*w = '\0';
+}
+
+Test(linux_clone, forkvm_fork_inside_linux_returns_the_child_id_and_zero, .timeout = 500)
+{
+	char path[512], path1[600];
+	const char *args[] = { "run",
+			       "--kernel",
+			       kernel,
+			       "--initrd",
+			       initrd,
+			       "--cmdline",
+			       CMDLINE_BASE "forkvm_run=fork",
+			       "--console",
+			       path,
+			       "--timeout",
+			       "200",
+			       NULL };
+	int rc;
+
+	linux_or_skip();
+	/* Each VM's console in its own file: parent FILE, child FILE.1. */
+	vmm_path(path, sizeof(path), "fork-console");
+	snprintf(path1, sizeof(path1), "%s.1", path);
+	rc = run_forkvm(args);
+	cr_assert_eq(rc, 0, "forkvm exited %d:\n%s", rc, out);
+	cr_assert(strstr(out, "forkvm: VM 0 forked VM 1"), "%s", out);
+	read_console(con[0], sizeof(con[0]), path);
+	read_console(con[1], sizeof(con[1]), path1);
+	cr_assert(strstr(con[0], "fork: parent of 1\n"), "parent:\n%s", con[0]);
+	cr_assert(strstr(con[0], "fork: 1 sum=500500\n"), "parent:\n%s", con[0]);
+	cr_assert(strstr(con[0], "forkvm-init: exit 0\n"), "parent:\n%s", con[0]);
+	cr_assert(!strstr(con[0], "fork: child"), "parent:\n%s", con[0]);
+	/* The child's console starts at the fork: no boot lines of its own. */
+	cr_assert(strstr(con[1], "fork: child\n"), "child:\n%s", con[1]);
+	cr_assert(strstr(con[1], "fork: 0 sum=500500\n"), "child:\n%s", con[1]);
+	cr_assert(strstr(con[1], "forkvm-init: exit 0\n"), "child:\n%s", con[1]);
+	cr_assert(!strstr(con[1], "forkvm-init: up"), "child:\n%s", con[1]);
+	cr_assert(!strstr(con[1], "parent of"), "child:\n%s", con[1]);
+}
