@@ -361,6 +361,18 @@ static void bad_vcpu(void *fdt, void *arg)
 	cr_assert_fail("no vCPU section");
 }
 
+/* 4 GiB of RAM: a layout the format allows and this VMM does not (the MMIO hole). */
+static void big_memory(void *fdt, void *arg)
+{
+	int node = fdt_subnode_offset(fdt, 0, "memory"), len;
+	fdt32_t *r = fdt_getprop_w(fdt, node, "ranges", &len);
+	fdt32_t *f = fdt_getprop_w(fdt, node, "file-size", &len);
+
+	cr_assert(r && f);
+	r[2] = f[0] = cpu_to_fdt32(1);
+	r[3] = f[1] = cpu_to_fdt32(0);
+}
+
 Test(snapshot, damaged_snapshots_get_one_line_and_status_1, .timeout = 300)
 {
 	char dir[300], path[400], cmd[800];
@@ -410,6 +422,12 @@ Test(snapshot, damaged_snapshots_get_one_line_and_status_1, .timeout = 300)
 	copy_base("cpu", dir, sizeof(dir));
 	edit_manifest(dir, all_features, NULL);
 	refused(dir, "lacks");
+
+	copy_base("layout", dir, sizeof(dir));
+	edit_manifest(dir, big_memory, NULL);
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MEMORY_NAME);
+	cr_assert_eq(truncate(path, 4LL << 30), 0);
+	refused(dir, "this forkvm restores one range at 0");
 
 	copy_base("kvm", dir, sizeof(dir));
 	edit_manifest(dir, bad_vcpu, NULL);

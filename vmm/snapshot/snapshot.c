@@ -415,6 +415,18 @@ static int build(struct machine *m, const struct snap_loaded *l, const struct re
 	unsigned int i;
 	int ret;
 
+	/* What this VMM's machines are (machine_create()'s limits): RAM below
+	 * the MMIO hole.  The format allows more; this forkvm restores these. */
+	if (man->nranges != 1 || man->range[0].gpa != 0 || man->range[0].size < LAYOUT_MEM_MIN ||
+	    man->range[0].size > LAYOUT_MEM_MAX) {
+		snprintf(err, errlen,
+			 "memory layout of %u range(s) from 0x%llx: this forkvm restores one "
+			 "range at 0 of %llu MiB to %llu MiB",
+			 man->nranges, (unsigned long long)man->range[0].gpa,
+			 (unsigned long long)(LAYOUT_MEM_MIN >> 20),
+			 (unsigned long long)(LAYOUT_MEM_MAX >> 20));
+		return -EINVAL;
+	}
 	ret = kvm_open(&m->kvm, err, errlen);
 	if (ret)
 		return ret;
