@@ -46,9 +46,18 @@ if [ -z "$pkg" ]; then
 		[ -e "$k/ok" ] && pkg=${k##*/}
 	done
 fi
+newest() {
+	apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' 2>/dev/null |
+		awk '{print $1}' | sort -V | tail -n 1
+}
 if [ -z "$pkg" ]; then
-	pkg=$(apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' 2>/dev/null |
-		awk '{print $1}' | sort -V | tail -n 1)
+	pkg=$(newest)
+	if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
+		# A fresh machine may have no package lists yet (as in scripts/in-kvm).
+		say "apt knows no linux-image-6.1.0-*-amd64-unsigned; running apt-get update once"
+		apt-get update -qq >/dev/null 2>&1 || true
+		pkg=$(newest)
+	fi
 fi
 [ -n "$pkg" ] || die "apt knows no linux-image-6.1.0-*-amd64-unsigned (run apt-get update)"
 
