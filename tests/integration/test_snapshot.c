@@ -533,3 +533,70 @@ Test(snapshot, a_restored_state_saves_back_identical, .timeout = 300)
 	mstate_free(&again);
 	snap_store_close(&l);
 }
+
+/*
+ * The machine state as KVM sees it, fuzzed: bytes of the state property
+ * mutated (framing kept or not), each restored in this process and never
+ * started: refused with one line, or accepted and destroyed, never a crash
+ * or a hang.
+ */
+Test(snapshot, fuzz_restore_of_mutated_states_never_crashes, .timeout = 600)
+{
+	struct restore_opts ro = { .console = "/dev/null", .quiet_results = true };
+	char dir[300], path[400], err[512];
+	const char *env = getenv("FORKVM_FUZZ_ITERS");
+	unsigned int i, iters = env && atoi(env) > 0 ? (unsigned int)atoi(env) / 1000 + 24 : 24;
+	unsigned int refused_n = 0, accepted = 0;
+	/* Bytes of the state header whose every change must be refused: magic,
+	 * version, section count, size (reserved, 12..15, is not checked). */
+	static const unsigned int framing[] = { 0,  1,	2,  3,	4,  5,	6,  7,	8,  9,
+						10, 11, 16, 17, 18, 19, 20, 21, 22, 23 };
+	uint64_t rng = 0x736e6170;
+	uint8_t *good, *buf, *st;
+	size_t len;
+	int node, slen;
+
+	vmm_kvm_or_skip();
+	copy_base("fuzz", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	good = read_file(path, &len);
+	buf = malloc(len);
+	node = fdt_subnode_offset(good, 0, "machine");
+	cr_assert_not_null(fdt_getprop(good, node, "state", &slen));
+	for (i = 0; i < iters; i++) {
+		struct machine *m;
+		unsigned int k, n;
+
+		memcpy(buf, good, len);
+		st = fdt_getprop_w(buf, node, "state", &slen);
+		n = 1 + (unsigned int)(rng % 8);
+		for (k = 0; k < n; k++) {
+			uint64_t at;
+
+			rng ^= rng << 13;
+			rng ^= rng >> 7;
+			rng ^= rng << 17;
+			/* Every 4th: the framing, surely refused; else the first 4 KiB
+			 * (VM section, vCPU 0's header, registers, LAPIC): the owners'
+			 * checks and KVM's. */
+			if (i % 4 == 0 && k == 0)
+				at = framing[rng % (sizeof(framing) / sizeof(framing[0]))];
+			else
+				at = rng % (uint64_t)(slen < 4096 ? slen : 4096);
+			st[at] ^= (uint8_t)(1 + (rng >> 32) % 255);
+		}
+		write_file(path, buf, len);
+		if (snapshot_restore(dir, &ro, &m, NULL, err, sizeof(err))) {
+			cr_assert_null(strchr(err, '\n'), "%s", err);
+			cr_assert_neq(err[0], '\0');
+			refused_n++;
+			continue;
+		}
+		machine_destroy(m);
+		accepted++;
+	}
+	cr_assert_geq(refused_n, iters / 4, "only %u refused", refused_n);
+	cr_log_info("%u refused, %u accepted (never run)", refused_n, accepted);
+	free(buf);
+	free(good);
+}
