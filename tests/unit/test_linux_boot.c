@@ -10,7 +10,9 @@
 #include <string.h>
 #include <criterion/criterion.h>
 
+#include "vmm/linux/board.h"
 #include "vmm/linux/linux.h"
+#include "vmm/vcpu_state.h"
 
 #define SETUP_SECTS 4
 #define KERNEL_BYTES 8192
@@ -385,4 +387,34 @@ Test(linux_low, page_tables_map_4g_identity_and_the_gdt_has_the_boot_selectors)
 	cr_assert_eq((ds >> 43) & 1, 0, "DS data");
 	cr_assert_eq((ds >> 41) & 1, 1, "DS writable");
 	cr_assert_eq(get(low, LINUX_GDT, 8), 0);
+}
+
+TestSuite(linux_state);
+
+Test(linux_state, a_paused_linux_vcpu_is_in_long_mode_or_an_ap_waiting_for_sipi)
+{
+	static struct vcpu_state st;
+	char msg[256];
+
+	memset(&st, 0, sizeof(st));
+	st.index = 0;
+	st.nmsrs = 10;
+	st.sregs.efer = 0x500; /* LME | LMA */
+	st.sregs.cr0 = 0x80050033;
+	cr_assert_eq(linux_board_check_state(&st, msg, sizeof(msg)), 0, "%s", msg);
+	/* An AP Linux has not started (nosmp, or early in the boot). */
+	memset(&st, 0, sizeof(st));
+	st.index = 1;
+	st.mp_state.mp_state = KVM_MP_STATE_UNINITIALIZED;
+	cr_assert_eq(linux_board_check_state(&st, msg, sizeof(msg)), 0, "%s", msg);
+	/* The BSP in real mode is no Linux of ours: we enter in long mode. */
+	st.index = 0;
+	cr_assert_eq(linux_board_check_state(&st, msg, sizeof(msg)), -EPROTO);
+	cr_assert(strstr(msg, "vCPU 0 paused outside long mode"), "%s", msg);
+	/* Long mode without its MSRs saved. */
+	st.sregs.efer = 0x500;
+	st.sregs.cr0 = 0x80050033;
+	st.nmsrs = 0;
+	cr_assert_eq(linux_board_check_state(&st, msg, sizeof(msg)), -EPROTO);
+	cr_assert(strstr(msg, "no MSRs"), "%s", msg);
 }
