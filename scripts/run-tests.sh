@@ -44,7 +44,10 @@ run_integration() {
 	echo "== integration tests (KVM)"
 	local log rc t0=$SECONDS
 	log=$(mktemp)
-	FORKVM_OUT="$OUT" scripts/in-kvm scripts/run-integration.sh "$OUT" 2>&1 | tee "$log"
+	# The whole suite is one nested run: it needs more than in-kvm's default
+	# 600 s on a loaded 2-core machine (Linux guests boot inside it).
+	FORKVM_NESTED_TIMEOUT=${FORKVM_NESTED_TIMEOUT:-1500} FORKVM_OUT="$OUT" \
+		scripts/in-kvm scripts/run-integration.sh "$OUT" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
 	# Repeat the path and the count at the end, where the summary is read.
 	integ_summary=$(grep -a -E '^(in-kvm: path:|integration: [0-9]+ passed)' "$log" | sed 's/^/   /')
