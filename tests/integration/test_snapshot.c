@@ -337,26 +337,27 @@ static void bad_vcpu(void *fdt, void *arg)
 {
 	int node = fdt_subnode_offset(fdt, 0, "machine"), len;
 	uint8_t *st = fdt_getprop_w(fdt, node, "state", &len);
-	const struct mstate_header *h = (const void *)st;
-	size_t off = sizeof(*h);
+	struct mstate_header h;
+	size_t off = sizeof(h);
 	uint32_t i;
 
+	/* The property is 4-byte aligned only: headers copied out, fields in
+	 * with memcpy. */
 	cr_assert_not_null(st);
-	for (i = 0; i < h->nsections; i++) {
-		struct mstate_section *s = (void *)(st + off);
+	memcpy(&h, st, sizeof(h));
+	for (i = 0; i < h.nsections; i++) {
+		struct mstate_section sec;
 
-		if (s->kind == MSTATE_VCPU) {
-			struct vcpu_state *v = (void *)(s + 1);
-
-			/* CR0.PG without CR0.PE: KVM_SET_SREGS refuses it.  Written
-			 * with memcpy: the property is not aligned. */
+		memcpy(&sec, st + off, sizeof(sec));
+		if (sec.kind == MSTATE_VCPU) {
+			/* CR0.PG without CR0.PE: KVM_SET_SREGS refuses it. */
 			uint64_t cr0 = 0x80000000ULL;
 
-			memcpy((uint8_t *)v + offsetof(struct vcpu_state, sregs.cr0), &cr0,
-			       sizeof(cr0));
+			memcpy(st + off + sizeof(sec) + offsetof(struct vcpu_state, sregs.cr0),
+			       &cr0, sizeof(cr0));
 			return;
 		}
-		off += sizeof(*s) + ((s->size + 63) & ~63ULL);
+		off += sizeof(sec) + ((sec.size + 63) & ~63ULL);
 	}
 	cr_assert_fail("no vCPU section");
 }
