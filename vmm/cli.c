@@ -63,6 +63,9 @@ static const char usage[] =
     "  --clone-after MS      clone MS milliseconds after the start\n"
     "  --clone-at-line N     clone when the guest has printed N console lines\n"
     "                        (default: 1, its first line)\n"
+    "  --api SOCKET          serve the control API (HTTP + JSON, docs/api.md) on\n"
+    "                        this UNIX socket (mode 0600); the run then goes on\n"
+    "                        after its VMs stop, until SIGINT or SIGTERM\n"
     "\n"
     "mkdisk: make FILE of SIZE bytes (default 4M) with the test disk pattern of\n"
     "docs/boot-protocol.md, or with --check verify that FILE holds it.\n"
@@ -290,6 +293,7 @@ enum {
 	OPT_KERNEL,
 	OPT_INITRD,
 	OPT_CMDLINE,
+	OPT_API,
 	OPT_SEED,
 	OPT_CHECK,
 	OPT_HELP,
@@ -314,6 +318,7 @@ static const struct option run_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
+	{ "api", required_argument, NULL, OPT_API },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -480,6 +485,14 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			if (strlen(optarg) > 4096)
 				return bad(err, errlen, "--cmdline: longer than 4096 bytes%s", "");
 			cli->cfg.cmdline = optarg;
+			break;
+		case OPT_API:
+			/* sun_path holds 107 bytes and the NUL. */
+			if (!*optarg || strlen(optarg) > 107)
+				return bad(err, errlen,
+					   "--api '%s': expected a socket path of 1 to 107 bytes",
+					   optarg);
+			cli->api_socket = optarg;
 			break;
 		case OPT_HELP:
 			cli->cmd = CLI_HELP;

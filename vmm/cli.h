@@ -31,6 +31,7 @@ struct cli {
 	unsigned int clone_after_ms; /* --clone-after MS */
 	bool clone_after_given; /* else: clone at console line clone_at_line */
 	unsigned int clone_at_line; /* --clone-at-line N (default 1) */
+	const char *api_socket; /* --api SOCKET: serve the control API there */
 	char guest_elf_buf[4096]; /* the default guest path, when not given */
 	/* mkdisk */
 	const char *disk_path;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "guest/abi.h"
+#include "vmm/api/api_run.h"
 #include "vmm/cli.h"
 
 #define FAMILY_HOST_ERROR 1
@@ -589,6 +590,7 @@ static void report_memory(struct family *f, bool after_clone)
 int family_run(const struct cli *cli)
 {
 	struct family_config fc = { .cfg = cli->cfg };
+	struct api_run *api = NULL;
 	struct family *f;
 	char err[512];
 	const char *reason;
@@ -597,6 +599,11 @@ int family_run(const struct cli *cli)
 	/* Consoles of several VMs on one output: prefix the parent's too. */
 	if (cli->clones)
 		fc.cfg.console_prefix = "[parent] ";
+	/* Before any thread exists: only the API's signal thread takes them. */
+	if (cli->api_socket && api_run_block_signals()) {
+		fprintf(stderr, "forkvm: --api: cannot block SIGINT/SIGTERM\n");
+		return FAMILY_HOST_ERROR;
+	}
 	ret = family_create(&fc, &f, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "forkvm: %s\n", err);
@@ -607,6 +614,15 @@ int family_run(const struct cli *cli)
 		fprintf(stderr, "forkvm: cannot start the vCPUs: %s\n", strerror(-ret));
 		family_destroy(f);
 		return FAMILY_HOST_ERROR;
+	}
+	if (cli->api_socket) {
+		ret = api_run_start(f, cli->api_socket, fc.cfg.console, &api, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "forkvm: %s\n", err);
+			family_destroy(f);
+			return FAMILY_HOST_ERROR;
+		}
+		fprintf(stderr, "forkvm: control API on %s (docs/api.md)\n", cli->api_socket);
 	}
 	if (cli->pause_test)
 		pause_test(f->vm[0].m, cli->pause_test);
@@ -625,6 +641,7 @@ int family_run(const struct cli *cli)
 		report_memory(f, cli->clones);
 	}
 	fflush(stdout);
+	api_run_finish(api);
 	family_destroy(f);
 	return status;
 }

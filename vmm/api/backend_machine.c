@@ -209,6 +209,23 @@ static int m_kill(void *ctx, uint32_t id)
 	return 0;
 }
 
+void api_machine_backend_stop_all(struct api_machine_backend *b, const char *reason)
+{
+	unsigned int id, n = family_size(b->f);
+	struct family_member *mb;
+
+	for (id = 0; id < n; id++) {
+		mb = family_member(b->f, id);
+		if (!mb || !mb->m || machine_stopped(mb->m))
+			continue;
+		if (b->paused[id]) {
+			machine_resume(mb->m);
+			b->paused[id] = false;
+		}
+		cpus_stop(&mb->m->cpus, KILL_STATUS, reason);
+	}
+}
+
 static int m_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, unsigned int *made,
 		   char *err, size_t errlen)
 {

@@ -26,6 +26,13 @@ int api_machine_backend_create(struct family *f, const char *console,
     __attribute__((warn_unused_result));
 
 /**
+ * api_machine_backend_stop_all() - stop every VM of the family that still
+ * runs (status 3, @reason), resuming first the ones paused through the API.
+ * Only once the server is stopped: it acts as the server's thread would.
+ */
+void api_machine_backend_stop_all(struct api_machine_backend *b, const char *reason);
+
+/**
  * api_machine_backend_destroy() - free @b.  Stop the API server first (it
  * calls the ops), and destroy the family after.  NULL is a no-op.
  */

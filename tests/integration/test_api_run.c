@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: MIT
+/*
+ * `forkvm run ... --api SOCKET` as a user runs it: the binary in a child
+ * process, its stderr read line by line for the events it announces, the
+ * API called over the socket, the run ended with SIGTERM.  Needs KVM: run
+ * through scripts/in-kvm.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/integration/test_vmm_helpers.h"
+#include "vmm/api/ctl.h"
+
+#define WAIT_MS 120000
+
+struct run {
+	pid_t pid;
+	int err_fd; /* the run's stderr */
+	char log[16384]; /* what it printed there so far */
+	size_t loglen;
+};
+
+static char sock[300];
+
+static void run_start(struct run *r, const char *workload, const char *args)
+{
+	const char *argv[] = { vmm_bin(),   "run",	  "--guest", "test",   "--guest-elf",
+			       vmm_guest(), "--workload", workload,  "--args", args,
+			       "--mem",	    "32M",	  "--api",   sock,     NULL };
+	int p[2];
+
+	memset(r, 0, sizeof(*r));
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	r->pid = fork();
+	cr_assert_geq(r->pid, 0);
+	if (r->pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		dup2(devnull, STDOUT_FILENO);
+		dup2(p[1], STDERR_FILENO);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	r->err_fd = p[0];
+}
+
+/* Read the run's stderr until @needle shows up (true) or EOF/timeout (false). */
+static bool run_wait_for(struct run *r, const char *needle)
+{
+	struct pollfd pfd = { .fd = r->err_fd, .events = POLLIN };
+	ssize_t n;
+
+	while (!strstr(r->log, needle)) {
+		if (r->loglen + 1 >= sizeof(r->log))
+			return false;
+		if (poll(&pfd, 1, WAIT_MS) != 1)
+			return false;
+		n = read(r->err_fd, r->log + r->loglen, sizeof(r->log) - 1 - r->loglen);
+		if (n <= 0)
+			return false;
+		r->loglen += (size_t)n;
+		r->log[r->loglen] = '\0';
+	}
+	return true;
+}
+
+/* SIGTERM, then the exit status; everything it printed is in r->log. */
+static int run_end(struct run *r)
+{
+	int st;
+
+	cr_assert_eq(kill(r->pid, SIGTERM), 0);
+	run_wait_for(r, "\n\n\n(EOF)"); /* reads to EOF */
+	cr_assert_eq(waitpid(r->pid, &st, 0), r->pid);
+	close(r->err_fd);
+	cr_assert(WIFEXITED(st), "the run died of signal %d: %s", WTERMSIG(st), r->log);
+	return WEXITSTATUS(st);
+}
+
+static json_t *call_get(const char *path)
+{
+	char err[256], *resp;
+	unsigned int status;
+	size_t len;
+	json_t *j;
+
+	cr_assert_eq(
+	    api_client_call(sock, "GET", path, NULL, &status, &resp, &len, err, sizeof(err)), 0,
+	    "GET %s: %s", path, err);
+	cr_assert_eq(status, 200, "GET %s: HTTP %u: %s", path, status, resp);
+	j = json_loadb(resp, len, 0, NULL);
+	cr_assert_not_null(j, "GET %s: not JSON: %s", path, resp);
+	free(resp);
+	return j;
+}
+
+static const char *vm_state(json_t *vm)
+{
+	return json_string_value(json_object_get(vm, "state"));
+}
+
+static void setup(void)
+{
+	vmm_kvm_or_skip();
+	vmm_path(sock, sizeof(sock), "api-run.sock");
+	unlink(sock);
+}
+
+TestSuite(api_run, .init = setup, .timeout = 300);
+
+Test(api_run, the_api_outlives_the_vms_until_sigterm_and_reports_how_they_ended)
+{
+	struct run r;
+	json_t *j, *vms;
+	struct stat st;
+
+	run_start(&r, "hello", "");
+	cr_assert(run_wait_for(&r, "every VM has stopped"), "no end-of-VMs line: %s", r.log);
+	j = call_get("/vms");
+	vms = json_object_get(j, "vms");
+	cr_assert_eq(json_array_size(vms), 1, "one VM");
+	cr_assert_str_eq(vm_state(json_array_get(vms, 0)), "stopped");
+	cr_assert_eq(json_integer_value(json_object_get(json_array_get(vms, 0), "exit_status")), 0,
+		     "hello exits 0, and the API says so");
+	json_decref(j);
+	cr_assert_eq(stat(sock, &st), 0, "the socket is there while the run lasts");
+	cr_assert(S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600, "a 0600 socket");
+	cr_assert_eq(run_end(&r), 0, "the run's status is the guest's: %s", r.log);
+	cr_assert_neq(stat(sock, &st), 0, "the socket is removed at exit");
+}
+
+Test(api_run, sigterm_while_a_vm_runs_stops_it_and_ends_the_run)
+{
+	struct run r;
+	json_t *j;
+
+	/* memcheck hold=1 waits after its first pass until released: never here. */
+	run_start(&r, "memcheck", "hold=1");
+	cr_assert(run_wait_for(&r, "control API on"), "no API line: %s", r.log);
+	j = call_get("/vms/0");
+	cr_assert_str_eq(vm_state(j), "running");
+	json_decref(j);
+	cr_assert_eq(run_end(&r), 3, "a VM stopped from outside ends with status 3: %s", r.log);
+	cr_assert_not_null(strstr(r.log, "stopped by SIGTERM"), "the reason is named: %s", r.log);
+	cr_assert_null(strstr(r.log, "every VM has stopped"), "no wait after a signal: %s", r.log);
+}
+
+Test(api_run, a_bad_api_path_is_refused_with_its_name)
+{
+	char out[VMM_OUT_MAX];
+	const char *empty[] = {
+		"run", "--guest", "test", "--workload", "hello", "--api", "", NULL
+	};
+	const char *nodir[] = { "run",
+				"--guest",
+				"test",
+				"--guest-elf",
+				vmm_guest(),
+				"--workload",
+				"hello",
+				"--mem",
+				"32M",
+				"--api",
+				"/nonexistent-forkvm-dir/api.sock",
+				NULL };
+
+	cr_assert_eq(vmm_run(out, sizeof(out), empty), 2, "%s", out);
+	cr_assert_not_null(strstr(out, "--api"), "%s", out);
+	cr_assert_eq(vmm_run(out, sizeof(out), nodir), 1, "%s", out);
+	cr_assert_not_null(strstr(out, "/nonexistent-forkvm-dir/api.sock"), "%s", out);
+}
