@@ -229,6 +229,10 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	t->paused_ns = now_ns() - t0;
 	if (ret)
 		goto err_child;
+	if (cc->parent_resumed)
+		cc->parent_resumed(cc->parent_resumed_arg);
+	if (cc->before_restore)
+		cc->before_restore(parent, cc->before_restore_arg);
 
 	t0 = now_ns();
 	if (cc->tamper)

@@ -31,6 +31,21 @@ struct clone_config {
 	/* NULL, or a child built beforehand (machine_clone_spare()): taken by
 	 * machine_clone() whatever its outcome. */
 	struct machine *spare;
+	/*
+	 * Called once the parent runs again, with the child's memory and state
+	 * made and its restore still to come: a guest fork answers its parent
+	 * here, so the parent waits for its pause only, not for the child.
+	 */
+	void (*parent_resumed)(void *arg);
+	void *parent_resumed_arg;
+	/*
+	 * Tests only: called after parent_resumed, before the child's restore
+	 * (which re-executes the requests in flight), with the parent.  The
+	 * policy matrix holds the restore here until the parent has written
+	 * its pages, the order in which the legacy policies lose writes.
+	 */
+	void (*before_restore)(struct machine *parent, void *arg);
+	void *before_restore_arg;
 	/* Tests only: called on the saved state before the child restores it. */
 	void (*tamper)(struct machine_state *ms, void *arg);
 	void *tamper_arg;

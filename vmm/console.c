@@ -139,6 +139,16 @@ int console_tap_wait_lines(struct console_tap *t, unsigned long n, unsigned int 
 	return ret;
 }
 
+unsigned long console_tap_lines(struct console_tap *t)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->lines;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
 void console_tap_destroy(struct console_tap *t)
 {
 	if (!t)

@@ -27,6 +27,9 @@ int console_tap_fd(const struct console_tap *t);
  */
 int console_tap_wait_lines(struct console_tap *t, unsigned long n, unsigned int timeout_ms);
 
+/** console_tap_lines() - the lines that went through so far. */
+unsigned long console_tap_lines(struct console_tap *t);
+
 /**
  * console_tap_destroy() - close the write end (nothing may write to it any
  * more: destroy the serial port first), write out what is left, join the

@@ -88,10 +88,30 @@ static void fork_request(void *opaque, struct cpus *c, unsigned int vcpu)
 	}
 }
 
-/* Clone VM @from into the next id.  Context: clone_lock held. */
-static int clone_member(struct family *f, unsigned int from, bool guest_fork, unsigned int *id,
-			char *err, size_t errlen)
+/* A guest fork's answer to its parent: given once, at the parent's resume. */
+struct fork_answer {
+	struct cpus *cpus; /* the parent's */
+	unsigned int vcpu; /* the one that asked */
+	const unsigned int *id; /* the child's */
+	bool given;
+};
+
+static void answer_parent(void *arg)
 {
+	struct fork_answer *a = arg;
+
+	a->given = true;
+	cpus_fork_done(a->cpus, a->vcpu, *a->id);
+}
+
+/*
+ * Clone VM @from into the next id; @answer (a guest fork, else NULL) is
+ * given as soon as the parent runs again.  Context: clone_lock held.
+ */
+static int clone_member(struct family *f, unsigned int from, struct fork_answer *answer,
+			unsigned int *id, char *err, size_t errlen)
+{
+	bool guest_fork = answer != NULL;
 	struct clone_config cc = { .quiet_results = true, .guest_fork = guest_fork };
 	struct machine *parent = f->vm[from].m;
 	struct family_member *mb;
@@ -123,6 +143,13 @@ static int clone_member(struct family *f, unsigned int from, bool guest_fork, un
 	}
 	f->hook[*id] = (struct hook_ctx){ .f = f, .id = *id };
 	cc.fork_hook = (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[*id] };
+	if (answer) {
+		answer->id = id;
+		cc.parent_resumed = answer_parent;
+		cc.parent_resumed_arg = answer;
+		cc.before_restore = f->fc.before_restore;
+		cc.before_restore_arg = f->fc.before_restore_arg;
+	}
 	pthread_mutex_lock(&f->lock);
 	cc.spare = f->nspare ? f->spare[--f->nspare] : NULL;
 	/* The worker builds the next one once idle. */
@@ -173,15 +200,23 @@ static void let_devices_catch_up(struct machine *m)
 static void serve(struct family *f, const struct fork_req *rq)
 {
 	struct machine *parent = f->vm[rq->from].m;
+	struct fork_answer answer = { .cpus = &parent->cpus, .vcpu = rq->vcpu };
 	unsigned int id = 0;
 	char err[512];
 	int ret;
 
 	let_devices_catch_up(parent);
 	pthread_mutex_lock(&f->clone_lock);
-	ret = clone_member(f, rq->from, true, &id, err, sizeof(err));
+	ret = clone_member(f, rq->from, &answer, &id, err, sizeof(err));
 	pthread_mutex_unlock(&f->clone_lock);
-	if (ret) {
+	if (ret && answer.given) {
+		/* The parent has its child's id: to it, the child died at once. */
+		fprintf(stderr, "forkvm: guest fork by VM %u: VM %u could not be started: %s\n",
+			rq->from, id, err);
+		pthread_mutex_lock(&f->lock);
+		f->fork_failures++;
+		pthread_mutex_unlock(&f->lock);
+	} else if (ret) {
 		fprintf(stderr, "forkvm: guest fork by VM %u failed: %s\n", rq->from, err);
 		pthread_mutex_lock(&f->lock);
 		f->fork_failures++;
@@ -195,7 +230,8 @@ static void serve(struct family *f, const struct fork_req *rq)
 		       t->save_ns / 1e6, t->devices_ns / 1e6, t->inflight);
 		fflush(stdout);
 	}
-	cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
+	if (!answer.given)
+		cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
 }
 
 /* Idle, and the next clone would have to build its VM.  Context: f->lock held. */
@@ -320,7 +356,7 @@ int family_clone(struct family *f, unsigned int from, unsigned int *id, char *er
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&f->clone_lock);
-	ret = clone_member(f, from, false, id, err, errlen);
+	ret = clone_member(f, from, NULL, id, err, errlen);
 	pthread_mutex_unlock(&f->clone_lock);
 	return ret;
 }

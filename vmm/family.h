@@ -29,6 +29,9 @@ struct family_config {
 	struct machine_config cfg; /* the parent's; a clone I writes cfg.console.I */
 	unsigned int max_vms; /* 0: FAMILY_MAX_VMS; at most FAMILY_MAX_VMS */
 	bool quiet; /* no "forkvm: VM I forked ..." lines on stdout */
+	/* Tests only: clone_config.before_restore of every guest fork. */
+	void (*before_restore)(struct machine *parent, void *arg);
+	void *before_restore_arg;
 };
 
 /* One VM of the family.  Read after family_wait(), or under no lock for @m. */

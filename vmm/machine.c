@@ -60,6 +60,11 @@ int machine_wait_console(struct machine *m, unsigned long lines, unsigned int ti
 	return console_tap_wait_lines(m->tap, lines, timeout_ms);
 }
 
+unsigned long machine_console_lines(struct machine *m)
+{
+	return m->tap ? console_tap_lines(m->tap) : 0;
+}
+
 static int add_disks(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen)
 {
 	unsigned int i;

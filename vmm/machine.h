@@ -140,6 +140,9 @@ int machine_restore_state(struct machine *m, const struct machine_state *ms, cha
  */
 int machine_wait_console(struct machine *m, unsigned long lines, unsigned int timeout_ms);
 
+/** machine_console_lines() - lines the guest printed so far (0 without a tap). */
+unsigned long machine_console_lines(struct machine *m);
+
 /** machine_start() - start the vCPU threads. */
 int machine_start(struct machine *m) __attribute__((warn_unused_result));
 
