@@ -294,6 +294,7 @@ enum {
 	OPT_INITRD,
 	OPT_CMDLINE,
 	OPT_API,
+	OPT_RESTORE_AFTER_PARENT_LINE,
 	OPT_SEED,
 	OPT_CHECK,
 	OPT_HELP,
@@ -319,6 +320,8 @@ static const struct option run_opts[] = {
 	{ "initrd", required_argument, NULL, OPT_INITRD },
 	{ "cmdline", required_argument, NULL, OPT_CMDLINE },
 	{ "api", required_argument, NULL, OPT_API },
+	/* Hidden, like --mm-policy: the policy matrix's order (family.h). */
+	{ "restore-after-parent-line", no_argument, NULL, OPT_RESTORE_AFTER_PARENT_LINE },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
@@ -485,6 +488,9 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			if (strlen(optarg) > 4096)
 				return bad(err, errlen, "--cmdline: longer than 4096 bytes%s", "");
 			cli->cfg.cmdline = optarg;
+			break;
+		case OPT_RESTORE_AFTER_PARENT_LINE:
+			cli->restore_after_parent_line = true;
 			break;
 		case OPT_API:
 			/* sun_path holds 107 bytes and the NUL. */

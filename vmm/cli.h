@@ -32,6 +32,8 @@ struct cli {
 	bool clone_after_given; /* else: clone at console line clone_at_line */
 	unsigned int clone_at_line; /* --clone-at-line N (default 1) */
 	const char *api_socket; /* --api SOCKET: serve the control API there */
+	/* Hidden, tests and the demo: --restore-after-parent-line (family.h) */
+	bool restore_after_parent_line;
 	char guest_elf_buf[4096]; /* the default guest path, when not given */
 	/* mkdisk */
 	const char *disk_path;

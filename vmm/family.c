@@ -88,6 +88,15 @@ static void fork_request(void *opaque, struct cpus *c, unsigned int vcpu)
 	}
 }
 
+void family_restore_after_parent_line(struct machine *parent, void *arg)
+{
+	unsigned long lines = machine_console_lines(parent);
+
+	(void)arg;
+	/* No line in time (the parent failed): restore anyway. */
+	(void)machine_wait_console(parent, lines + 1, 10000);
+}
+
 /* A guest fork's answer to its parent: given once, at the parent's resume. */
 struct fork_answer {
 	struct cpus *cpus; /* the parent's */
@@ -635,6 +644,8 @@ int family_run(const struct cli *cli)
 	/* Consoles of several VMs on one output: prefix the parent's too. */
 	if (cli->clones)
 		fc.cfg.console_prefix = "[parent] ";
+	if (cli->restore_after_parent_line)
+		fc.before_restore = family_restore_after_parent_line;
 	/* Before any thread exists: only the API's signal thread takes them. */
 	if (cli->api_socket && api_run_block_signals()) {
 		fprintf(stderr, "forkvm: --api: cannot block SIGINT/SIGTERM\n");

@@ -51,6 +51,16 @@ struct family_member {
 };
 
 /**
+ * family_restore_after_parent_line() - a family_config.before_restore for
+ * the DMA policy matrix: hold a clone's restore until its parent printed
+ * one more console line (at most 10 s).  dmastress prints its fork line
+ * after writing its pinned pages, so the parent writes them while the fork
+ * still shares them: the order in which Linux's legacy copy-on-write rules
+ * lost device writes.  Tests and the demo only (--restore-after-parent-line).
+ */
+void family_restore_after_parent_line(struct machine *parent, void *arg);
+
+/**
  * family_create() - a family whose parent is made from @fc->cfg (not started).
  * Return: 0 or -errno with @err.
  */

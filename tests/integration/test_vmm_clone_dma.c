@@ -433,17 +433,8 @@ Test(vmm_clone_dma, clones_of_clones_with_reads_in_flight_lose_nothing, .timeout
  * holds each restore until the parent has printed its fork line, which
  * dmastress prints after writing its pages: the order in which Linux's
  * legacy rules lost writes (the parent writes first).  The same order
- * under pagecount must lose nothing.
+ * under pagecount must lose nothing (family_restore_after_parent_line).
  */
-static void restore_after_parent_writes(struct machine *parent, void *arg)
-{
-	unsigned long lines = machine_console_lines(parent);
-
-	(void)arg;
-	/* No line within the time (the parent failed): restore anyway. */
-	(void)machine_wait_console(parent, lines + 1, 10000);
-}
-
 static void policy_run(enum mm_policy policy, struct dma_counts *c, struct pool_stats *ps)
 {
 	struct family *f;
@@ -451,7 +442,7 @@ static void policy_run(enum mm_policy policy, struct dma_counts *c, struct pool_
 
 	make_disk(disk, sizeof(disk), "matrix.img");
 	f = start_family_hooked(NULL, "dmastress", "forks=3 inflight=32", disk, 400000000ULL, 0,
-				policy, restore_after_parent_writes);
+				policy, family_restore_after_parent_line);
 	family_wait(f, 240000);
 	cr_assert_eq(family_size(f), 4, "%s: %u VMs, expected 4", mm_policy_name(policy),
 		     family_size(f));
