@@ -97,7 +97,7 @@ $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 # ---- the Linux guest: Debian kernel + initramfs (guest/linux/linux.mk) ------
 -include guest/linux/linux.mk
 
-.PHONY: all test test-unit test-integration test-nested demo bench fmt fmt-check clean deps
+.PHONY: all test test-unit test-integration test-nested demo policy-matrix bench fmt fmt-check clean deps
 all: $(FORKVM) $(UNIT_BINS) $(INTEG_BINS) $(BENCH_BINS) $(GUEST_ELF)
 
 deps: $(CONFIG_MK)
@@ -117,6 +117,11 @@ test-nested: all
 
 demo: all
 	$(Q)scripts/demo.sh $(OUT)
+
+# The DMA-safety policy matrix alone (make demo's part 4): pagecount must lose
+# no device write, the legacy nopin and mapcount must lose some.
+policy-matrix: all
+	$(Q)FORKVM_DEMO_ONLY=matrix scripts/demo.sh $(OUT)
 
 bench: all
 	$(Q)scripts/run-bench.sh $(OUT)

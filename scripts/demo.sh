@@ -36,6 +36,11 @@ say() { printf '   %s\n' "$*"; }
 vm_part() {
 	local rc
 
+	# make policy-matrix: part 4 alone.
+	if [ "${FORKVM_DEMO_ONLY:-}" = matrix ]; then
+		matrix_part
+		return
+	fi
 	heading "2/4  Boot the test guest under KVM: 'hello' on 2 vCPUs"
 	say "forkvm run --guest test --workload hello --cpus 2"
 	rc=0
@@ -173,7 +178,9 @@ echo "forkvm demo: fork running KVM guests, copy-on-write guest memory"
 
 # ---- part 1: the memory manager alone, on this host ---------------------------
 heading "1/4  Memory manager alone (host, no KVM): many forks of one guest space"
-if [ -x "$OUT/bench/mm_demo" ]; then
+if [ "${FORKVM_DEMO_ONLY:-}" = matrix ]; then
+	say "skipped: FORKVM_DEMO_ONLY=matrix (make policy-matrix)"
+elif [ -x "$OUT/bench/mm_demo" ]; then
 	"$OUT/bench/mm_demo" || { say "FAILED: mm_demo exited $?"; status=1; }
 else
 	say "skipped: $OUT/bench/mm_demo is not built"
