@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/time.h"
+
 #define TAP_LINE_MAX 1024
 #define TAP_PREFIX_MAX 32
 
@@ -124,13 +126,7 @@ int console_tap_wait_lines(struct console_tap *t, unsigned long n, unsigned int 
 	struct timespec until;
 	int ret = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	deadline_after_ms(&until, timeout_ms);
 	pthread_mutex_lock(&t->lock);
 	while (t->lines < n && ret == 0)
 		ret = pthread_cond_timedwait(&t->cond, &t->lock, &until);

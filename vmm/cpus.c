@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <time.h>
 
+#include "devices/time.h"
 #include "guest/abi.h"
 #include "vmm/vm.h"
 
@@ -194,17 +195,6 @@ void cpus_stop(struct cpus *c, int status, const char *reason)
 	pthread_mutex_unlock(&c->lock);
 }
 
-static void deadline_after(struct timespec *ts, unsigned int ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static void join_all(struct cpus *c)
 {
 	unsigned int i;
@@ -230,7 +220,7 @@ int cpus_wait(struct cpus *c, unsigned int timeout_ms)
 	int status;
 
 	if (timeout_ms)
-		deadline_after(&deadline, timeout_ms);
+		deadline_after_ms(&deadline, timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	while (!c->stop) {
 		if (!timeout_ms) {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/time.h"
 #include "guest/abi.h"
 #include "vmm/api/api_run.h"
 #include "vmm/cli.h"
@@ -438,8 +439,7 @@ int family_wait(struct family *f, unsigned int timeout_ms)
 		}
 		if (i == n) {
 			/* A fork is being served: a member may come. */
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += 1;
+			deadline_after_ms(&ts, 1000);
 			pthread_cond_timedwait(&f->cond, &f->lock, &ts);
 			pthread_mutex_unlock(&f->lock);
 			continue;

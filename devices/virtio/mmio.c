@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "devices/log.h"
+#include "devices/time.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/queue.h"
 #include "devices/virtio/virtio.h"
@@ -908,13 +909,7 @@ int virtio_mmio_drain(struct virtio_mmio *vm, int timeout_ms)
 	struct timespec until;
 	int ret = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	deadline_after_ms(&until, (unsigned int)timeout_ms);
 	pthread_mutex_lock(&vm->lock);
 	while (!is_drained(vm) && ret == 0)
 		ret = pthread_cond_timedwait(&vm->idle, &vm->lock, &until);
