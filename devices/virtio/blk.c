@@ -131,6 +131,21 @@ static void req_free(struct blk_req *r)
 	free(r);
 }
 
+/* A request for chain @c answering at @status_gpa, @used_len on success; NULL if out of memory. */
+static struct blk_req *req_new(struct blk *b, const struct vq_chain *c, uint64_t status_gpa,
+			       uint32_t used_len)
+{
+	struct blk_req *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->b = b;
+	r->vreq.head = c->head;
+	r->status_gpa = status_gpa;
+	r->used_len = used_len;
+	return r;
+}
+
 static void unpin_all(struct blk_req *r)
 {
 	const struct guest_mem *mem = r->b->vdev.mem;
@@ -295,15 +310,11 @@ static int start_rw(struct blk *b, struct virtqueue *vq, const struct vq_chain *
 		*st = BLK_S_OK;
 		return 1;
 	}
-	r = calloc(1, sizeof(*r));
+	r = req_new(b, c, status_gpa, in ? len + 1 : 1);
 	if (!r) {
 		*st = BLK_S_IOERR;
 		return 1;
 	}
-	r->b = b;
-	r->vreq.head = c->head;
-	r->status_gpa = status_gpa;
-	r->used_len = in ? len + 1 : 1;
 	ret = pin_area(r, c, in, in ? 0 : sizeof(*h), len);
 	if (ret) {
 		dev_guest_err(b->vdev.name, "pin of %u bytes failed (%d)", len, ret);
@@ -344,15 +355,11 @@ static int start_flush(struct blk *b, struct virtqueue *vq, const struct vq_chai
 		*st = BLK_S_OK;
 		return 1;
 	}
-	r = calloc(1, sizeof(*r));
+	r = req_new(b, c, status_gpa, 1);
 	if (!r) {
 		*st = BLK_S_IOERR;
 		return 1;
 	}
-	r->b = b;
-	r->vreq.head = c->head;
-	r->status_gpa = status_gpa;
-	r->used_len = 1;
 	r->io = (struct disk_io){ .op = DISK_FLUSH, .done = blk_io_done, .priv = r };
 	if (disk_submit(b->disk, &r->io)) {
 		req_free(r);
