@@ -83,6 +83,18 @@ static struct family_member *member(struct api_machine_backend *b, uint32_t id, 
 	return mb->m ? mb : NULL;
 }
 
+/* member(), and not stopped: else NULL and -ESRCH. */
+static struct family_member *running_member(struct api_machine_backend *b, uint32_t id, int *ret)
+{
+	struct family_member *mb = member(b, id, ret);
+
+	if (mb && machine_stopped(mb->m)) {
+		*ret = -ESRCH;
+		return NULL;
+	}
+	return mb;
+}
+
 static void fill_info(struct api_machine_backend *b, struct family_member *mb, uint32_t id,
 		      struct api_vm_info *vi)
 {
@@ -160,11 +172,9 @@ static int m_pause(void *ctx, uint32_t id)
 	struct family_member *mb;
 	int ret;
 
-	mb = member(b, id, &ret);
+	mb = running_member(b, id, &ret);
 	if (!mb)
 		return ret;
-	if (machine_stopped(mb->m))
-		return -ESRCH;
 	if (b->paused[id])
 		return -EALREADY;
 	ret = machine_pause(mb->m);
@@ -195,11 +205,9 @@ static int m_kill(void *ctx, uint32_t id)
 	struct family_member *mb;
 	int ret;
 
-	mb = member(b, id, &ret);
+	mb = running_member(b, id, &ret);
 	if (!mb)
 		return ret;
-	if (machine_stopped(mb->m))
-		return -ESRCH;
 	/* Release held devices and parked vCPUs first: they leave by running. */
 	if (b->paused[id]) {
 		machine_resume(mb->m);
@@ -235,11 +243,9 @@ static int m_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, un
 	int ret;
 
 	*made = 0;
-	mb = member(b, id, &ret);
+	mb = running_member(b, id, &ret);
 	if (!mb)
 		return ret;
-	if (machine_stopped(mb->m))
-		return -ESRCH;
 	if (b->paused[id]) {
 		snprintf(err, errlen, "VM %u is paused through the API: resume it first", id);
 		return -EBUSY;
