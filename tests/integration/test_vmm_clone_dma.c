@@ -277,24 +277,6 @@ struct dma_counts {
 	unsigned int lost, misplaced, exposed_min_zero;
 };
 
-/* The whole of @path, NUL-terminated, in @buf (at most @len - 1 bytes). */
-static void read_text(const char *path, char *buf, size_t len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	size_t used = 0;
-	ssize_t r;
-
-	cr_assert_geq(fd, 0, "%s: %s", path, strerror(errno));
-	while (used + 1 < len && (r = read(fd, buf + used, len - used - 1)) != 0) {
-		if (r < 0 && errno == EINTR)
-			continue;
-		cr_assert_gt(r, 0, "%s: %s", path, strerror(errno));
-		used += (size_t)r;
-	}
-	buf[used] = '\0';
-	close(fd);
-}
-
 /* Add up dmastress's result line in the console @path (a VM's own file). */
 static void add_counts(const char *path, struct dma_counts *c)
 {
@@ -302,7 +284,7 @@ static void add_counts(const char *path, struct dma_counts *c)
 	unsigned int lost, misplaced, exposed;
 	const char *p;
 
-	read_text(path, text, sizeof(text));
+	vmm_read_file(path, text, sizeof(text));
 	p = strstr(text, "lost=");
 	/* The result line is the one with lost=, after the fork lines. */
 	if (!p || sscanf(p, "lost=%u misplaced=%u", &lost, &misplaced) != 2)
@@ -575,7 +557,7 @@ Test(vmm_clone_dma, device_state_save_restore_save_is_identical_through_the_vmm,
 	if (machine_wait(child, WAIT_MS)) {
 		static char text[64 * 1024];
 
-		read_text(console, text, sizeof(text));
+		vmm_read_file(console, text, sizeof(text));
 		cr_expect_fail("child: %s; its console:\n%s", machine_stop_reason(child), text);
 	}
 	cr_expect_eq(family_wait(f, WAIT_MS), 0, "parent: %s", machine_stop_reason(parent));
