@@ -17,57 +17,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "tests/integration/test_vmm_helpers.h"
+#include "tests/integration/test_linux_helpers.h"
 
 #define BOOT_TIMEOUT "150"
 #define CMDLINE_BASE "console=ttyS0 reboot=t panic=-1 quiet "
 
 static char out[VMM_OUT_MAX];
 
-/* The guest's tty writes "\r\n" (ONLCR): drop the '\r's, lines end in '\n'. */
 static int run_forkvm(const char *const *args)
 {
-	int rc = vmm_run(out, sizeof(out), args);
-	char *r = out, *w = out;
-
-	for (; *r; r++) {
-		if (*r != '\r')
-			*w++ = *r;
-	}
-	*w = '\0';
-	return rc;
-}
-
-/* The build dir: $FORKVM_OUT (in-kvm sets it), else the forkvm binary's dir. */
-static void linux_file(char *buf, size_t len, const char *name)
-{
-	const char *o = getenv("FORKVM_OUT");
-	char bin[512], *slash;
-
-	if (o && *o) {
-		snprintf(buf, len, "%s/linux/%s", o, name);
-		return;
-	}
-	snprintf(bin, sizeof(bin), "%s", vmm_bin());
-	slash = strrchr(bin, '/');
-	if (slash)
-		*slash = '\0';
-	else
-		snprintf(bin, sizeof(bin), ".");
-	snprintf(buf, len, "%s/linux/%s", bin, name);
+	return linux_run_forkvm(out, sizeof(out), args);
 }
 
 static char kernel[600], initrd[600];
 
 static void linux_or_skip(void)
 {
-	vmm_kvm_or_skip();
-	linux_file(kernel, sizeof(kernel), "vmlinuz");
-	linux_file(initrd, sizeof(initrd), "initrd.cpio");
-	cr_assert_eq(access(kernel, R_OK), 0,
-		     "no %s: make builds it (guest/linux/linux.mk, needs apt-get download)",
-		     kernel);
-	cr_assert_eq(access(initrd, R_OK), 0, "no %s", initrd);
+	linux_files_or_skip(kernel, sizeof(kernel), initrd, sizeof(initrd));
 }
 
 /* forkvm run --kernel ... with @extra arguments (NULL-terminated). */

@@ -11,49 +11,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tests/integration/test_vmm_helpers.h"
+#include "tests/integration/test_linux_helpers.h"
 
 /* loglevel=1: the console carries /init's lines only, so line numbers are ours. */
 #define CMDLINE_BASE "console=ttyS0 reboot=t panic=-1 loglevel=1 "
 
 static char out[VMM_OUT_MAX];
 
-/* The guest's tty writes "\r\n" (ONLCR): drop the '\r's, lines end in '\n'. */
 static int run_forkvm(const char *const *args)
 {
-	int rc = vmm_run(out, sizeof(out), args);
-	char *r = out, *w = out;
-
-	for (; *r; r++) {
-		if (*r != '\r')
-			*w++ = *r;
-	}
-	*w = '\0';
-	return rc;
+	return linux_run_forkvm(out, sizeof(out), args);
 }
 static char kernel[600], initrd[600];
 
 static void linux_or_skip(void)
 {
-	const char *o = getenv("FORKVM_OUT");
-	char dir[512], *slash;
-
-	vmm_kvm_or_skip();
-	if (o && *o) {
-		snprintf(dir, sizeof(dir), "%s", o);
-	} else {
-		snprintf(dir, sizeof(dir), "%s", vmm_bin());
-		slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
-		else
-			snprintf(dir, sizeof(dir), ".");
-	}
-	snprintf(kernel, sizeof(kernel), "%s/linux/vmlinuz", dir);
-	snprintf(initrd, sizeof(initrd), "%s/linux/initrd.cpio", dir);
-	cr_assert_eq(access(kernel, R_OK), 0, "no %s: make builds it (guest/linux/linux.mk)",
-		     kernel);
-	cr_assert_eq(access(initrd, R_OK), 0, "no %s", initrd);
+	linux_files_or_skip(kernel, sizeof(kernel), initrd, sizeof(initrd));
 }
 
 static unsigned int count_lines(const char *s, const char *prefix)
@@ -104,14 +77,8 @@ static char con[2][16384];
 
 static void read_console(char *buf, size_t len, const char *path)
 {
-	char *r, *w;
-
 	vmm_read_file(path, buf, len);
-	for (r = w = buf; *r; r++) {
-		if (*r != '\r')
-			*w++ = *r;
-	}
-	*w = '\0';
+	linux_drop_cr(buf);
 }
 
 Test(linux_clone, forkvm_fork_inside_linux_returns_the_child_id_and_zero, .timeout = 500)
