@@ -176,6 +176,7 @@ static int clone_member(struct family *f, unsigned int from, struct fork_answer 
 	pthread_mutex_lock(&f->lock);
 	mb->m = ret ? NULL : child;
 	mb->pending = false;
+	pthread_cond_broadcast(&f->cond); /* family_wait() may wait for it */
 	mb->t = ret ? (struct clone_timing){ 0 } : t;
 	if (ret)
 		mb->status = FAMILY_HOST_ERROR;
@@ -437,8 +438,12 @@ int family_wait(struct family *f, unsigned int timeout_ms)
 			pthread_mutex_unlock(&f->lock);
 			break;
 		}
-		if (i == n) {
-			/* A fork is being served: a member may come. */
+		/*
+		 * A fork is being served: a member may come.  Or member i is
+		 * still being made (a guest fork answers its parent before its
+		 * child is restored, so the parent may end first): wait for it.
+		 */
+		if (i == n || f->vm[i].pending) {
 			deadline_after_ms(&ts, 1000);
 			pthread_cond_timedwait(&f->cond, &f->lock, &ts);
 			pthread_mutex_unlock(&f->lock);
