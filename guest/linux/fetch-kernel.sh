@@ -12,6 +12,8 @@ set -euo pipefail
 DIR=${1:?usage: guest/linux/fetch-kernel.sh DIR}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 MODS=(virtio virtio_ring virtio_mmio virtio_blk)
+# shellcheck source=scripts/kernel-pkg.sh
+. "$ROOT/scripts/kernel-pkg.sh"
 say() { echo "linux-guest: $*" >&2; }
 die() { echo "linux-guest: FAILED: $*" >&2; exit 1; }
 
@@ -46,40 +48,18 @@ if [ -z "$pkg" ]; then
 		[ -e "$k/ok" ] && pkg=${k##*/}
 	done
 fi
-newest() {
-	apt-cache search --names-only '^linux-image-6\.1\.0-[0-9]+-amd64-unsigned$' 2>/dev/null |
-		awk '{print $1}' | sort -V | tail -n 1
-}
-if [ -z "$pkg" ]; then
-	pkg=$(newest)
-	if [ -z "$pkg" ] && [ "$(id -u)" -eq 0 ]; then
-		# A fresh machine may have no package lists yet (as in scripts/in-kvm).
-		say "apt knows no linux-image-6.1.0-*-amd64-unsigned; running apt-get update once"
-		apt-get update -qq >/dev/null 2>&1 || true
-		pkg=$(newest)
-	fi
-fi
-[ -n "$pkg" ] || die "apt knows no linux-image-6.1.0-*-amd64-unsigned (run apt-get update)"
+[ -n "$pkg" ] || pkg=$(kernel_pkg_newest) || die "no kernel package to fetch"
 
 tmp=$DIR/tmp.$$
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$tmp"
 mkdir -p "$tmp" "$DIR/mod"
 say "fetching $pkg with apt-get download (once; cached in $DIR)"
-(cd "$tmp" && apt-get download "$pkg" >download.log 2>&1) ||
-	die "'apt-get download $pkg' failed: $(grep -E '^(E|W):' "$tmp/download.log" | head -n 1)"
-dpkg-deb -x "$tmp"/*.deb "$tmp/x" || die "dpkg-deb -x of $pkg failed"
-vmlinuz=$(echo "$tmp"/x/boot/vmlinuz-*)
-[ -f "$vmlinuz" ] || die "$pkg has no /boot/vmlinuz-*"
-kver=${vmlinuz##*/vmlinuz-}
+kver=$(kernel_pkg_unpack "$pkg" "$tmp") || die "$pkg could not be unpacked"
+vmlinuz=$tmp/x/boot/vmlinuz-$kver
 for m in "${MODS[@]}"; do
-	f=$(find "$tmp/x/lib/modules/$kver" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n 1)
-	[ -n "$f" ] || die "$pkg has no module $m (built in? then drop it from MODS)"
-	case "$f" in
-	*.xz) xz -dc "$f" >"$DIR/mod/$m.ko" ;;
-	*.zst) zstd -qdc "$f" >"$DIR/mod/$m.ko" ;;
-	*) cp "$f" "$DIR/mod/$m.ko" ;;
-	esac
+	kernel_pkg_module "$tmp" "$kver" "$m" "$DIR/mod/$m.ko" ||
+		die "$pkg has no module $m (built in? then drop it from MODS)"
 done
 cp "$tmp/x/boot/config-$kver" "$DIR/config"
 cp "$vmlinuz" "$DIR/vmlinuz.tmp"
