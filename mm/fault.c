@@ -28,13 +28,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mm/mm_internal.h"
-
-/* How long the handler polls for the next fault before it sleeps. */
-#define MM_FAULT_SPIN_US 0
 
 #ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
 #define UFFD_FEATURE_WP_HUGETLBFS_SHMEM (1 << 12)
@@ -50,7 +46,6 @@ static struct {
 	struct space **spaces; /* under svc.lock */
 	unsigned int nspaces, cap;
 	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
-	uint64_t spin_ns; /* the handler spins this long after a fault (FORKVM_FAULT_SPIN_US) */
 	/* The mapping budget: vm.max_map_count, and our estimate of the
 	 * process's VMAs (window_map() adds 2, a recount corrects it). */
 	uint64_t vma_limit;
@@ -81,14 +76,6 @@ static uint64_t read_max_map_count(void)
 	if (env && (lim = strtoul(env, NULL, 10)) > 0 && lim < v)
 		v = lim;
 	return v;
-}
-
-/* FORKVM_FAULT_SPIN_US, or the default (0: never spin). */
-static uint64_t read_spin_ns(void)
-{
-	const char *env = getenv("FORKVM_FAULT_SPIN_US");
-
-	return (env && *env ? strtoull(env, NULL, 10) : MM_FAULT_SPIN_US) * 1000;
 }
 
 void vma_budget_note_map(void)
@@ -324,39 +311,6 @@ static ssize_t handle_pending(struct uffd_msg *msg, size_t max)
 	return n;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
-}
-
-/*
- * After a fault, poll the (non-blocking) userfaultfd for svc.spin_ns before
- * sleeping in poll(): the writer just woken often faults again at once (the
- * next page of a run, the next object of a heap), and catching that fault
- * awake saves the handler's own wake-up.  See docs/mm.md for what it gave.
- */
-static void spin_for_faults(struct uffd_msg *msg, size_t max)
-{
-	uint64_t until = now_ns() + svc.spin_ns;
-
-	while (now_ns() < until) {
-		if (handle_pending(msg, max) > 0)
-			until = now_ns() + svc.spin_ns;
-		else
-			cpu_relax();
-	}
-}
-
 static void *fault_thread(void *arg)
 {
 	struct pollfd pfd[2] = {
@@ -373,8 +327,7 @@ static void *fault_thread(void *arg)
 		}
 		if (pfd[1].revents)
 			break;
-		if (handle_pending(msg, 16) > 0 && svc.spin_ns)
-			spin_for_faults(msg, 16);
+		handle_pending(msg, 16);
 	}
 	return NULL;
 }
@@ -398,7 +351,6 @@ static int service_start(void)
 	svc.uffd = fd;
 	svc.spans_vmas = probe_wp_spans_vmas(fd);
 	svc.vma_limit = read_max_map_count();
-	svc.spin_ns = read_spin_ns();
 	svc.vma_est = vma_count(NULL, UINT64_MAX);
 	svc.stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (svc.stop_fd < 0) {

@@ -1235,24 +1235,3 @@ Test(mm, pages_written_between_forks_next_to_adopted_ones_are_adopted, .init = s
 	space_destroy(t);
 	cr_assert_eq(stats().live_frames, 0);
 }
-
-static void setup_spinning_handler(void)
-{
-	/* Read when the fault service starts, with this test's first space. */
-	setenv("FORKVM_FAULT_SPIN_US", "200", 1);
-	setup();
-}
-
-/* The handler that polls for the next fault before it sleeps resolves each
- * fault once, by the same rule. */
-Test(mm, a_handler_that_spins_before_sleeping_keeps_cow_right, .init = setup_spinning_handler,
-     .fini = teardown)
-{
-	write_in_child_leaves_parent_intact();
-}
-
-Test(mm, stress_with_a_handler_that_spins_before_sleeping, .init = setup_spinning_handler,
-     .fini = teardown, .timeout = 120)
-{
-	stress();
-}
