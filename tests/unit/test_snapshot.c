@@ -157,18 +157,26 @@ static bool leftovers(void)
 
 TestSuite(snapshot, .init = setup, .fini = teardown);
 
+/* @a built into a manifest, then parsed into @b (which points into the blob). */
+static int build_and_parse(const struct snap_manifest *a, struct snap_manifest *b, char *err,
+			   size_t errlen)
+{
+	static uint8_t blob[1 << 16];
+	long len;
+
+	len = snap_manifest_build(a, blob, sizeof(blob));
+	cr_assert_gt(len, 0);
+	return snap_manifest_parse(blob, (size_t)len, b, err, errlen);
+}
+
 Test(snapshot, manifest_round_trip_keeps_every_field)
 {
 	static struct snap_manifest a, b;
-	static uint8_t blob[1 << 16];
 	char err[256];
-	long len;
 
 	make_manifest(&a, NPAGES);
 	a.pages_present = 7;
-	len = snap_manifest_build(&a, blob, sizeof(blob));
-	cr_assert_gt(len, 0);
-	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(build_and_parse(&a, &b, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(b.major, a.major);
 	cr_assert_eq(b.minor, a.minor);
 	cr_assert_eq(b.kind, SNAP_LIVE);
@@ -199,17 +207,12 @@ Test(snapshot, manifest_too_small_a_buffer_is_enospc)
 Test(snapshot, another_major_is_refused_naming_found_and_expected)
 {
 	static struct snap_manifest a, b;
-	static uint8_t blob[1 << 16];
 	char err[256];
-	long len;
 
 	make_manifest(&a, NPAGES);
 	a.major = 2;
 	a.minor = 3;
-	len = snap_manifest_build(&a, blob, sizeof(blob));
-	cr_assert_gt(len, 0);
-	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)),
-		     -EPROTONOSUPPORT);
+	cr_assert_eq(build_and_parse(&a, &b, err, sizeof(err)), -EPROTONOSUPPORT);
 	cr_assert(strstr(err, "format 2.3"), "%s", err);
 	cr_assert(strstr(err, "reads format 1.x"), "%s", err);
 }
@@ -217,14 +220,11 @@ Test(snapshot, another_major_is_refused_naming_found_and_expected)
 Test(snapshot, a_newer_minor_is_read)
 {
 	static struct snap_manifest a, b;
-	static uint8_t blob[1 << 16];
 	char err[256];
-	long len;
 
 	make_manifest(&a, NPAGES);
 	a.minor = SNAP_FORMAT_MINOR + 5;
-	len = snap_manifest_build(&a, blob, sizeof(blob));
-	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(build_and_parse(&a, &b, err, sizeof(err)), 0, "%s", err);
 	cr_assert_eq(b.minor, SNAP_FORMAT_MINOR + 5);
 }
 
@@ -232,16 +232,11 @@ Test(snapshot, a_newer_minor_is_read)
 static void refuse_manifest(void (*breakit)(struct snap_manifest *), const char *what)
 {
 	static struct snap_manifest a, b;
-	static uint8_t blob[1 << 16];
 	char err[256] = "";
-	long len;
 
 	make_manifest(&a, NPAGES);
 	breakit(&a);
-	len = snap_manifest_build(&a, blob, sizeof(blob));
-	cr_assert_gt(len, 0);
-	cr_assert_neq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), 0,
-		      "accepted: %s", what);
+	cr_assert_neq(build_and_parse(&a, &b, err, sizeof(err)), 0, "accepted: %s", what);
 	cr_assert(strstr(err, what), "'%s' does not name '%s'", err, what);
 	cr_assert_null(strchr(err, '\n'));
 }
