@@ -732,6 +732,9 @@ Test(snapshot_cli, bad_options_are_named)
 			       "0",	 NULL };
 	const char *nodir[] = { "forkvm", "run", "--snapshot-at-line", "2", NULL };
 	const char *noval[] = { "forkvm", "run", "--snapshot-dir", NULL };
+	const char *noline[] = {
+		"forkvm", "run", "--snapshot-dir", "d", "--snapshot-at-line", NULL
+	};
 	const char *unknown[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-frob", NULL };
 	const char *order[] = { "forkvm",
 				"run",
@@ -751,6 +754,7 @@ Test(snapshot_cli, bad_options_are_named)
 	cli_refused(line, "--snapshot-at-line '0'");
 	cli_refused(nodir, "need --snapshot-dir");
 	cli_refused(noval, "--snapshot-dir: missing");
+	cli_refused(noline, "--snapshot-at-line: missing value");
 	cli_refused(unknown, "--snapshot-frob: unknown option");
 	cli_refused(order, "must come after");
 	cli_refused(half, "go together");

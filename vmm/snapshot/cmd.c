@@ -74,7 +74,8 @@ static const char *option_value(char **argv, int argc, int i, const char *name, 
 	if (argv[i][n])
 		return NULL;
 	*words = 2;
-	return i + 1 < argc ? argv[i + 1] : "";
+	/* The last word: its value is missing (the caller says so). */
+	return i + 1 < argc ? argv[i + 1] : NULL;
 }
 
 static int take(struct snapshot_cli *sc, const char *opt, const char *v, char *err, size_t errlen)
@@ -144,7 +145,7 @@ int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *
 		if (!strcmp(argv[i], "--")) /* the rest is not ours */
 			break;
 		words = 0;
-		for (k = 0; k < 5 && !v; k++) {
+		for (k = 0; k < (int)(sizeof(with_value) / sizeof(with_value[0])) && !v; k++) {
 			v = option_value(argv, *argc, i, with_value[k], &words);
 			if (v && take(sc, with_value[k], v, err, errlen))
 				return -EINVAL;
