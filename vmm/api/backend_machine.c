@@ -296,9 +296,11 @@ static int tail_file(const char *path, unsigned int lines, char *buf, size_t buf
 	}
 	off = st.st_size > (off_t)buflen ? st.st_size - (off_t)buflen : 0;
 	n = pread(fd, buf, buflen, off);
+	if (n < 0)
+		n = -errno; /* before close() can change errno */
 	close(fd);
 	if (n < 0)
-		return -errno;
+		return (int)n;
 	/* Back from the end: the start of the last @lines lines. */
 	start = 0;
 	for (i = (size_t)n; i > 0; i--) {
