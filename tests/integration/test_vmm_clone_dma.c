@@ -405,8 +405,7 @@ Test(vmm_clone_dma, clones_of_clones_with_reads_in_flight_lose_nothing, .timeout
  * The proof that the harness sees the bug: the same scenario under each
  * policy.  The latency outlasts the parent's whole pause, so the device
  * writes after the parent's CPU wrote the fork slots' pages.
- */
-/*
+ *
  * The legacy policies lose a device write when the parent writes a page
  * while the fork still shares its pinned frame.  The clone's restore
  * re-executes its requests in flight, which pins (under mapcount: copies)
