@@ -454,16 +454,25 @@ static bool is_bool(uint8_t v)
 	return v <= 1;
 }
 
-/* Every value of @in is untrusted (a snapshot file, another process). */
-static int check_state(const struct guest_mem *mem, const struct vq_state *in, uint16_t max,
-		       uint64_t acked, char *err, size_t errlen)
+/* The ring configuration @in describes, as vq_restore() installs it. */
+static struct vq_config config_of(const struct vq_state *in)
 {
-	struct vq_config cfg = {
+	return (struct vq_config){
 		.num = in->num,
 		.desc_gpa = in->desc_gpa,
 		.avail_gpa = in->avail_gpa,
 		.used_gpa = in->used_gpa,
+		.ready = in->ready,
+		.event_idx = in->event_idx,
+		.indirect = in->indirect,
 	};
+}
+
+/* Every value of @in is untrusted (a snapshot file, another process). */
+static int check_state(const struct guest_mem *mem, const struct vq_state *in, uint16_t max,
+		       uint64_t acked, char *err, size_t errlen)
+{
+	struct vq_config cfg = config_of(in);
 	uint8_t seen[VQ_MAX_SIZE] = { 0 };
 	unsigned int i;
 
@@ -548,15 +557,7 @@ int vq_restore(struct virtqueue *vq, const struct vq_state *in, uint16_t max, ui
 
 	if (ret)
 		return ret;
-	vq->cfg = (struct vq_config){
-		.num = in->num,
-		.desc_gpa = in->desc_gpa,
-		.avail_gpa = in->avail_gpa,
-		.used_gpa = in->used_gpa,
-		.ready = in->ready,
-		.event_idx = in->event_idx,
-		.indirect = in->indirect,
-	};
+	vq->cfg = config_of(in);
 	vq->st = (struct vq_ring_state){
 		.broken = in->broken,
 		.last_avail = in->last_avail,
