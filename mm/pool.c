@@ -453,7 +453,7 @@ static bool frame_sub(struct pool *pool, uint64_t f, uint32_t delta, bool mapped
 		atomic_fetch_sub(&pool->ctr->pinned_frames, 1);
 	if (old != delta)
 		return false;
-	atomic_store(&m->maps, 0);
+	/* No store to maps: frames_init() sets it before the frame is reused. */
 	atomic_fetch_sub(&pool->ctr->live_frames, 1);
 	r = region_of(pool, f);
 	if (r && --r->live == 0 && r->users == 0)
