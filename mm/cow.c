@@ -34,32 +34,6 @@ static bool page_can_reuse(const struct space *s, uint64_t p)
 	return frame_count(pool, f) == 1;
 }
 
-/*
- * Must whoever would share page @p's frame (a fork's child, a reader) get a
- * copy instead?  Context: pool->lock held.
- */
-bool page_must_copy_to_share(const struct space *s, uint64_t p)
-{
-	struct pool *pool = s->pool;
-
-	mm_assert_held(&pool->lock);
-	/*
-	 * Legacy policies: share pinned frames like any other (wrong-way COW).
-	 * mapcount models Linux before 5.9, which had neither this rule nor
-	 * page_count reuse; nopin has only the latter.
-	 */
-	if (pool->policy != MM_POLICY_PAGECOUNT)
-		return false;
-	/* Shared already: every holder is protected, and a pin of it only reads. */
-	if (!(s->pflags[p] & PG_EXCL))
-		return false;
-	/* A space that never pinned cannot hold a pinned frame. */
-	if (!s->has_pinned)
-		return false;
-	/* A device may be writing it: protecting it would move the guest away. */
-	return frame_maybe_pinned(pool, s->frame[p]);
-}
-
 /* May a fault on a neighbour copy this page too, while it is at it? */
 static bool should_copy_along(struct space *s, uint64_t q)
 {

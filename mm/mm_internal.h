@@ -243,7 +243,32 @@ uint64_t vma_count(const void *start, uint64_t len);
 int space_resolve_write(struct space *s, uint64_t p, bool batch);
 int space_make_present(struct space *s, uint64_t p);
 int space_make_exclusive(struct space *s, uint64_t p);
-bool page_must_copy_to_share(const struct space *s, uint64_t p);
+/*
+ * Must whoever would share page @p's frame (a fork's child, a reader) get a
+ * copy instead?  Inline: space_fork() asks it for every page.
+ * Context: pool->lock held.
+ */
+static inline bool page_must_copy_to_share(const struct space *s, uint64_t p)
+{
+	struct pool *pool = s->pool;
+
+	mm_assert_held(&pool->lock);
+	/*
+	 * Legacy policies: share pinned frames like any other (wrong-way COW).
+	 * mapcount models Linux before 5.9, which had neither this rule nor
+	 * page_count reuse; nopin has only the latter.
+	 */
+	if (pool->policy != MM_POLICY_PAGECOUNT)
+		return false;
+	/* Shared already: every holder is protected, and a pin of it only reads. */
+	if (!(s->pflags[p] & PG_EXCL))
+		return false;
+	/* A space that never pinned cannot hold a pinned frame. */
+	if (!s->has_pinned)
+		return false;
+	/* A device may be writing it: protecting it would move the guest away. */
+	return frame_maybe_pinned(pool, s->frame[p]);
+}
 /* Test hook (pool->inject_copy_failures): should this copy fail? */
 bool copy_should_fail(struct pool *pool);
 
