@@ -184,30 +184,6 @@ static int clone_member(struct family *f, unsigned int from, struct fork_answer 
 	return ret;
 }
 
-/*
- * The guest made requests available and notified just before it forked; on
- * a busy host the device's service thread may not have popped them yet, and
- * the hold would defer them (the child then pops them from its own ring:
- * correct, but not in flight at the instant).  The asking vCPU is held, so
- * waiting costs its guest nothing: give the devices up to 20 ms, until the
- * number in flight stops changing.
- */
-static void let_devices_catch_up(struct machine *m)
-{
-	unsigned int i, prev, now;
-
-	if (!m->ndisks)
-		return;
-	prev = machine_inflight(m);
-	for (i = 0; i < 20; i++) {
-		usleep(1000);
-		now = machine_inflight(m);
-		if (now && now == prev)
-			return;
-		prev = now;
-	}
-}
-
 static void serve(struct family *f, const struct fork_req *rq)
 {
 	struct machine *parent = f->vm[rq->from].m;
@@ -216,19 +192,17 @@ static void serve(struct family *f, const struct fork_req *rq)
 	char err[512];
 	int ret;
 
-	let_devices_catch_up(parent);
 	pthread_mutex_lock(&f->clone_lock);
 	ret = clone_member(f, rq->from, &answer, &id, err, sizeof(err));
 	pthread_mutex_unlock(&f->clone_lock);
-	if (ret && answer.given) {
-		/* The parent has its child's id: to it, the child died at once. */
-		fprintf(stderr, "forkvm: guest fork by VM %u: VM %u could not be started: %s\n",
-			rq->from, id, err);
-		pthread_mutex_lock(&f->lock);
-		f->fork_failures++;
-		pthread_mutex_unlock(&f->lock);
-	} else if (ret) {
-		fprintf(stderr, "forkvm: guest fork by VM %u failed: %s\n", rq->from, err);
+	if (ret) {
+		/* Given an id already, the parent sees a child that died at once. */
+		if (answer.given)
+			fprintf(stderr,
+				"forkvm: guest fork by VM %u: VM %u could not be started: %s\n",
+				rq->from, id, err);
+		else
+			fprintf(stderr, "forkvm: guest fork by VM %u failed: %s\n", rq->from, err);
 		pthread_mutex_lock(&f->lock);
 		f->fork_failures++;
 		pthread_mutex_unlock(&f->lock);

@@ -849,9 +849,19 @@ struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *vm)
 
 void virtio_mmio_hold(struct virtio_mmio *vm)
 {
+	unsigned int i;
+
 	/* Every pop and every publication runs under the lock and looks at
 	 * held first: once we have set it, none is half done and none starts. */
 	pthread_mutex_lock(&vm->lock);
+	/*
+	 * What the driver made available before its vCPUs stopped is taken
+	 * first: the instant then finds it in flight (a clone re-executes it),
+	 * not waiting in a kick the service thread has yet to read.
+	 */
+	if (!vm->held)
+		for (i = 0; i < vm->dev->nqueues; i++)
+			service(vm, i);
 	vm->held = true;
 	pthread_mutex_unlock(&vm->lock);
 }

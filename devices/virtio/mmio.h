@@ -45,7 +45,8 @@ void virtio_mmio_stop(struct virtio_mmio *vm);
 
 /**
  * virtio_mmio_hold() - hold completions, not I/O (for a clone or a snapshot).
- * After it returns: no chain is popped, no used entry, status byte or
+ * First it takes what the driver has made available (as a kick would), so
+ * the instant finds it in flight.  After it returns: no chain is popped, no used entry, status byte or
  * interrupt is published into guest memory, and kicks are deferred.  I/O
  * already submitted keeps running in the host kernel; its completions are
  * queued, their pins still held, until virtio_mmio_release().  So between
