@@ -892,7 +892,7 @@ int disk_open(const struct disk_config *cfg, struct disk **out, char *err, size_
 	struct stat st;
 	uint64_t size;
 	struct disk *d;
-	bool fallback;
+	bool fallback, overlay;
 	int fd, ret;
 
 	if (!cfg || !cfg->path || !out) {
@@ -904,7 +904,8 @@ int disk_open(const struct disk_config *cfg, struct disk **out, char *err, size_
 		    getenv("FORKVM_DISK_ENGINE"));
 		return -EINVAL;
 	}
-	fd = open(cfg->path, (cfg->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	overlay = cfg->overlay && !cfg->readonly;
+	fd = open(cfg->path, (cfg->readonly || overlay ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		ERR("disk: %s: %s", cfg->path, strerror(-ret));
@@ -951,6 +952,19 @@ int disk_open(const struct disk_config *cfg, struct disk **out, char *err, size_
 		handle_free(d);
 		goto err_fd;
 	}
+	if (overlay) {
+		struct disk_layer *o;
+
+		/* The base is frozen from the start: writes go to @o only. */
+		ret = disk_layer_new(d->dir, size, &o);
+		if (ret) {
+			ERR("disk: %s: overlay: %s", cfg->path, strerror(-ret));
+			handle_free(d); /* closes @fd with the base layer */
+			return ret;
+		}
+		o->below = d->top;
+		d->top = o;
+	}
 	*out = d;
 	return 0;
 
@@ -972,6 +986,21 @@ bool disk_readonly(const struct disk *d)
 const char *disk_engine(const struct disk *d)
 {
 	return d->eng->ops->name;
+}
+
+uint64_t disk_latency_ns(const struct disk *d)
+{
+	return d->latency_ns;
+}
+
+struct disk_layer *disk_top_get(struct disk *d)
+{
+	struct disk_layer *t;
+
+	pthread_mutex_lock(&d->lock);
+	t = disk_layer_get(d->top);
+	pthread_mutex_unlock(&d->lock);
+	return t;
 }
 
 unsigned int disk_inflight(const struct disk *d)

@@ -46,6 +46,10 @@ struct disk_config {
 	/* Each request completes no earlier than this after submit (tests, demo):
 	 * it is held back before its data moves, as on a slow device. */
 	uint64_t latency_ns;
+	/* Open the file read-only and put the disk's writes in an overlay from
+	 * the start (as after a fork): the file is never written (a snapshot's
+	 * disk, restored).  Ignored with @readonly. */
+	bool overlay;
 };
 
 enum disk_op {
@@ -111,6 +115,19 @@ unsigned int disk_layers(struct disk *d);
 
 /** disk_inflight() - requests submitted whose @done has not returned yet. */
 unsigned int disk_inflight(const struct disk *d);
+
+/** disk_latency_ns() - the disk_config.latency_ns it was opened with. */
+uint64_t disk_latency_ns(const struct disk *d);
+
+/**
+ * disk_export() - write @d's contents as of now into @fd at the same
+ * offsets, synchronously: every 4 KiB block that is not all zeros (the rest
+ * stays whatever @fd holds there: holes in a fresh sparse file).  Meant for
+ * a handle nobody writes (a disk_fork() child kept for the purpose, or a
+ * disk whose guest is paused): a write in flight may or may not be seen.
+ * Return: 0 with *@blocks the blocks written, or -errno.
+ */
+int disk_export(struct disk *d, int fd, uint64_t *blocks) __attribute__((warn_unused_result));
 
 /** disk_engine() - "io_uring" or "threads": what runs this disk's I/O. */
 const char *disk_engine(const struct disk *d);

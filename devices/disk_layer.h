@@ -78,4 +78,9 @@ static inline struct disk_layer *disk_layer_find(struct disk_layer *top, uint64_
 /** disk_layer_depth() - layers from @top down to the base, both counted. */
 unsigned int disk_layer_depth(const struct disk_layer *top);
 
+struct disk;
+
+/** disk_top_get() - a reference to @d's current top layer (disk.c). */
+struct disk_layer *disk_top_get(struct disk *d);
+
 #endif /* FORKVM_DEVICES_DISK_LAYER_H */

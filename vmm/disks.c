@@ -166,6 +166,8 @@ int disk_add(struct machine *m, const struct machine_disk *d, uint64_t base, uns
 		.path = d->path,
 		.readonly = d->readonly,
 		.latency_ns = d->latency_ns,
+		.id = d->id,
+		.overlay = d->overlay,
 	};
 	struct virtio_dev *dev;
 	struct disk *disk;
@@ -195,4 +197,11 @@ int disk_add(struct machine *m, const struct machine_disk *d, uint64_t base, uns
 		disk_destroy(disk);
 	}
 	return ret;
+}
+
+struct virtio_dev *disk_device_virtio(const struct device *dev)
+{
+	if (dev->ops != &disk_ops)
+		return NULL;
+	return ((struct disk *)dev->obj)->dev;
 }

@@ -17,4 +17,13 @@ struct machine_disk;
 int disk_add(struct machine *m, const struct machine_disk *d, uint64_t base, unsigned int gsi,
 	     char *err, size_t errlen) __attribute__((warn_unused_result));
 
+struct device;
+struct virtio_dev;
+
+/**
+ * disk_device_virtio() - the virtio-blk device behind @dev if @dev is a disk
+ * of disk_add() (or a clone of one), else NULL (a snapshot reads its disk).
+ */
+struct virtio_dev *disk_device_virtio(const struct device *dev);
+
 #endif /* FORKVM_VMM_DISKS_H */

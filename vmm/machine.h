@@ -31,6 +31,8 @@ struct machine_disk {
 	const char *path;
 	bool readonly;
 	uint64_t latency_ns; /* each request completes no earlier (tests, demo); 0: none */
+	const char *id; /* the disk's GET_ID answer; NULL: the file's base name */
+	bool overlay; /* the file is never written: writes go to an overlay (a snapshot's) */
 };
 
 struct machine_config {

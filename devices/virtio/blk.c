@@ -621,13 +621,18 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_dev **o
 		.path = cfg->path,
 		.readonly = cfg->readonly,
 		.latency_ns = cfg->latency_ns,
+		.overlay = cfg->overlay,
 	};
+	if (cfg->id && strlen(cfg->id) > BLK_ID_BYTES)
+		return -EINVAL;
 	ret = disk_open(&dc, &disk, err, sizeof(err));
 	if (ret)
 		return ret;
-	/* The ID: the file's base name, NUL-padded, at most 20 bytes. */
+	/* The ID: given, else the file's base name; NUL-padded, at most 20 bytes. */
 	base = strrchr(cfg->path, '/');
 	base = base ? base + 1 : cfg->path;
+	if (cfg->id)
+		base = cfg->id;
 	memcpy(id, base, strnlen(base, sizeof(id)));
 	ret = blk_new(disk, cfg->readonly, cfg->latency_ns, id, out);
 	if (ret)
@@ -650,6 +655,20 @@ int virtio_blk_fork(struct virtio_dev *parent, struct virtio_dev **child)
 	if (ret)
 		disk_close(disk);
 	return ret;
+}
+
+int virtio_blk_info(struct virtio_dev *dev, struct virtio_blk_info *out)
+{
+	struct blk *b = to_blk(dev);
+
+	if (!dev || dev->ops != &blk_ops)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->disk = b->disk;
+	out->readonly = b->readonly;
+	out->latency_ns = b->latency_ns;
+	memcpy(out->id, b->id, BLK_ID_BYTES);
+	return 0;
 }
 
 const char *virtio_blk_engine(struct virtio_dev *dev)

@@ -9,12 +9,24 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct disk;
 struct virtio_dev;
 
 struct virtio_blk_config {
 	const char *path;
 	bool readonly;
 	uint64_t latency_ns; /* each request stays in flight at least this long (tests, demo) */
+	/* The GET_ID answer, at most 20 bytes; NULL: the file's base name. */
+	const char *id;
+	bool overlay; /* disk_config.overlay: the file is never written */
+};
+
+/* What virtio_blk_info() tells: the device's configuration and its disk. */
+struct virtio_blk_info {
+	struct disk *disk; /* the device's; it stays the device's */
+	bool readonly;
+	uint64_t latency_ns;
+	char id[21]; /* the GET_ID answer, NUL-terminated */
 };
 
 /*
@@ -47,6 +59,10 @@ int virtio_blk_create(const struct virtio_blk_config *cfg, struct virtio_dev **o
  * @parent's.  Return: 0 or -errno (@parent unchanged).
  */
 int virtio_blk_fork(struct virtio_dev *parent, struct virtio_dev **child)
+    __attribute__((warn_unused_result));
+
+/** virtio_blk_info() - @dev's configuration.  Return: 0, -EINVAL if not a blk. */
+int virtio_blk_info(struct virtio_dev *dev, struct virtio_blk_info *out)
     __attribute__((warn_unused_result));
 
 /** virtio_blk_engine() - what runs the disk's I/O: "io_uring" or "threads". */
