@@ -20,47 +20,15 @@
 #include <unistd.h>
 
 #include "bench/bench.h"
+#include "bench/bench_guest.h"
 #include "mm/mm.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot/snapshot.h"
 
 #define GUEST (512ULL << 20)
-#define FILL_FROM (16ULL << 20) /* above the test guest's image and tables */
+#define FILL_FROM BENCH_GUEST_FILL_FROM
 
 static char tmp[256];
-
-static int make_guest(struct machine **m, unsigned int every)
-{
-	struct machine_config cfg = {
-		.mem_size = GUEST,
-		.ncpus = 1,
-		.workload = "atomics",
-		.args = "iters=1000 hold=1",
-		.guest_elf =
-		    getenv("FORKVM_GUEST") ? getenv("FORKVM_GUEST") : "build/guest/test.elf",
-		.console = "/dev/null",
-		.console_prefix = "",
-		.quiet_results = true,
-	};
-	static uint8_t page[4096];
-	char err[512];
-	uint64_t gpa;
-
-	if (machine_create(&cfg, m, err, sizeof(err))) {
-		fprintf(stderr, "bench: %s\n", err);
-		return -1;
-	}
-	if (machine_start(*m) || machine_wait_console(*m, 2, 600000)) {
-		fprintf(stderr, "bench: the guest did not reach its hold line\n");
-		return -1;
-	}
-	for (gpa = FILL_FROM; gpa < GUEST; gpa += every * 4096ULL) {
-		memset(page, (int)(gpa >> 12) | 1, sizeof(page));
-		if (space_write((*m)->space, gpa, page, sizeof(page)))
-			return -1;
-	}
-	return 0;
-}
 
 /* Baseline: @bytes written to a new file with write(2) in 1 MiB calls, fsynced. */
 static double write_baseline_us(uint64_t bytes)
@@ -201,7 +169,7 @@ static int one(const char *label, unsigned int every)
 	uint64_t bytes, disk;
 	double t0;
 
-	if (make_guest(&m, every))
+	if (bench_guest_make(&m, GUEST, every, NULL))
 		return -1;
 	snprintf(dir, sizeof(dir), "%s/full", tmp);
 	if (machine_snapshot(m, &(struct snapshot_opts){ .dir = dir, .kind = SNAP_FULL }, &t, err,
@@ -257,7 +225,6 @@ static int one(const char *label, unsigned int every)
 int main(void)
 {
 	const char *base = getenv("TMPDIR");
-	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s/forkvm-bench-snap.XXXXXX", base && *base ? base : "/tmp");
 	if (!mkdtemp(tmp)) {
@@ -268,15 +235,10 @@ int main(void)
 		rm_rf(tmp);
 		return 1;
 	}
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		printf("snapshot: the machine part skipped: no /dev/kvm (%s); run through "
-		       "scripts/in-kvm\n",
-		       strerror(errno));
+	if (!bench_guest_have_kvm("snapshot (the machine part)")) {
 		rm_rf(tmp);
 		return 0;
 	}
-	close(fd);
 	if (one("all", 1) || one("eighth", 8)) {
 		rm_rf(tmp);
 		return 1;
