@@ -105,6 +105,40 @@ static int build_machine(void *fdt, const struct snap_manifest *man)
 	return fdt_end_node(fdt);
 }
 
+void snap_disk_name(unsigned int i, char *buf, size_t len)
+{
+	snprintf(buf, len, "disk%u", i);
+}
+
+static int build_disks(void *fdt, const struct snap_manifest *man)
+{
+	unsigned int i;
+	fdt32_t v[2];
+	char name[16];
+
+	if (!man->ndisks)
+		return 0;
+	TRY(fdt_begin_node(fdt, "disks"));
+	for (i = 0; i < man->ndisks; i++) {
+		const struct snap_disk *d = &man->disk[i];
+
+		snap_disk_name(i, name, sizeof(name));
+		TRY(fdt_begin_node(fdt, name));
+		TRY(fdt_property_string(fdt, "file", name));
+		TRY(fdt_property_u32(fdt, "device", d->dev_id));
+		put64(v, d->size);
+		TRY(fdt_property(fdt, "size", v, sizeof(v)));
+		put64(v, d->blocks);
+		TRY(fdt_property(fdt, "blocks-present", v, sizeof(v)));
+		TRY(fdt_property_u32(fdt, "read-only", d->readonly));
+		put64(v, d->latency_ns);
+		TRY(fdt_property(fdt, "latency-ns", v, sizeof(v)));
+		TRY(fdt_property_string(fdt, "id", d->id));
+		TRY(fdt_end_node(fdt));
+	}
+	return fdt_end_node(fdt);
+}
+
 static int build(void *fdt, size_t cap, const struct snap_manifest *man)
 {
 	fdt32_t ver[2] = { cpu_to_fdt32(man->major), cpu_to_fdt32(man->minor) };
@@ -118,6 +152,7 @@ static int build(void *fdt, size_t cap, const struct snap_manifest *man)
 	TRY(build_host(fdt, man));
 	TRY(build_memory(fdt, man));
 	TRY(build_machine(fdt, man));
+	TRY(build_disks(fdt, man));
 	TRY(fdt_end_node(fdt));
 	return fdt_finish(fdt);
 }
@@ -127,7 +162,8 @@ long snap_manifest_build(const struct snap_manifest *man, void *buf, size_t cap)
 	int ret;
 
 	if (cap > INT32_MAX || man->ncpuid > SNAP_MAX_CPUID || man->nranges > SNAP_MAX_RANGES ||
-	    man->ndevs > SNAP_MAX_DEVS || man->state_size > SNAP_STATE_MAX)
+	    man->ndevs > SNAP_MAX_DEVS || man->state_size > SNAP_STATE_MAX ||
+	    man->ndisks > SNAP_MAX_DISKS)
 		return -EINVAL;
 	ret = build(buf, cap, man);
 	if (ret == -FDT_ERR_NOSPACE)
@@ -422,6 +458,101 @@ static int parse_machine(const void *fdt, struct snap_manifest *man, char *err, 
 	return 0;
 }
 
+static int parse_disk(const void *fdt, int node, unsigned int i, struct snap_disk *d, char *err,
+		      size_t errlen)
+{
+	char path[32], name[16], file[16];
+	const fdt32_t *c;
+
+	snap_disk_name(i, name, sizeof(name));
+	snprintf(path, sizeof(path), "/disks/%s", name);
+	/* A file name from the snapshot is never a path: only disk<i> is accepted. */
+	if (prop_str(fdt, node, path, "file", file, sizeof(file), err, errlen))
+		return -EINVAL;
+	if (strcmp(file, name))
+		return bad(err, errlen, "%s/file '%s': expected '%s'", path, file, name);
+	c = prop_len(fdt, node, path, "device", 4, err, errlen);
+	if (!c)
+		return -EINVAL;
+	d->dev_id = fdt32_to_cpu(*c);
+	c = prop_len(fdt, node, path, "size", 8, err, errlen);
+	if (!c)
+		return -EINVAL;
+	d->size = get64(c);
+	if (!d->size || d->size % 512 || d->size > SNAP_DISK_MAX)
+		return bad(err, errlen, "%s/size %llu: expected a multiple of 512, 512 to %llu",
+			   path, (unsigned long long)d->size, (unsigned long long)SNAP_DISK_MAX);
+	c = prop_len(fdt, node, path, "blocks-present", 8, err, errlen);
+	if (!c)
+		return -EINVAL;
+	d->blocks = get64(c);
+	if (d->blocks > (d->size + 4095) / 4096)
+		return bad(err, errlen, "%s/blocks-present %llu: the disk has %llu blocks", path,
+			   (unsigned long long)d->blocks,
+			   (unsigned long long)((d->size + 4095) / 4096));
+	c = prop_len(fdt, node, path, "read-only", 4, err, errlen);
+	if (!c)
+		return -EINVAL;
+	d->readonly = fdt32_to_cpu(*c);
+	if (d->readonly > 1)
+		return bad(err, errlen, "%s/read-only %u: expected 0 or 1", path, d->readonly);
+	c = prop_len(fdt, node, path, "latency-ns", 8, err, errlen);
+	if (!c)
+		return -EINVAL;
+	d->latency_ns = get64(c);
+	if (d->latency_ns > SNAP_LATENCY_MAX)
+		return bad(err, errlen, "%s/latency-ns %llu: at most %llu", path,
+			   (unsigned long long)d->latency_ns, SNAP_LATENCY_MAX);
+	if (prop_str(fdt, node, path, "id", d->id, sizeof(d->id), err, errlen))
+		return -EINVAL;
+	return 0;
+}
+
+/* 1.2: one disk per virtio-blk device, in the devices' order. */
+static int parse_disks(const void *fdt, struct snap_manifest *man, char *err, size_t errlen)
+{
+	int disks = fdt_subnode_offset(fdt, 0, "disks"), node;
+	unsigned int i, k = 0;
+
+	if (disks >= 0) {
+		fdt_for_each_subnode(node, fdt, disks)
+		{
+			char want[16];
+			const char *name = fdt_get_name(fdt, node, NULL);
+
+			if (man->ndisks == SNAP_MAX_DISKS)
+				return bad(err, errlen, "/disks: more than %u disks",
+					   SNAP_MAX_DISKS);
+			snap_disk_name(man->ndisks, want, sizeof(want));
+			if (!name || strcmp(name, want))
+				return bad(err, errlen, "/disks/%s: expected %s", name ? name : "?",
+					   want);
+			if (parse_disk(fdt, node, man->ndisks, &man->disk[man->ndisks], err,
+				       errlen))
+				return -EINVAL;
+			man->ndisks++;
+		}
+	}
+	for (i = 0; i < man->ndevs; i++) {
+		if (man->dev[i].type != DEVICE_VIRTIO_BLK_MMIO)
+			continue;
+		if (k == man->ndisks)
+			return bad(err, errlen,
+				   "/machine/devices[%u]: virtio disk %u has no /disks entry", i,
+				   man->dev[i].id);
+		if (man->disk[k].dev_id != man->dev[i].id)
+			return bad(err, errlen,
+				   "/disks/disk%u/device %u: expected %u, the virtio disk at "
+				   "/machine/devices[%u]",
+				   k, man->disk[k].dev_id, man->dev[i].id, i);
+		k++;
+	}
+	if (k != man->ndisks)
+		return bad(err, errlen, "/disks: %u disks for %u virtio-blk devices", man->ndisks,
+			   k);
+	return 0;
+}
+
 int snap_manifest_parse(const void *blob, size_t size, struct snap_manifest *man, char *err,
 			size_t errlen)
 {
@@ -445,7 +576,8 @@ int snap_manifest_parse(const void *blob, size_t size, struct snap_manifest *man
 	if (ret)
 		return ret;
 	if (parse_kind(blob, man, err, errlen) || parse_host(blob, man, err, errlen) ||
-	    parse_memory(blob, man, err, errlen) || parse_machine(blob, man, err, errlen))
+	    parse_memory(blob, man, err, errlen) || parse_machine(blob, man, err, errlen) ||
+	    parse_disks(blob, man, err, errlen))
 		return -EINVAL;
 	return 0;
 }

@@ -20,8 +20,10 @@
  * an older forkvm ignores); another major is refused naming both.
  */
 #define SNAP_FORMAT_MAJOR 1u
-/* 1.1: kind "diff" and /memory/base (a 1.0 reader refuses the kind). */
-#define SNAP_FORMAT_MINOR 1u
+/* 1.1: kind "diff" and /memory/base (a 1.0 reader refuses the kind).
+ * 1.2: /disks (a 1.1 reader ignores it and refuses the virtio-blk devices
+ * of /machine/devices at restore, naming them). */
+#define SNAP_FORMAT_MINOR 2u
 
 #define SNAP_MANIFEST_NAME "manifest.dtb"
 #define SNAP_MEMORY_NAME "memory"
@@ -30,6 +32,13 @@
 #define SNAP_MAX_CPUID 256u
 #define SNAP_MAX_DEVS 16u
 #define SNAP_MAX_CPUS 64u
+/* Disks: the VMM's own limit (LAYOUT_MAX_DISKS), each at most 1 TiB. */
+#define SNAP_MAX_DISKS 8u
+#define SNAP_DISK_MAX (1ULL << 40)
+/* A disk's latency (a test knob, disk_config.latency_ns): at most 10 s. */
+#define SNAP_LATENCY_MAX 10000000000ULL
+/* A disk's GET_ID answer: at most 20 bytes. */
+#define SNAP_DISK_ID_MAX 20u
 /* A manifest is small (the state of 64 vCPUs is ~1.2 MiB): refuse more. */
 #define SNAP_MANIFEST_MAX (8u << 20)
 /* The machine state blob: 64 vCPUs of ~17 KiB, the VM, devices. */
@@ -64,6 +73,21 @@ struct snap_dev {
 	uint32_t type; /* enum device_type */
 };
 
+/*
+ * A disk of the machine: its contents at the instant are the file
+ * "disk<index>" of the snapshot (snap_disk_name()), index = its place in
+ * /disks, which is the order of the virtio-blk devices in /machine/devices
+ * (and so its MMIO window and interrupt).
+ */
+struct snap_disk {
+	uint32_t dev_id; /* the virtio-blk device it backs */
+	uint32_t readonly; /* 0 or 1 */
+	uint64_t size; /* bytes: the file's size, a multiple of 512, not 0 */
+	uint64_t blocks; /* 4 KiB blocks with data in the file (informative) */
+	uint64_t latency_ns; /* disk_config.latency_ns of the saved machine */
+	char id[SNAP_DISK_ID_MAX + 1]; /* the GET_ID answer the guest saw */
+};
+
 struct snap_manifest {
 	uint32_t major, minor; /* of the blob (parse), or ours (build) */
 	enum snap_kind kind;
@@ -79,6 +103,8 @@ struct snap_manifest {
 	uint32_t policy; /* enum mm_policy of the saved family */
 	unsigned int ndevs;
 	struct snap_dev dev[SNAP_MAX_DEVS];
+	unsigned int ndisks; /* 1.2: as many as virtio-blk devices */
+	struct snap_disk disk[SNAP_MAX_DISKS];
 	const void *state; /* the machine state (vmm/machine_state.h), not copied */
 	uint32_t state_size;
 };
@@ -87,6 +113,9 @@ struct snap_manifest {
  * snap_kind_name() - "full", "live", "diff"; "?" for anything else.
  */
 const char *snap_kind_name(enum snap_kind kind);
+
+/** snap_disk_name() - "disk<i>", the file and node name of disk @i. */
+void snap_disk_name(unsigned int i, char *buf, size_t len);
 
 /**
  * snap_manifest_build() - write @man as a device tree into @buf.
@@ -102,7 +131,9 @@ long snap_manifest_build(const struct snap_manifest *man, void *buf, size_t cap)
  * counts within the limits above, memory ranges page-aligned, sorted,
  * non-overlapping and without overflow, the memory file's size equal to the
  * end of the last range, device ids unique, a diff's base a plain name
- * (no '/', not "." or "..").  The machine state's own framing
+ * (no '/', not "." or ".."), the disks (/disks/disk<i>, in order, one for
+ * each virtio-blk device in its order, sizes multiples of 512 up to
+ * SNAP_DISK_MAX, blocks within the size).  The machine state's own framing
  * is checked by the restore (mstate_check()).
  * Return: 0 or -EINVAL (-EPROTONOSUPPORT for another major) with @err.
  */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "mm/mm.h"
+#include "vmm/snapshot/store_disks.h"
 
 #define RUN_MAX (1u << 20) /* bytes gathered before one pwrite */
 
@@ -221,6 +222,9 @@ static int write_contents(const struct snap_write *w, const char *tmp, struct sn
 	if (!fstat(wr.fd, &sb))
 		st->disk_bytes = (uint64_t)sb.st_blocks * 512;
 	st->memory_ns = now_ns() - t0;
+	ret = snap_disks_write(w, tmp, st, err, errlen);
+	if (ret)
+		goto out;
 	t0 = now_ns();
 
 	w->man->pages_present = st->pages;
@@ -257,6 +261,7 @@ static void remove_tmp(const char *tmp)
 		unlink(path);
 	if (!join(path, sizeof(path), tmp, SNAP_MEMORY_NAME))
 		unlink(path);
+	snap_disks_remove(tmp);
 	rmdir(tmp);
 }
 
@@ -417,6 +422,9 @@ int snap_store_open(const char *dir, struct snap_loaded *l, char *err, size_t er
 		ret = -EINVAL;
 		goto err_blob;
 	}
+	ret = snap_disks_check(dir, &l->man, err, errlen);
+	if (ret)
+		goto err_blob;
 	return 0;
 
 err_blob:

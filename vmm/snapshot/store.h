@@ -13,6 +13,7 @@
 
 #include "vmm/snapshot/manifest.h"
 
+struct disk;
 struct space;
 
 struct snap_write {
@@ -23,6 +24,9 @@ struct snap_write {
 	 * guest at that instant): only pages whose frame differs from its are
 	 * written, zero pages included (a hole means "as in the base"). */
 	struct space *base;
+	/* man->ndisks disks, written as the files disk<i> (store_disks.h): each
+	 * a handle nobody writes while this runs. */
+	struct disk *const *disks;
 	/* Tests only: writing more than this many bytes of data fails with
 	 * ENOSPC, as a full disk would (0: never). */
 	uint64_t fail_after;
@@ -38,6 +42,9 @@ struct snap_write_stats {
 	uint64_t disk_bytes; /* the memory file's blocks on disk */
 	uint64_t memory_ns; /* writing the memory file */
 	uint64_t sync_ns; /* fsync of both files and the directories, rename */
+	uint64_t disk_blocks; /* disks: 4 KiB blocks written */
+	uint64_t disks_disk_bytes; /* disks: the files' blocks on disk */
+	uint64_t disks_ns; /* writing and fsyncing the disk files */
 };
 
 /**
