@@ -52,14 +52,22 @@ static bool should_copy_along(struct space *s, uint64_t q)
 
 /*
  * Give page @p a frame of its own if it has none: its home slot, which holds
- * whatever was written there without a fault (or reads as zero).
- * Context: pool->lock held.
+ * whatever was written there without a fault (or reads as zero), or the
+ * page's data from the backing source, loaded now (a lazy page, lazy.c).
+ * Return: 0, or -errno when a lazy page could not be loaded (the page stays
+ * lazy and frameless).  Context: pool->lock held.
  */
 int space_make_present(struct space *s, uint64_t p)
 {
 	mm_assert_held(&s->pool->lock);
 	if (s->frame[p] != MM_NO_FRAME)
 		return 0;
+	if (s->pflags[p] & PG_LAZY) {
+		int ret = lazy_load(s, p);
+
+		if (ret < 0)
+			return ret;
+	}
 	s->frame[p] = s->home->start + p;
 	s->pflags[p] |= PG_EXCL;
 	frame_init(s->pool, s->frame[p]);
@@ -149,7 +157,9 @@ int space_resolve_write(struct space *s, uint64_t p, bool batch)
 
 	mm_assert_held(&pool->lock);
 	if (s->frame[p] == MM_NO_FRAME) {
-		space_make_present(s, p);
+		ret = space_make_present(s, p);
+		if (ret < 0)
+			return ret;
 		if (!(s->pflags[p] & PG_WP))
 			return 0;
 		/* The flag follows the window: cleared only once it is true. */

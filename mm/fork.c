@@ -99,9 +99,20 @@ int space_fork(struct space *parent, struct space **childp)
 			parent->pflags[p] |= PG_NEW;
 	}
 
+	/* Pages not loaded yet stay so in both: each loads its own from the file. */
+	ret = lazy_fork(parent, child);
+	if (ret < 0)
+		goto err_child;
 	ret = space_map_all(child);
 	if (ret < 0)
 		goto err_child;
+	/* Missing faults first: the child may have no page to protect. */
+	if (child->lazy) {
+		ret = window_register(child);
+		if (ret < 0)
+			goto err_child;
+		child->unregistered = false;
+	}
 	ret = protect_flagged(child, PG_WP, true);
 	if (ret < 0)
 		goto err_child;

@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 #define MM_PAGE_SHIFT 12
@@ -283,5 +284,67 @@ int space_write(struct space *space, uint64_t gpa, const void *buf, size_t len);
  * Return: 0 and *@frame, or -errno.  Drop with pool_frame_put().
  */
 int space_ref_page(struct space *space, uint64_t gpa, uint64_t *frame);
+
+/*
+ * Lazy pages: a backing source (docs/mm.md).  A space can be given pages that
+ * it has no frame for but whose data is in a file (a snapshot's memory file):
+ * they are loaded on first touch, by the fault service when the window
+ * touches them (the window is then registered in missing mode too), or by
+ * space_pin(), space_read(), space_write(), space_ref_page() and
+ * space_frame_of() before they reach the frame.  A loaded page owns its
+ * home frame as if it had been written.  A fork's child keeps the pages not
+ * loaded yet lazy, from the same files.  A page that cannot be loaded (the
+ * file shrank, an I/O error) fails its caller with -EIO (or -errno), and a
+ * window touch goes to the error channel, which stops the machine.
+ * A space that is never given a backing source behaves as before.
+ */
+#define MM_LAZY_MAX_FILES 32
+
+/**
+ * space_lazy_file() - add a file to @space's backing source (dup()ed; the
+ * caller keeps its own descriptor) and register the window in missing mode.
+ * Call before anything runs in the space.  Return: 0 and *@id, or -errno
+ * (-ENOSYS: no missing mode on shared memory, -EMFILE: too many files).
+ */
+int space_lazy_file(struct space *space, int fd, unsigned int *id)
+    __attribute__((warn_unused_result));
+
+/**
+ * space_lazy_add() - pages [@gpa, @gpa + @len) read from file @id at
+ * @file_off on first touch.  Page-aligned; pages already lazy take the new
+ * source (a later diff over its base).  Return: 0, or -errno (-EINVAL bad
+ * alignment or id, -EFAULT not guest memory, -EBUSY a page has a frame).
+ */
+int space_lazy_add(struct space *space, unsigned int id, uint64_t gpa, uint64_t len,
+		   uint64_t file_off) __attribute__((warn_unused_result));
+
+/**
+ * space_lazy_prefetch() - load the lazy pages among @gpas (sorted ascending,
+ * page-aligned; others are skipped) now, one read per run of neighbours.
+ * Return: 0 and the pages loaded in *@loaded, or -errno (the first failure).
+ */
+int space_lazy_prefetch(struct space *space, const uint64_t *gpas, size_t n, uint64_t *loaded)
+    __attribute__((warn_unused_result));
+
+/**
+ * space_lazy_record() - start (@on) or stop logging the pages loaded on
+ * touch (faults, pins, copies; not prefetches).  space_lazy_take_log()
+ * returns them sorted by address (malloc()ed, the caller frees) and empties
+ * the log.  Return: how many, or -ENOMEM.
+ */
+void space_lazy_record(struct space *space, bool on);
+ssize_t space_lazy_take_log(struct space *space, uint64_t **gpas);
+
+struct space_lazy_stats {
+	uint64_t pending; /* lazy pages not loaded yet */
+	uint64_t loaded; /* lazy pages loaded, by any path */
+	uint64_t faults; /* of those, by a missing fault of the window */
+	uint64_t prefetched; /* of those, by space_lazy_prefetch() */
+	uint64_t zero_faults; /* missing faults of pages with no data (zero-filled) */
+	uint64_t load_ns; /* time spent reading the files */
+};
+
+/** space_lazy_get_stats() - all zero for a space without a backing source. */
+void space_lazy_get_stats(struct space *space, struct space_lazy_stats *st);
 
 #endif /* FORKVM_MM_MM_H */

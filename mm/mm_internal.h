@@ -148,6 +148,14 @@ struct pool {
  * says only that the window traps writes.
  */
 #define PG_EXCL (1u << 2)
+/*
+ * The page has no frame yet, but data in the space's backing source (a
+ * file, see lazy.c): the first touch (a window fault, a pin, a copy) loads
+ * it into its home slot, and it owns that frame from then on.
+ */
+#define PG_LAZY (1u << 3)
+
+struct lazy;
 
 struct space {
 	struct pool *pool;
@@ -178,6 +186,8 @@ struct space {
 	bool fenced; /* the window was replaced by private memory (see fault.c) */
 	space_error_fn error_fn;
 	void *error_opaque;
+	/* The backing source of its PG_LAZY pages (lazy.c), or NULL. */
+	struct lazy *lazy;
 };
 
 /*
@@ -269,6 +279,20 @@ static inline bool page_must_copy_to_share(const struct space *s, uint64_t p)
 	/* A device may be writing it: protecting it would move the guest away. */
 	return frame_maybe_pinned(pool, s->frame[p]);
 }
+/*
+ * lazy.c: the backing source.  lazy_load() loads page @p (PG_LAZY) into its
+ * home slot and clears PG_LAZY; the caller then makes the slot its frame
+ * (space_make_present() does both).  lazy_fork() gives a fork's child the
+ * parent's lazy pages and a reference to its files; lazy_free() drops a
+ * space's backing source.  Context: pool->lock held (lazy_free(): or the
+ * space unreachable).
+ */
+int lazy_load(struct space *s, uint64_t p);
+int lazy_fork(struct space *parent, struct space *child);
+void lazy_free(struct space *s);
+/* A missing-page fault at page @p of a lazy space's window. */
+int space_resolve_missing(struct space *s, uint64_t p);
+
 /* Test hook (pool->inject_copy_failures): should this copy fail? */
 bool copy_should_fail(struct pool *pool);
 
@@ -285,6 +309,9 @@ extern struct fault_test_hooks fault_test_hooks;
 
 /* fault.c: the userfaultfd service. */
 int fault_service_add(struct space *s);
+/* Register the whole window (write-protect, and missing mode for a lazy space). */
+int window_register(struct space *s);
+bool fault_service_has_missing(void);
 void fault_service_remove(struct space *s);
 void vma_budget_note_map(void);
 bool vma_budget_tight(void);

@@ -155,6 +155,12 @@ static int copy_page(struct space *s, uint64_t p, uint64_t off, uint8_t *buf, si
 		memcpy((uint8_t *)frame_ptr(pool, s->frame[p]) + off, buf, chunk);
 		return 0;
 	}
+	/* A lazy page is loaded first: its home slot does not hold it yet. */
+	if (s->frame[p] == MM_NO_FRAME && (s->pflags[p] & PG_LAZY)) {
+		ret = space_make_present(s, p);
+		if (ret < 0)
+			return ret;
+	}
 	if (s->frame[p] != MM_NO_FRAME) {
 		memcpy(buf, (uint8_t *)frame_ptr(pool, s->frame[p]) + off, chunk);
 		return 0;
@@ -227,7 +233,9 @@ static int ref_page_locked(struct space *s, uint64_t p, uint64_t *frame)
 	int ret;
 
 	mm_assert_held(&pool->lock);
-	space_make_present(s, p);
+	ret = space_make_present(s, p);
+	if (ret < 0)
+		return ret;
 	/* Exclusive and maybe pinned: a device may write it; share nothing. */
 	if (page_must_copy_to_share(s, p))
 		return ref_copy(s, p, frame);

@@ -95,6 +95,7 @@ struct space *space_alloc(struct pool *pool, const struct space_range *ranges, u
 
 void space_free(struct space *s)
 {
+	lazy_free(s);
 	munmap(s->frame, tables_bytes(s->npages));
 	free(s);
 }
@@ -193,6 +194,7 @@ void space_destroy(struct space *s)
 	fault_service_remove(s);
 	pool_lock(pool);
 	space_release_frames(s); /* pinned frames live on through their pin bias */
+	lazy_free(s);
 	pool->nspaces--;
 	pinned = s->active_pins > 0;
 	s->destroyed = true;
@@ -363,6 +365,12 @@ uint64_t space_frame_of(struct space *s, uint64_t gpa)
 	if (p == UINT64_MAX)
 		return MM_NO_FRAME;
 	pool_lock(s->pool);
+	/* Not loaded yet: a reader (a snapshot writer) needs its data. */
+	if (s->frame[p] == MM_NO_FRAME && (s->pflags[p] & PG_LAZY) &&
+	    space_make_present(s, p) < 0) {
+		pool_unlock(s->pool);
+		return MM_NO_FRAME;
+	}
 	f = s->frame[p];
 	if (f == MM_NO_FRAME) {
 		off_t off = (s->home->start + p) << MM_PAGE_SHIFT;
