@@ -283,7 +283,9 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int family_create(const struct family_config *fc, struct family **out, char *err, size_t errlen)
+/* A family around @m (made by the caller, or by machine_create() if NULL). */
+static int family_make(const struct family_config *fc, struct machine *m, struct family **out,
+		       char *err, size_t errlen)
 {
 	pthread_condattr_t attr;
 	struct family *f;
@@ -308,10 +310,14 @@ int family_create(const struct family_config *fc, struct family **out, char *err
 	pthread_cond_init(&f->cond, &attr);
 	pthread_condattr_destroy(&attr);
 
-	ret = machine_create(&f->fc.cfg, &f->vm[0].m, err, errlen);
-	if (ret) {
-		family_destroy(f);
-		return ret;
+	if (m) {
+		f->vm[0].m = m;
+	} else {
+		ret = machine_create(&f->fc.cfg, &f->vm[0].m, err, errlen);
+		if (ret) {
+			family_destroy(f);
+			return ret;
+		}
 	}
 	f->n = 1;
 	f->hook[0] = (struct hook_ctx){ .f = f, .id = 0 };
@@ -319,6 +325,28 @@ int family_create(const struct family_config *fc, struct family **out, char *err
 	    (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[0] };
 	*out = f;
 	return 0;
+}
+
+int family_create(const struct family_config *fc, struct family **out, char *err, size_t errlen)
+{
+	return family_make(fc, NULL, out, err, errlen);
+}
+
+int family_adopt(const struct family_config *fc, struct machine *m, struct family **out, char *err,
+		 size_t errlen)
+{
+	struct family_config c = *fc;
+	const struct space_range *r;
+	unsigned int n, i;
+
+	/* What the family reads of its parent's configuration. */
+	r = space_ranges(m->space, &n);
+	c.cfg.mem_size = 0;
+	for (i = 0; i < n; i++)
+		c.cfg.mem_size += r[i].size;
+	c.cfg.ncpus = m->cpus.n;
+	c.cfg.ndisks = m->ndisks;
+	return family_make(&c, m, out, err, errlen);
 }
 
 int family_start(struct family *f)
@@ -515,13 +543,13 @@ static void wait_clone_point(const struct cli *cli, struct machine *parent)
 	}
 }
 
-static void clone_all(struct family *f, const struct cli *cli)
+static void clone_all(struct family *f, unsigned int clones)
 {
 	unsigned int i, id;
 	char err[512];
 	int ret;
 
-	for (i = 1; i <= cli->clones; i++) {
+	for (i = 1; i <= clones; i++) {
 		ret = family_clone(f, 0, &id, err, sizeof(err));
 		if (ret == -ENOSPC) {
 			printf("forkvm: clone %u failed: %s\n", i, err);
@@ -654,7 +682,7 @@ int family_run(const struct cli *cli)
 		pause_test(f->vm[0].m, cli->pause_test);
 	if (cli->clones) {
 		wait_clone_point(cli, f->vm[0].m);
-		clone_all(f, cli);
+		clone_all(f, cli->clones);
 	}
 	status = family_wait(f, cli->timeout_ms);
 	if (!cli->clones && family_size(f) == 1) {
@@ -669,5 +697,22 @@ int family_run(const struct cli *cli)
 	fflush(stdout);
 	api_run_finish(api);
 	family_destroy(f);
+	return status;
+}
+
+int family_run_clones(struct family *f, unsigned int clones, unsigned int timeout_ms)
+{
+	int ret, status;
+
+	ret = family_start(f);
+	if (ret) {
+		fprintf(stderr, "forkvm: cannot start the vCPUs: %s\n", strerror(-ret));
+		return FAMILY_HOST_ERROR;
+	}
+	clone_all(f, clones);
+	status = family_wait(f, timeout_ms);
+	report_vms(f);
+	report_memory(f, true);
+	fflush(stdout);
 	return status;
 }

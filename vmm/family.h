@@ -67,6 +67,15 @@ void family_restore_after_parent_line(struct machine *parent, void *arg);
 int family_create(const struct family_config *fc, struct family **out, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/**
+ * family_adopt() - a family whose parent is @m, a machine made elsewhere (a
+ * restored snapshot), not started: on success the family owns it, on
+ * failure the caller still does.  @fc->cfg's memory size, vCPUs and disks
+ * are taken from @m.  Return: 0 or -errno with @err.
+ */
+int family_adopt(const struct family_config *fc, struct machine *m, struct family **out, char *err,
+		 size_t errlen) __attribute__((warn_unused_result));
+
 /** family_start() - start the parent's vCPUs and the clone worker.  Return: 0 or -errno. */
 int family_start(struct family *f) __attribute__((warn_unused_result));
 
@@ -110,5 +119,13 @@ void family_destroy(struct family *f);
  * Return: the process exit status (family_wait()).
  */
 int family_run(const struct cli *cli);
+
+/**
+ * family_run_clones() - start @f, clone its parent @clones times at once
+ * (as --clones does), run all to the end and report each VM and the
+ * family's memory on stdout (`forkvm restore DIR --clones N`).
+ * Return: the exit status (family_wait()).
+ */
+int family_run_clones(struct family *f, unsigned int clones, unsigned int timeout_ms);
 
 #endif /* FORKVM_VMM_FAMILY_H */

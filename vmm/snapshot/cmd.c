@@ -10,6 +10,7 @@
 
 #include "vmm/cli.h"
 #include "vmm/cpus.h"
+#include "vmm/family.h"
 #include "vmm/machine.h"
 #include "vmm/snapshot/snapshot.h"
 
@@ -27,12 +28,17 @@ static const char usage[] =
     "      copy-on-write reference to its memory and writes while it runs; full\n"
     "      writes with the guest paused.  The guest then runs on, or stops with\n"
     "      --snapshot-stop (exit status 0).  A line on stderr gives the pause,\n"
-    "      the write time and the size.  Not with --clones, --pause-test, --disk.\n"
+    "      the write time and the size.  Not with --clones or --pause-test.  The\n"
+    "      disks' contents at that instant are part of the snapshot (disk<i>).\n"
     "      --snapshot-diff-dir: at console line M (> N), save only the pages written\n"
     "      since DIR to DIR2 (next to DIR); `forkvm restore DIR2` loads DIR first.\n"
-    "  forkvm restore DIR [--console FILE] [--timeout SECONDS]\n"
+    "  forkvm restore DIR [--console FILE] [--timeout SECONDS] [--clones N]\n"
     "      run the guest saved in DIR from the instruction where it was saved;\n"
-    "      exits with the guest's code.  A snapshot that is damaged, of another\n"
+    "      exits with the guest's code.  --clones N: restore once, clone it N\n"
+    "      times (1 to 64) at once, sharing its memory, and report every VM and\n"
+    "      the family's frames as `forkvm run --clones` does.  Its disks are\n"
+    "      the snapshot's files, never written (writes go to an overlay).\n"
+    "      A snapshot that is damaged, of another\n"
     "      format or for a CPU with features this one lacks is refused with one\n"
     "      line and exit status 1.\n";
 
@@ -207,6 +213,14 @@ static void report(const struct snapshot_opts *o, const struct snapshot_timing *
 		"pages, %llu KiB on disk\n",
 		o->dir, snap_kind_name(o->kind), ms(t->paused_ns), ms(t->total_ns),
 		(unsigned long long)t->w.pages, (unsigned long long)(t->w.disk_bytes >> 10));
+	if (t->ndisks)
+		fprintf(stderr,
+			"forkvm: snapshot %s: %u disk%s, %llu blocks, %llu KiB on disk, written in "
+			"%.3f ms; %u device requests in flight at the instant\n",
+			o->dir, t->ndisks, t->ndisks == 1 ? "" : "s",
+			(unsigned long long)t->w.disk_blocks,
+			(unsigned long long)(t->w.disks_disk_bytes >> 10), ms(t->w.disks_ns),
+			t->inflight);
 }
 
 int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
@@ -285,11 +299,41 @@ int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
 
 /* ---- restore ------------------------------------------------------------------------ */
 
+static void report_restore(const char *dir, const struct restore_timing *t)
+{
+	fprintf(stderr,
+		"forkvm: restored %s: %llu pages, checked %.3f ms, built %.3f ms, memory %.3f ms, "
+		"state %.3f ms\n",
+		dir, (unsigned long long)t->pages, ms(t->open_ns), ms(t->build_ns),
+		ms(t->memory_ns), ms(t->state_ns));
+}
+
+/* --clones N: the restored machine is the parent of a family, cloned N times. */
+static int restore_family(const char *dir, struct machine *m, const struct restore_opts *o,
+			  const struct restore_timing *t, unsigned int clones,
+			  unsigned int timeout_ms)
+{
+	struct family_config fc = { .cfg = { .console = o->console } };
+	struct family *f;
+	char err[512];
+	int status;
+
+	if (family_adopt(&fc, m, &f, err, sizeof(err))) {
+		fprintf(stderr, "forkvm restore: %s\n", err);
+		machine_destroy(m);
+		return EXIT_HOST;
+	}
+	report_restore(dir, t);
+	status = family_run_clones(f, clones, timeout_ms);
+	family_destroy(f);
+	return status;
+}
+
 int snapshot_restore_main(int argc, char **argv)
 {
 	struct restore_opts o = { 0 };
 	struct restore_timing t;
-	unsigned long timeout_s = 0;
+	unsigned long timeout_s = 0, clones = 0;
 	const char *dir = NULL, *reason;
 	struct machine *m;
 	char err[768];
@@ -301,6 +345,16 @@ int snapshot_restore_main(int argc, char **argv)
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			return 0;
+		}
+		if (!strcmp(a, "--clones")) {
+			if (i + 1 >= argc || parse_uint(argv[i + 1], FAMILY_MAX_VMS - 1, &clones) ||
+			    !clones) {
+				fprintf(stderr, "forkvm restore: --clones '%s': expected 1 to %u\n",
+					i + 1 < argc ? argv[i + 1] : "", FAMILY_MAX_VMS - 1);
+				return EXIT_USAGE;
+			}
+			i++;
+			continue;
 		}
 		if (!strcmp(a, "--console") || !strcmp(a, "--timeout")) {
 			if (i + 1 >= argc || !*argv[i + 1]) {
@@ -330,22 +384,24 @@ int snapshot_restore_main(int argc, char **argv)
 				"FILE] [--timeout SECONDS])\n");
 		return EXIT_USAGE;
 	}
+	/* Several VMs on one output: each line says whose. */
+	if (clones)
+		o.console_prefix = "[parent] ";
 	ret = snapshot_restore(dir, &o, &m, &t, err, sizeof(err));
 	if (ret) {
 		fprintf(stderr, "forkvm restore: %s: %s\n", dir, err);
 		return EXIT_HOST;
 	}
+	if (clones)
+		return restore_family(dir, m, &o, &t, (unsigned int)clones,
+				      (unsigned int)timeout_s * 1000);
 	ret = machine_start(m);
 	if (ret) {
 		fprintf(stderr, "forkvm restore: cannot start the vCPUs: %s\n", strerror(-ret));
 		machine_destroy(m);
 		return EXIT_HOST;
 	}
-	fprintf(stderr,
-		"forkvm: restored %s: %llu pages, checked %.3f ms, built %.3f ms, memory %.3f ms, "
-		"state %.3f ms\n",
-		dir, (unsigned long long)t.pages, ms(t.open_ns), ms(t.build_ns), ms(t.memory_ns),
-		ms(t.state_ns));
+	report_restore(dir, &t);
 	status = machine_wait(m, (unsigned int)timeout_s * 1000);
 	reason = machine_stop_reason(m);
 	if (*reason)

@@ -16,7 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/disk.h"
+#include "devices/virtio/blk.h"
 #include "mm/mm.h"
+#include "vmm/board.h"
+#include "vmm/disks.h"
 #include "vmm/machine.h"
 #include "vmm/machine_state.h"
 #include "vmm/uart.h"
@@ -187,12 +191,73 @@ static int check_snapshottable(struct machine *m, char *err, size_t errlen)
 
 		if (d->ops->type_id == DEVICE_SERIAL)
 			continue;
+		if (d->ops->type_id == DEVICE_VIRTIO_BLK_MMIO && disk_device_virtio(d))
+			continue;
 		snprintf(err, errlen,
 			 "cannot snapshot a VM with %s yet: device %u (%s) keeps state outside "
 			 "guest memory",
 			 d->ops->type_id == DEVICE_VIRTIO_BLK_MMIO ? "virtio disks" : "this device",
 			 d->id, d->ops->type);
 		return -EOPNOTSUPP;
+	}
+	return 0;
+}
+
+/* The disks, in device order (their MMIO windows' order): what restores them. */
+static int fill_disks(struct machine *m, struct snap_manifest *man, char *err, size_t errlen)
+{
+	struct virtio_blk_info bi;
+	unsigned int i;
+
+	for (i = 0; i < m->ndevs; i++) {
+		struct virtio_dev *v = disk_device_virtio(&m->dev[i]);
+		struct snap_disk *d;
+
+		if (!v)
+			continue;
+		if (man->ndisks == SNAP_MAX_DISKS || virtio_blk_info(v, &bi)) {
+			snprintf(err, errlen, "device %u: not a disk a snapshot can hold",
+				 m->dev[i].id);
+			return -EINVAL;
+		}
+		d = &man->disk[man->ndisks++];
+		d->dev_id = m->dev[i].id;
+		d->readonly = bi.readonly;
+		d->size = disk_size(bi.disk);
+		d->latency_ns = bi.latency_ns;
+		snprintf(d->id, sizeof(d->id), "%s", bi.id);
+	}
+	return 0;
+}
+
+/*
+ * Paused: the disks as they are now.  A full snapshot writes them from the
+ * disks themselves while the guest stays paused; the others fork each one
+ * (its contents at the instant, nobody writes the fork) and write the fork.
+ */
+static int freeze_disks(struct machine *m, bool fork, struct disk **out, unsigned int *n, char *err,
+			size_t errlen)
+{
+	struct virtio_blk_info bi;
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < m->ndevs; i++) {
+		struct virtio_dev *v = disk_device_virtio(&m->dev[i]);
+
+		if (!v || virtio_blk_info(v, &bi))
+			continue;
+		if (!fork) {
+			out[(*n)++] = bi.disk;
+			continue;
+		}
+		ret = disk_fork(bi.disk, &out[*n]);
+		if (ret) {
+			snprintf(err, errlen, "device %u: disk fork: %s", m->dev[i].id,
+				 strerror(-ret));
+			return ret;
+		}
+		(*n)++;
 	}
 	return 0;
 }
@@ -223,7 +288,7 @@ static int fill_manifest(struct machine *m, enum snap_kind kind, struct snap_man
 	for (i = 0; i < m->ndevs; i++)
 		man->dev[i] = (struct snap_dev){ m->dev[i].id, m->dev[i].ops->type_id };
 	man->ndevs = m->ndevs;
-	return 0;
+	return fill_disks(m, man, err, errlen);
 }
 
 void snap_base_free(struct snap_base *b)
@@ -274,6 +339,8 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		     char *err, size_t errlen)
 {
 	struct machine_state ms = { .buf = NULL };
+	struct disk *disks[SNAP_MAX_DISKS] = { NULL };
+	unsigned int ndisks = 0, i;
 	struct snapshot_timing local;
 	struct space *frozen = NULL;
 	struct snap_manifest *man;
@@ -320,7 +387,10 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		snprintf(err, errlen, "the guest already stopped");
 		goto out;
 	}
+	t->inflight = machine_inflight(m);
 	ret = machine_save_state(m, &ms, err, errlen);
+	if (!ret)
+		ret = freeze_disks(m, o->kind != SNAP_FULL, disks, &ndisks, err, errlen);
 	if (!ret && fork) {
 		/* The reference to every frame: the guest's writes copy away. */
 		ret = space_fork(m->space, &frozen);
@@ -340,8 +410,10 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		.man = man,
 		.space = frozen ? frozen : m->space,
 		.base = o->kind == SNAP_DIFF ? o->base->frozen : NULL,
+		.disks = disks,
 		.fail_after = o->fail_after,
 	};
+	t->ndisks = ndisks;
 	ret = snap_store_write(&w, &t->w, err, errlen);
 	if (o->kind == SNAP_FULL) {
 		machine_resume(m);
@@ -351,6 +423,9 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 	if (!ret && o->keep)
 		ret = keep_base(o, &frozen, err, errlen);
 out:
+	/* The forks only: a full snapshot wrote the disks themselves. */
+	for (i = 0; o->kind != SNAP_FULL && i < ndisks; i++)
+		disk_close(disks[i]);
 	space_destroy(frozen);
 	mstate_free(&ms);
 	free(man);
@@ -359,25 +434,54 @@ out:
 
 /* ---- restore --------------------------------------------------------------------- */
 
-/* The devices of the manifest, in its order, with its ids. */
-static int add_devices(struct machine *m, const struct snap_manifest *man, char *err, size_t errlen)
+/*
+ * Disk @k of @dir: a virtio-blk on the file disk<k> at the k-th window, the
+ * file never written (the restored guest's writes go to an overlay).
+ */
+static int add_disk(struct machine *m, const char *dir, const struct snap_disk *sd, unsigned int k,
+		    char *err, size_t errlen)
 {
-	unsigned int i;
+	struct machine_disk md = {
+		.readonly = sd->readonly,
+		.latency_ns = sd->latency_ns,
+		.id = sd->id,
+		.overlay = true,
+	};
+	char path[PATH_MAX], name[16];
+	int n, ret;
+
+	snap_disk_name(k, name, sizeof(name));
+	n = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		snprintf(err, errlen, "%s: name too long", dir);
+		return -ENAMETOOLONG;
+	}
+	md.path = path;
+	ret = disk_add(m, &md, board_virtio_base(k), board_virtio_gsi(k), err, errlen);
+	if (!ret)
+		m->ndisks++;
+	return ret;
+}
+
+/* The devices of the manifest, in its order, with its ids; disks from @dir. */
+static int add_devices(struct machine *m, const struct snap_manifest *man, const char *dir,
+		       char *err, size_t errlen)
+{
+	unsigned int i, k = 0;
 	int ret;
 
 	for (i = 0; i < man->ndevs; i++) {
 		const struct snap_dev *d = &man->dev[i];
 
-		if (d->type != DEVICE_SERIAL) {
-			snprintf(err, errlen,
-				 "device %u is a virtio disk: restoring disks is not supported "
-				 "yet",
-				 d->id);
-			return -EOPNOTSUPP;
-		}
 		/* The next id is the one after the highest so far: make it @d's. */
 		m->next_dev_id = d->id - 1;
-		ret = uart_add(m, err, errlen);
+		if (d->type == DEVICE_VIRTIO_BLK_MMIO) {
+			/* The parse matched the k-th blk to /disks/disk<k>. */
+			ret = add_disk(m, dir, &man->disk[k], k, err, errlen);
+			k++;
+		} else {
+			ret = uart_add(m, err, errlen);
+		}
 		if (ret)
 			return ret;
 		if (m->dev[m->ndevs - 1].id != d->id) {
@@ -406,8 +510,8 @@ static int check_cpu(struct machine *m, const struct snap_manifest *man, char *e
 	return -EOPNOTSUPP;
 }
 
-static int build(struct machine *m, const struct snap_loaded *l, const struct restore_opts *o,
-		 char *err, size_t errlen)
+static int build(struct machine *m, const struct snap_loaded *l, const char *dir,
+		 const struct restore_opts *o, char *err, size_t errlen)
 {
 	const struct snap_manifest *man = &l->man;
 	struct space_range ranges[SNAP_MAX_RANGES];
@@ -450,7 +554,7 @@ static int build(struct machine *m, const struct snap_loaded *l, const struct re
 	ret = machine_open_console(m, o->console, o->console_prefix, err, errlen);
 	if (ret)
 		return ret;
-	ret = add_devices(m, man, err, errlen);
+	ret = add_devices(m, man, dir, err, errlen);
 	if (ret)
 		return ret;
 	ret = cpus_create(&m->vm, man->ncpus, &m->cpus, err, errlen);
@@ -573,7 +677,8 @@ int snapshot_restore(const char *dir, const struct restore_opts *o, struct machi
 	m->console_out = STDOUT_FILENO;
 	/* calloc: every lock of the machine is a default mutex (glibc's all-zero). */
 	m->kvm.fd = -1;
-	ret = build(m, l, o, err, errlen);
+	/* The disks are the newest snapshot's (each snapshot holds them whole). */
+	ret = build(m, l, paths[0], o, err, errlen);
 	if (ret)
 		goto err_machine;
 	t->build_ns = now_ns() - t0;
