@@ -51,6 +51,9 @@ struct fake {
 	atomic_uint concurrent; /* calls running right now */
 	atomic_uint overlaps; /* a call started while another ran */
 	unsigned int clone_delay_ms; /* each clone call takes this long */
+	char snaps[8][128]; /* the snapshot dirs written, as if on disk */
+	unsigned int nsnaps;
+	char kept[128]; /* the kept snapshot (VM 0 only) */
 };
 
 static struct fake fake;
@@ -195,21 +198,48 @@ static int fake_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids,
 	return leave(f, 0);
 }
 
-static int fake_snapshot(void *ctx, uint32_t id, const char *dir, enum api_snapshot_kind kind,
-			 char *err, size_t errlen)
+/* Snapshots of VM 0 as machine_snapshot() would take them: dirs that exist refused. */
+static int fake_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
+			 struct api_snapshot_result *res, char *err, size_t errlen)
 {
 	struct fake *f = ctx;
+	unsigned int i;
 
 	enter(f);
 	if (!vm_of(f, id))
 		return leave(f, -ENOENT);
-	/* A backend with full snapshots only. */
-	if (kind != API_SNAPSHOT_FULL)
+	if (f->vm[id].state == API_VM_STOPPED)
+		return leave(f, -ESRCH);
+	if (id) {
+		snprintf(err, errlen, "cannot snapshot a VM with virtio disks yet");
 		return leave(f, -EOPNOTSUPP);
-	if (dir[0] != '/') {
-		snprintf(err, errlen, "'%s' is not an absolute path", dir);
+	}
+	if (rq->dir[0] != '/') {
+		snprintf(err, errlen, "dir '%s': not an absolute path", rq->dir);
 		return leave(f, -EINVAL);
 	}
+	for (i = 0; i < f->nsnaps; i++)
+		if (!strcmp(f->snaps[i], rq->dir)) {
+			snprintf(err, errlen, "%s exists: a snapshot never replaces anything",
+				 rq->dir);
+			return leave(f, -EEXIST);
+		}
+	if (rq->kind == API_SNAPSHOT_DIFF && strcmp(rq->base, f->kept)) {
+		snprintf(err, errlen, "base '%s' is not VM 0's kept snapshot (%s)", rq->base,
+			 f->kept);
+		return leave(f, -EINVAL);
+	}
+	if (f->nsnaps < 8)
+		snprintf(f->snaps[f->nsnaps++], sizeof(f->snaps[0]), "%s", rq->dir);
+	if (rq->keep)
+		snprintf(f->kept, sizeof(f->kept), "%s", rq->dir);
+	*res =
+	    (struct api_snapshot_result){ .paused_us = rq->kind == API_SNAPSHOT_FULL ? 9000 : 800,
+					  .total_us = 9000,
+					  .pages = rq->kind == API_SNAPSHOT_DIFF ? 12 : 812,
+					  .disk_bytes = API_STAT_NONE };
+	if (rq->kind != API_SNAPSHOT_FULL)
+		res->disk_bytes = res->pages * 4096;
 	return leave(f, 0);
 }
 
@@ -628,30 +658,72 @@ Test(api, clone_checks_count_strictly)
 	cr_expect_eq(fake.n, 2);
 }
 
-Test(api, snapshot_takes_dir_and_kind_and_says_501_for_what_is_not_built)
+Test(api, snapshot_takes_dir_kind_base_and_keep_and_checks_them_first)
 {
 	json_t *j;
 
 	j = ok("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/snap\",\"kind\":\"full\"}", 200);
 	cr_expect_str_eq(json_string_value(json_object_get(j, "dir")), "/tmp/snap");
 	cr_expect_str_eq(json_string_value(json_object_get(j, "kind")), "full");
+	cr_expect(json_is_null(json_object_get(j, "base")));
+	cr_expect(json_is_false(json_object_get(j, "kept")));
+	cr_expect_eq(json_integer_value(json_object_get(j, "pages")), 812);
+	cr_expect(json_is_null(json_object_get(j, "disk_bytes")), "not measured: null");
+	cr_expect_eq(json_integer_value(json_object_get(j, "paused_us")), 9000);
 	json_decref(j);
-	j = ok("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/snap\"}", 200);
+	j = ok("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/snap2\"}", 200);
 	cr_expect_str_eq(json_string_value(json_object_get(j, "kind")), "full", "the default");
 	json_decref(j);
-	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"kind\":\"live\"}", 501,
-	      "not_implemented");
-	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"kind\":\"diff\"}", 501,
-	      "not_implemented");
+	j = ok("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/l\",\"kind\":\"live\",\"keep\":true}",
+	       200);
+	cr_expect(json_is_true(json_object_get(j, "kept")));
+	json_decref(j);
+	j = ok("POST", "/vms/0/snapshot",
+	       "{\"dir\":\"/tmp/d\",\"kind\":\"diff\",\"base\":\"/tmp/l\",\"keep\":false}", 200);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "base")), "/tmp/l");
+	cr_expect_eq(json_integer_value(json_object_get(j, "pages")), 12);
+	json_decref(j);
+	/* The backend's refusals: a dir that exists, a base not kept, a relative dir. */
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/snap\"}", 409, "exists");
+	fails("POST", "/vms/0/snapshot",
+	      "{\"dir\":\"/tmp/d2\",\"kind\":\"diff\",\"base\":\"/tmp/snap\"}", 400, "invalid");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"rel\"}", 400, "invalid");
+	fails("POST", "/vms/1/snapshot", "{\"dir\":\"/tmp/s1\"}", 501, "not_implemented");
+	fails("POST", "/vms/7/snapshot", "{\"dir\":\"/tmp/s\"}", 404, "no_such_vm");
+	/* The API's own, before the backend sees anything. */
+	cr_expect_eq(fake.nsnaps, 4);
 	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"kind\":\"half\"}", 400,
 	      "out_of_range");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"kind\":\"diff\"}", 400,
+	      "missing_field");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"base\":\"/tmp/l\"}", 400,
+	      "invalid");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"keep\":1}", 400, "wrong_type");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"kind\":\"diff\",\"base\":\"\"}",
+	      400, "out_of_range");
+	fails("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"when\":1}", 400, "unknown_field");
 	fails("POST", "/vms/0/snapshot", "{\"kind\":\"full\"}", 400, "missing_field");
 	fails("POST", "/vms/0/snapshot", NULL, 400, "missing_field");
 	fails("POST", "/vms/0/snapshot", "{\"dir\":\"\"}", 400, "out_of_range");
 	fails("POST", "/vms/0/snapshot", "{\"dir\":7}", 400, "wrong_type");
 	fails("POST", "/vms/0/snapshot", "{\"dir\":\"a\\u0000b\"}", 400, "bad_json");
-	fails("POST", "/vms/0/snapshot", "{\"dir\":\"rel\"}", 400, "invalid");
-	fails("POST", "/vms/7/snapshot", "{\"dir\":\"/tmp/s\"}", 404, "no_such_vm");
+	cr_expect_eq(fake.nsnaps, 4, "none of these reached the backend's disk");
+	/* And the VM runs on. */
+	j = ok("GET", "/vms/0", NULL, 200);
+	cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "running");
+	json_decref(j);
+}
+
+Test(api, unknown_field_names_every_field_the_resource_takes)
+{
+	unsigned int status;
+	json_t *j = call("POST", "/vms/0/snapshot", "{\"dir\":\"/tmp/s\",\"when\":1}", &status);
+
+	cr_expect_str_eq(
+	    json_string_value(json_object_get(json_object_get(j, "error"), "message")),
+	    "unknown field 'when' (POST /vms/0/snapshot takes: dir, kind, base, keep)");
+	cr_expect_eq(status, 400);
+	json_decref(j);
 }
 
 Test(api, console_gives_the_last_n_lines_as_strings)
@@ -1619,8 +1691,19 @@ Test(api, ctl_prints_for_humans_and_json_and_fails_on_errors)
 	/* An error answer: the message and status on stderr, exit 1. */
 	cr_expect_eq(ctl("pause 3", out, sizeof(out)), 1, "%s", out);
 	cr_expect(strstr(out, "the VM is paused already (HTTP 409, conflict)"), "%s", out);
-	cr_expect_eq(ctl("snapshot 0 /tmp/s live", out, sizeof(out)), 1, "%s", out);
+	cr_expect_eq(ctl("snapshot 1 /tmp/s live", out, sizeof(out)), 1, "%s", out);
 	cr_expect(strstr(out, "HTTP 501"), "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/c --kind live --keep", out, sizeof(out)), 0, "%s", out);
+	cr_expect(!strncmp(out, "VM 0: live snapshot in /tmp/c (kept as a base)\n", 47), "%s", out);
+	cr_expect(strstr(out, "\n  pages            812\n"), "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/c2 --kind diff --base /tmp/c", out, sizeof(out)), 0, "%s",
+		     out);
+	cr_expect(!strncmp(out, "VM 0: diff snapshot in /tmp/c2 of /tmp/c\n", 41), "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/c", out, sizeof(out)), 1, "%s", out);
+	cr_expect(strstr(out, "(HTTP 409, exists)"), "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/c3 live --kind full", out, sizeof(out)), 2, "%s", out);
+	cr_expect_eq(ctl("pause 0 --keep", out, sizeof(out)), 2, "%s", out);
+	cr_expect_eq(ctl("snapshot 0 /tmp/c3 --kind", out, sizeof(out)), 2, "%s", out);
 	cr_expect_eq(ctl("show 9 --json", out, sizeof(out)), 1, "%s", out);
 	cr_expect(strstr(out, "\"no_such_vm\""), "%s", out);
 	/* Usage errors: exit 2, nothing sent. */
@@ -1710,7 +1793,8 @@ Test(api, every_curl_example_in_docs_api_md_gives_the_answer_shown)
 		/* The example before this line is complete: run it, compare. */
 		if (ends && have_cmd) {
 			run_example(cmd, got, sizeof(got));
-			cr_expect_str_eq(got, want, "docs/api.md: $ %s", cmd);
+			cr_expect_str_eq(got, want, "docs/api.md: $ %s\ngot:  %swant: %s", cmd, got,
+					 want);
 			examples++;
 			have_cmd = false;
 		}

@@ -15,8 +15,8 @@
  *
  * Every op returns 0 or -errno.  The server maps errors to HTTP statuses:
  * -ENOENT 404 (no such VM), -ESRCH 409 (the VM stopped), -EBUSY and -EALREADY
- * 409, -ENOSPC 409 (the family is full), -EINVAL 400, -EOPNOTSUPP and
- * -ENOSYS 501, anything else 500.  Where an op takes @err, a one-line reason
+ * 409, -ENOSPC 409 (the family is full), -EEXIST 409 (a path exists),
+ * -EINVAL 400, -EOPNOTSUPP and -ENOSYS 501, anything else 500.  Where an op takes @err, a one-line reason
  * written there becomes the error message.
  */
 #ifndef FORKVM_VMM_API_API_BACKEND_H
@@ -46,7 +46,23 @@ enum api_vm_state {
 enum api_snapshot_kind {
 	API_SNAPSHOT_FULL, /* pause, write everything, resume */
 	API_SNAPSHOT_LIVE, /* COW reference, resume at once, write behind */
-	API_SNAPSHOT_DIFF, /* only what changed since the last snapshot */
+	API_SNAPSHOT_DIFF, /* only what changed since its base (a kept snapshot) */
+};
+
+/* A snapshot call, as the API checked it. */
+struct api_snapshot_req {
+	const char *dir; /* 1..4095 bytes, no NUL (the backend checks the rest) */
+	enum api_snapshot_kind kind;
+	const char *base; /* API_SNAPSHOT_DIFF: the dir of the kept base; else NULL */
+	bool keep; /* keep this snapshot as the base of a later diff */
+};
+
+/* What a snapshot took (API_STAT_NONE: not measured). */
+struct api_snapshot_result {
+	uint64_t paused_us; /* the guest stopped */
+	uint64_t total_us; /* from the pause to the snapshot on disk */
+	uint64_t pages; /* pages written */
+	uint64_t disk_bytes; /* the memory file's blocks on disk */
 };
 
 /* One VM as a listing shows it. */
@@ -104,9 +120,14 @@ struct api_backend_ops {
 	 */
 	int (*clone)(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, unsigned int *made,
 		     char *err, size_t errlen);
-	/** snapshot() - write VM @id into the directory @dir.  -EOPNOTSUPP: not built. */
-	int (*snapshot)(void *ctx, uint32_t id, const char *dir, enum api_snapshot_kind kind,
-			char *err, size_t errlen);
+	/**
+	 * snapshot() - write VM @id as @rq says; *@res what it took.  -EEXIST:
+	 * the directory exists; -EINVAL: a value refused (@err says which);
+	 * -EOPNOTSUPP: not possible for this VM or backend.  The VM runs on
+	 * (or stays paused) whatever the answer.
+	 */
+	int (*snapshot)(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
+			struct api_snapshot_result *res, char *err, size_t errlen);
 	/**
 	 * console() - the last @lines lines of VM @id's console into @buf (at
 	 * most @buflen bytes, lines ending in '\n'), *@len the bytes written.

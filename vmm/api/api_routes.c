@@ -131,6 +131,9 @@ static void reply_errno(struct api_reply *r, int ret, const char *what, const ch
 	case -ENOSPC:
 		api_reply_error(r, 409, "family_full", "%s: %s", what, msg);
 		break;
+	case -EEXIST:
+		api_reply_error(r, 409, "exists", "%s: %s", what, msg);
+		break;
 	case -EINVAL:
 		api_reply_error(r, 400, "invalid", "%s: %s", what, msg);
 		break;
@@ -281,6 +284,17 @@ static const char *type_name(json_type t)
 	return "a value";
 }
 
+/* "a, b, c": the names of @fields. */
+static const char *field_list(const struct field *fields, size_t n, char *buf, size_t len)
+{
+	size_t i, at = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%s", i ? ", " : "", fields[i].name);
+	return buf;
+}
+
 /*
  * The body as an object whose fields are all in @fields, each of its type.
  * An empty body is {}.  Return: the object (owned), or NULL with @r filled.
@@ -290,6 +304,7 @@ static json_t *parse_body(const struct api_request *rq, const struct field *fiel
 {
 	json_error_t e;
 	const char *key;
+	char names[128];
 	json_t *j, *v;
 	size_t i;
 
@@ -314,16 +329,18 @@ static json_t *parse_body(const struct api_request *rq, const struct field *fiel
 		if (i == n) {
 			if (n)
 				api_reply_error(r, 400, "unknown_field",
-						"unknown field '%s' (%s %s takes: %s%s%s)", key,
-						rq->method, rq->path, fields[0].name,
-						n > 1 ? ", " : "", n > 1 ? fields[1].name : "");
+						"unknown field '%s' (%s %s takes: %s)", key,
+						rq->method, rq->path,
+						field_list(fields, n, names, sizeof(names)));
 			else
 				api_reply_error(r, 400, "unknown_field",
 						"unknown field '%s' (%s %s takes no fields)", key,
 						rq->method, rq->path);
 			goto err;
 		}
-		if (json_typeof(v) != fields[i].type) {
+		/* JSON_TRUE in @fields: a boolean, true or false. */
+		if (json_typeof(v) != fields[i].type &&
+		    !(fields[i].type == JSON_TRUE && json_is_boolean(v))) {
 			api_reply_error(r, 400, "wrong_type", "field '%s': expected %s, got %s",
 					key, type_name(fields[i].type), type_name(json_typeof(v)));
 			goto err;
@@ -532,31 +549,60 @@ static void do_clone(const struct api_backend_ops *ops, void *ctx, const struct 
 	}
 }
 
+/* String field @name of @body (NULL if absent), 1..API_MAX_DIR bytes, else @r. */
+static bool path_field(json_t *body, const char *name, const char **out, struct api_reply *r)
+{
+	json_t *v = json_object_get(body, name);
+	size_t n;
+
+	*out = NULL;
+	if (!v)
+		return true;
+	n = json_string_length(v);
+	/* jansson refuses \u0000 in strings (no JSON_ALLOW_NUL): a C string. */
+	if (!n || n > API_MAX_DIR) {
+		api_reply_error(r, 400, "out_of_range", "field '%s': expected 1 to %u bytes", name,
+				API_MAX_DIR);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+static json_t *snapshot_answer(uint32_t id, const struct api_snapshot_req *sr,
+			       const struct api_snapshot_result *res)
+{
+	return json_pack("{s:I,s:s,s:s,s:o,s:b,s:o,s:o,s:o,s:o}", "id", (json_int_t)id, "dir",
+			 sr->dir, "kind", api_snapshot_kind_name(sr->kind), "base",
+			 sr->base ? json_string(sr->base) : json_null(), "kept", sr->keep,
+			 "paused_us", stat_value(res->paused_us), "total_us",
+			 stat_value(res->total_us), "pages", stat_value(res->pages), "disk_bytes",
+			 stat_value(res->disk_bytes));
+}
+
 static void do_snapshot(const struct api_backend_ops *ops, void *ctx, const struct api_request *rq,
 			uint32_t id, struct api_reply *r)
 {
-	static const struct field fields[] = { { "dir", JSON_STRING }, { "kind", JSON_STRING } };
-	enum api_snapshot_kind kind = API_SNAPSHOT_FULL;
-	const char *dir, *k;
+	static const struct field fields[] = { { "dir", JSON_STRING },
+					       { "kind", JSON_STRING },
+					       { "base", JSON_STRING },
+					       { "keep", JSON_TRUE } };
+	struct api_snapshot_req sr = { .kind = API_SNAPSHOT_FULL };
+	struct api_snapshot_result res = { API_STAT_NONE, API_STAT_NONE, API_STAT_NONE,
+					   API_STAT_NONE };
+	const char *k;
 	json_t *body, *v;
 	char err[256] = "";
-	size_t i, n;
+	size_t i;
 	int ret;
 
-	body = parse_body(rq, fields, 2, r);
+	body = parse_body(rq, fields, sizeof(fields) / sizeof(fields[0]), r);
 	if (!body)
 		return;
-	v = json_object_get(body, "dir");
-	if (!v) {
-		api_reply_error(r, 400, "missing_field", "field 'dir': missing");
+	if (!path_field(body, "dir", &sr.dir, r) || !path_field(body, "base", &sr.base, r))
 		goto out;
-	}
-	dir = json_string_value(v);
-	n = json_string_length(v);
-	/* jansson refuses \u0000 in strings (no JSON_ALLOW_NUL): @dir is a C string. */
-	if (!n || n > API_MAX_DIR) {
-		api_reply_error(r, 400, "out_of_range", "field 'dir': expected 1 to %u bytes",
-				API_MAX_DIR);
+	if (!sr.dir) {
+		api_reply_error(r, 400, "missing_field", "field 'dir': missing");
 		goto out;
 	}
 	v = json_object_get(body, "kind");
@@ -570,9 +616,19 @@ static void do_snapshot(const struct api_backend_ops *ops, void *ctx, const stru
 					"field 'kind': '%s' is not full, live or diff", k);
 			goto out;
 		}
-		kind = (enum api_snapshot_kind)i;
+		sr.kind = (enum api_snapshot_kind)i;
 	}
-	ret = ops->snapshot(ctx, id, dir, kind, err, sizeof(err));
+	if (sr.kind == API_SNAPSHOT_DIFF && !sr.base) {
+		api_reply_error(r, 400, "missing_field",
+				"field 'base': missing (a diff names the dir of a kept snapshot)");
+		goto out;
+	}
+	if (sr.kind != API_SNAPSHOT_DIFF && sr.base) {
+		api_reply_error(r, 400, "invalid", "field 'base': only with kind diff");
+		goto out;
+	}
+	sr.keep = json_is_true(json_object_get(body, "keep"));
+	ret = ops->snapshot(ctx, id, &sr, &res, err, sizeof(err));
 	if (ret)
 		reply_errno(r, ret, "snapshot",
 			    ret == -ENOENT			     ? "no such VM"
@@ -580,9 +636,7 @@ static void do_snapshot(const struct api_backend_ops *ops, void *ctx, const stru
 			    : (ret == -EOPNOTSUPP || ret == -ENOSYS) ? "snapshots are not built yet"
 								     : NULL);
 	else
-		reply_json(r, 200,
-			   json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "dir", dir, "kind",
-				     api_snapshot_kind_name(kind)));
+		reply_json(r, 200, snapshot_answer(id, &sr, &res));
 out:
 	json_decref(body);
 }

@@ -32,6 +32,7 @@
 #include "vmm/cpus.h"
 #include "vmm/family.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot/snapshot.h"
 
 #define KILL_STATUS CPUS_STATUS_GUEST_CRASH
 
@@ -39,6 +40,8 @@ struct api_machine_backend {
 	struct family *f;
 	char *console; /* NULL: stdout */
 	bool paused[FAMILY_MAX_VMS]; /* paused through the API */
+	/* Each VM's kept snapshot ("keep":true), the base a diff names. */
+	struct snap_base *base[FAMILY_MAX_VMS];
 };
 
 int api_machine_backend_create(struct family *f, const char *console,
@@ -62,8 +65,13 @@ int api_machine_backend_create(struct family *f, const char *console,
 
 void api_machine_backend_destroy(struct api_machine_backend *b)
 {
+	unsigned int i;
+
 	if (!b)
 		return;
+	/* Before the family: a kept base holds frames of its pool. */
+	for (i = 0; i < FAMILY_MAX_VMS; i++)
+		snap_base_free(b->base[i]);
 	free(b->console);
 	free(b);
 }
@@ -264,16 +272,72 @@ static int m_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, un
 	return 0;
 }
 
-static int m_snapshot(void *ctx, uint32_t id, const char *dir, enum api_snapshot_kind kind,
-		      char *err, size_t errlen)
+static const enum snap_kind snap_kinds[] = {
+	[API_SNAPSHOT_FULL] = SNAP_FULL,
+	[API_SNAPSHOT_LIVE] = SNAP_LIVE,
+	[API_SNAPSHOT_DIFF] = SNAP_DIFF,
+};
+
+static uint64_t us_of(uint64_t ns)
+{
+	return ns / 1000;
+}
+
+/*
+ * machine_snapshot() of VM @id.  No family lock: a clone or guest fork of
+ * the same VM meanwhile nests its pause in the snapshot's (machine_pause()).
+ */
+static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
+		      struct api_snapshot_result *res, char *err, size_t errlen)
 {
 	struct api_machine_backend *b = ctx;
+	struct snap_base *kept = NULL;
+	struct snapshot_opts o = { .dir = rq->dir };
+	struct family_member *mb;
+	struct snapshot_timing t;
 	int ret;
 
-	if (!member(b, id, &ret) && ret == -ENOENT)
+	mb = running_member(b, id, &ret);
+	if (!mb)
 		return ret;
-	snprintf(err, errlen, "snapshots are not built yet");
-	return -EOPNOTSUPP;
+	if ((unsigned int)rq->kind >= sizeof(snap_kinds) / sizeof(snap_kinds[0]))
+		return -EINVAL;
+	/* The server's working directory is not the client's. */
+	if (rq->dir[0] != '/') {
+		snprintf(err, errlen, "dir '%s': not an absolute path", rq->dir);
+		return -EINVAL;
+	}
+	if (rq->kind == API_SNAPSHOT_DIFF) {
+		if (!b->base[id]) {
+			snprintf(err, errlen,
+				 "VM %u has no kept snapshot: take one with \"keep\":true first",
+				 id);
+			return -EINVAL;
+		}
+		if (!rq->base || strcmp(rq->base, b->base[id]->dir)) {
+			snprintf(err, errlen, "base '%s' is not VM %u's kept snapshot (%s)",
+				 rq->base ? rq->base : "", id, b->base[id]->dir);
+			return -EINVAL;
+		}
+		o.base = b->base[id];
+	}
+	o.kind = snap_kinds[rq->kind];
+	o.keep = rq->keep ? &kept : NULL;
+	ret = machine_snapshot(mb->m, &o, &t, err, errlen);
+	if (ret)
+		return ret;
+	if (rq->keep) {
+		/* One base per VM: the one a diff just used goes now. */
+		snap_base_free(b->base[id]);
+		b->base[id] = kept;
+	}
+	*res = (struct api_snapshot_result){
+		.paused_us = us_of(t.paused_ns),
+		.total_us = us_of(t.total_ns),
+		.pages = t.w.pages,
+		.disk_bytes = t.w.disk_bytes,
+	};
+	return 0;
 }
 
 /* The last @lines lines of the file @path into @buf. */

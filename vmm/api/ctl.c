@@ -28,7 +28,10 @@ static const char ctl_usage[] =
     "  show ID                    one VM: state and memory figures\n"
     "  pause ID | resume ID | kill ID\n"
     "  clone ID [COUNT]           COUNT live clones of VM ID (default 1); their ids\n"
-    "  snapshot ID DIR [KIND]     write VM ID into DIR; KIND full (default), live, diff\n"
+    "  snapshot ID DIR [--kind K] [--base DIR0] [--keep]\n"
+    "                             write VM ID into DIR (absolute, must not exist);\n"
+    "                             K full (default), live, diff (of the kept DIR0);\n"
+    "                             --keep: keep it as the base of a later diff\n"
     "  console ID [LINES]         the last LINES lines of its console (default 20)\n"
     "  family                     the family's memory\n"
     "  version                    the API's version\n"
@@ -317,10 +320,21 @@ static void print_human(const char *verb, json_t *j)
 		    printf(" %lld", (long long)json_integer_value(v));
 		printf("\n");
 	} else if (!strcmp(verb, "snapshot")) {
-		printf("VM %lld: %s snapshot in %s\n",
+		const char *base = json_string_value(json_object_get(j, "base"));
+
+		printf("VM %lld: %s snapshot in %s%s%s%s\n",
 		       (long long)json_integer_value(json_object_get(j, "id")),
 		       json_string_value(json_object_get(j, "kind")) ?: "?",
-		       json_string_value(json_object_get(j, "dir")) ?: "?");
+		       json_string_value(json_object_get(j, "dir")) ?: "?", base ? " of " : "",
+		       base ? base : "",
+		       json_is_true(json_object_get(j, "kept")) ? " (kept as a base)" : "");
+		/* The figures: every number or null of the answer. */
+		json_object_foreach(j, key, v)
+		{
+			if (strcmp(key, "id") && (json_is_integer(v) || json_is_null(v)) &&
+			    strcmp(key, "base"))
+				print_stat(key, v);
+		}
 	} else if (!strcmp(verb, "console")) {
 		json_array_foreach(json_object_get(j, "lines"), i, v)
 		    printf("%s\n", json_string_value(v) ?: "");
@@ -342,10 +356,10 @@ static void print_human(const char *verb, json_t *j)
 
 int ctl_main(int argc, char **argv)
 {
-	const char *args[5], *sock, *verb, *method = "POST";
+	const char *args[5], *sock, *verb, *method = "POST", *kind = NULL, *base = NULL;
 	char path[256], err[512], *resp = NULL, *body = NULL;
 	unsigned int status = 0, nargs = 0;
-	bool json_out = false;
+	bool json_out = false, keep = false, snap_opts = false;
 	json_t *j;
 	size_t len;
 	int i, ret;
@@ -353,7 +367,15 @@ int ctl_main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--json"))
 			json_out = true;
-		else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+		else if (!strcmp(argv[i], "--keep"))
+			keep = snap_opts = true;
+		else if (!strcmp(argv[i], "--kind") || !strcmp(argv[i], "--base")) {
+			if (i + 1 == argc || !*argv[i + 1])
+				return usage_error("%s: missing value", argv[i]);
+			*(argv[i][2] == 'k' ? &kind : &base) = argv[i + 1];
+			snap_opts = true;
+			i++;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(ctl_usage, stdout);
 			return 0;
 		} else if (argv[i][0] == '-' && argv[i][1])
@@ -380,6 +402,8 @@ int ctl_main(int argc, char **argv)
 		return usage_error("'%s': unknown verb", verb);
 	if (nargs < 3 || !is_number(args[2]))
 		return usage_error("%s: expected a VM id (0, 1, ...)", verb);
+	if (snap_opts && strcmp(verb, "snapshot"))
+		return usage_error("%s: --kind, --base and --keep are snapshot options", verb);
 	if (!strcmp(verb, "show") || !strcmp(verb, "console"))
 		method = "GET";
 	if (!strcmp(verb, "show")) {
@@ -401,10 +425,22 @@ int ctl_main(int argc, char **argv)
 	} else if (!strcmp(verb, "snapshot")) {
 		if (nargs < 4)
 			return usage_error("snapshot: DIR: missing%s", "");
+		/* KIND as a last word: the older form of --kind. */
+		if (nargs == 5 && kind)
+			return usage_error("snapshot: '%s': the kind is given by --kind", args[4]);
+		if (nargs == 5)
+			kind = args[4];
 		snprintf(path, sizeof(path), "/vms/%s/snapshot", args[2]);
-		j = json_pack("{s:s,s:s}", "dir", args[3], "kind", nargs == 5 ? args[4] : "full");
+		/* What was not given is not sent: the server's defaults apply. */
+		j = json_pack("{s:s}", "dir", args[3]);
 		if (!j)
 			return usage_error("snapshot: DIR '%s' is not UTF-8", args[3]);
+		if ((kind && json_object_set_new(j, "kind", json_string(kind))) ||
+		    (base && json_object_set_new(j, "base", json_string(base))) ||
+		    (keep && json_object_set_new(j, "keep", json_true()))) {
+			json_decref(j);
+			return usage_error("snapshot: '%s': not UTF-8", kind ? kind : base);
+		}
 		body = json_dumps(j, JSON_COMPACT);
 		json_decref(j);
 	} else {
