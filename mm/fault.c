@@ -47,6 +47,7 @@ static struct {
 	struct space **spaces; /* under svc.lock */
 	unsigned int nspaces, cap;
 	bool spans_vmas; /* one UFFDIO_WRITEPROTECT may cross VMAs (Linux > 6.1) */
+	bool missing_shmem; /* missing mode on shared memory (lazy spaces, lazy.c) */
 	/* The mapping budget: vm.max_map_count, and our estimate of the
 	 * process's VMAs (window_map() adds 2, a recount corrects it). */
 	uint64_t vma_limit;
@@ -122,11 +123,11 @@ static int uffd_open(uint64_t want, uint64_t *have)
 	return fd;
 }
 
-static int uffd_register(int fd, void *addr, uint64_t len)
+static int uffd_register(int fd, void *addr, uint64_t len, uint64_t mode)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (uintptr_t)addr, .len = len },
-		.mode = UFFDIO_REGISTER_MODE_WP,
+		.mode = mode,
 	};
 
 	if (ioctl(fd, UFFDIO_REGISTER, &reg) < 0)
@@ -157,7 +158,7 @@ static bool probe_wp_spans_vmas(int uffd)
 	if (mmap(va + MM_PAGE_SIZE, MM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
 		 fd, 3 * MM_PAGE_SIZE) == MAP_FAILED)
 		goto out_map;
-	if (uffd_register(uffd, va, 2 * MM_PAGE_SIZE) < 0)
+	if (uffd_register(uffd, va, 2 * MM_PAGE_SIZE, UFFDIO_REGISTER_MODE_WP) < 0)
 		goto out_map;
 	wp = (struct uffdio_writeprotect){
 		.range = { .start = (uintptr_t)va, .len = 2 * MM_PAGE_SIZE },
@@ -251,7 +252,8 @@ static bool fault_failed(struct space *s, uint64_t off, int err)
 }
 
 /*
- * Resolve one write fault.  Context: no lock held on entry or exit; takes
+ * Resolve one fault: a write to a write-protected page, or (lazy spaces
+ * only) a touch of a page missing from the pool.  Context: no lock held on entry or exit; takes
  * svc.lock, then the space's pool->lock, and drops svc.lock before the
  * resolution (see the top of the file).
  */
@@ -283,6 +285,12 @@ static void handle_fault(const struct uffd_msg *msg)
 	} else if (s->error) {
 		/* The fence failed: wake no writer of this space again. */
 		wake_writer = false;
+	} else if (!(msg->arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP)) {
+		/* Missing: only a lazy space registers that mode. */
+		int ret = space_resolve_missing(s, off >> MM_PAGE_SHIFT);
+
+		if (ret < 0)
+			wake_writer = fault_failed(s, off, ret);
 	} else {
 		uint64_t p = off >> MM_PAGE_SHIFT;
 		int ret;
@@ -347,10 +355,14 @@ static int service_start(void)
 	/* Write-protect on shared memory came in Linux 5.19. */
 	if (!(have & UFFD_FEATURE_WP_HUGETLBFS_SHMEM))
 		return -ENOSYS;
-	fd = uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &have);
+	/* Missing mode on shmem (Linux 4.11) serves lazy spaces only; a space
+	 * without a backing source never registers it. */
+	fd =
+	    uffd_open(UFFD_FEATURE_WP_HUGETLBFS_SHMEM | (have & UFFD_FEATURE_MISSING_SHMEM), &have);
 	if (fd < 0)
 		return fd;
 	svc.uffd = fd;
+	svc.missing_shmem = have & UFFD_FEATURE_MISSING_SHMEM;
 	svc.spans_vmas = probe_wp_spans_vmas(fd);
 	svc.vma_limit = read_max_map_count();
 	svc.vma_est = vma_count(NULL, UINT64_MAX);
@@ -476,11 +488,24 @@ void fault_service_remove(struct space *s)
 /*
  * Registers the whole window; UFFDIO_REGISTER walks its VMAs.  A new mapping
  * inside a registered window is a new, unregistered VMA, so this runs again
- * after remaps, before the next write-protect.  Context: pool->lock held.
+ * after remaps, before the next write-protect.  A lazy space (lazy.c) is
+ * registered in missing mode too, before its guest runs: a remapped page
+ * is present, so it needs no missing fault until the next registration.
+ * Context: pool->lock held.
  */
-static int window_register(struct space *s)
+int window_register(struct space *s)
 {
-	return uffd_register(svc.uffd, s->window, s->npages << MM_PAGE_SHIFT);
+	uint64_t mode = UFFDIO_REGISTER_MODE_WP;
+
+	if (s->lazy)
+		mode |= UFFDIO_REGISTER_MODE_MISSING;
+	return uffd_register(svc.uffd, s->window, s->npages << MM_PAGE_SHIFT, mode);
+}
+
+/* Can a space have a backing source (missing faults on shared memory)? */
+bool fault_service_has_missing(void)
+{
+	return svc.missing_shmem;
 }
 
 static int wp_ioctl(struct space *s, uint64_t p, uint64_t n, bool wp)
