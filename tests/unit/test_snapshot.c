@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "devices/disk.h"
 #include "mm/mm.h"
 #include "vmm/device.h"
 #include "vmm/machine_state.h"
@@ -314,6 +315,266 @@ Test(snapshot, broken_manifests_are_refused_naming_the_property)
 	refuse_manifest(too_present, "/memory/pages-present");
 	refuse_manifest(base_is_a_path, "/memory/base '../elsewhere'");
 	refuse_manifest(base_is_dotdot, "/memory/base '..'");
+}
+
+/* ---- disks (1.2) ------------------------------------------------------------ */
+
+#define DISK_BYTES (1u << 20)
+
+static void write_bytes(const char *path, const void *buf, size_t len);
+
+/* A virtio-blk device (id 2) and its disk entry. */
+static void with_disk(struct snap_manifest *m)
+{
+	m->ndevs = 2;
+	m->dev[1] = (struct snap_dev){ 2, DEVICE_VIRTIO_BLK_MMIO };
+	m->ndisks = 1;
+	m->disk[0] = (struct snap_disk){ .dev_id = 2,
+					 .readonly = 1,
+					 .size = DISK_BYTES,
+					 .blocks = 17,
+					 .latency_ns = 20000000,
+					 .id = "test.img" };
+}
+
+Test(snapshot, manifest_round_trip_keeps_every_disk_field)
+{
+	static struct snap_manifest a, b;
+	char err[256];
+
+	make_manifest(&a, NPAGES);
+	with_disk(&a);
+	cr_assert_eq(build_and_parse(&a, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(b.ndisks, 1);
+	cr_assert_eq(b.disk[0].dev_id, 2);
+	cr_assert_eq(b.disk[0].readonly, 1);
+	cr_assert_eq(b.disk[0].size, DISK_BYTES);
+	cr_assert_eq(b.disk[0].blocks, 17);
+	cr_assert_eq(b.disk[0].latency_ns, 20000000);
+	cr_assert_str_eq(b.disk[0].id, "test.img");
+	/* Without disks there is no /disks node: what 1.1 wrote reads as before. */
+	make_manifest(&a, NPAGES);
+	cr_assert_eq(build_and_parse(&a, &b, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(b.ndisks, 0);
+}
+
+static void disk_missing(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->ndisks = 0;
+}
+static void disk_of_another_device(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].dev_id = 1;
+}
+static void disk_without_device(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->ndevs = 1;
+}
+static void disk_odd_size(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].size = DISK_BYTES + 100;
+}
+static void disk_empty(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].size = 0;
+}
+static void disk_huge(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].size = SNAP_DISK_MAX + 512;
+}
+static void disk_too_many_blocks(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].blocks = DISK_BYTES / 4096 + 1;
+}
+static void disk_readonly_2(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].readonly = 2;
+}
+static void disk_slow(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->disk[0].latency_ns = SNAP_LATENCY_MAX + 1;
+}
+static void two_disks_swapped(struct snap_manifest *m)
+{
+	with_disk(m);
+	m->ndevs = 3;
+	m->dev[2] = (struct snap_dev){ 3, DEVICE_VIRTIO_BLK_MMIO };
+	m->ndisks = 2;
+	m->disk[1] = m->disk[0];
+	m->disk[0].dev_id = 3; /* disk0 must back the first blk, id 2 */
+}
+
+Test(snapshot, broken_disk_entries_are_refused_naming_the_property)
+{
+	refuse_manifest(disk_missing, "virtio disk 2 has no /disks entry");
+	refuse_manifest(disk_of_another_device, "/disks/disk0/device 1");
+	refuse_manifest(disk_without_device, "/disks: 1 disks for 0 virtio-blk devices");
+	refuse_manifest(disk_odd_size, "/disks/disk0/size");
+	refuse_manifest(disk_empty, "/disks/disk0/size 0");
+	refuse_manifest(disk_huge, "/disks/disk0/size");
+	refuse_manifest(disk_too_many_blocks, "/disks/disk0/blocks-present");
+	refuse_manifest(disk_readonly_2, "/disks/disk0/read-only 2");
+	refuse_manifest(disk_slow, "/disks/disk0/latency-ns");
+	refuse_manifest(two_disks_swapped, "/disks/disk0/device 3");
+}
+
+/* A disk node named out of order, or a file that is a path. */
+Test(snapshot, a_disk_node_or_file_of_another_name_is_refused)
+{
+	static struct snap_manifest a, b;
+	static uint8_t blob[1 << 16];
+	char err[256];
+	long len;
+	int node;
+
+	make_manifest(&a, NPAGES);
+	with_disk(&a);
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	cr_assert_gt(len, 0);
+	node = fdt_path_offset(blob, "/disks/disk0");
+	cr_assert_geq(node, 0);
+	/* Same length, so the tree stays the same size as the file. */
+	cr_assert_eq(fdt_setprop_inplace(blob, node, "file", "../xy\0", 6), 0);
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "/disks/disk0/file '../xy'"), "%s", err);
+	len = snap_manifest_build(&a, blob, sizeof(blob));
+	node = fdt_path_offset(blob, "/disks/disk0");
+	cr_assert_eq(fdt_set_name(blob, node, "disk7"), 0);
+	cr_assert_eq(snap_manifest_parse(blob, (size_t)len, &b, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "/disks/disk7: expected disk0"), "%s", err);
+}
+
+/* A disk image: the pattern in every other 4 KiB block, the rest zeros. */
+static void make_image(const char *path)
+{
+	static uint8_t img[DISK_BYTES];
+	unsigned int i;
+
+	memset(img, 0, sizeof(img));
+	for (i = 0; i < DISK_BYTES; i += 8192)
+		memset(img + i, 0x40 + (i >> 13) % 64, 4096);
+	write_bytes(path, img, sizeof(img));
+}
+
+static void same_file(const char *a, const char *b)
+{
+	static uint8_t x[DISK_BYTES], y[DISK_BYTES];
+	int fa = open(a, O_RDONLY), fb = open(b, O_RDONLY);
+
+	cr_assert(fa >= 0 && fb >= 0);
+	cr_assert_eq(pread(fa, x, sizeof(x), 0), DISK_BYTES);
+	cr_assert_eq(pread(fb, y, sizeof(y), 0), DISK_BYTES);
+	cr_assert(!memcmp(x, y, sizeof(x)), "%s and %s differ", a, b);
+	close(fa);
+	close(fb);
+}
+
+static void io_done(struct disk_io *io, int res)
+{
+	__atomic_store_n((int *)io->priv, res == 0 ? 1 : -1, __ATOMIC_RELEASE);
+}
+
+/* One write of @len bytes of @byte at @pos through @d, waited for. */
+static void disk_write_sync(struct disk *d, uint64_t pos, size_t len, int byte)
+{
+	static uint8_t buf[DISK_BYTES];
+	struct iovec iov = { buf, len };
+	int done = 0;
+	struct disk_io io = {
+		.op = DISK_WRITE, .pos = pos, .iov = &iov, .niov = 1, .done = io_done, .priv = &done
+	};
+
+	memset(buf, byte, len);
+	cr_assert_eq(disk_submit(d, &io), 0);
+	while (!__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+		usleep(100);
+	cr_assert_eq(done, 1);
+}
+
+Test(snapshot, a_disk_is_written_sparse_and_checked_at_open)
+{
+	static struct snap_manifest man;
+	struct space *a = make_space(NPAGES);
+	struct disk_config dc = { 0 };
+	struct disk *d, *fork, *disks[1];
+	struct snap_write_stats st;
+	char err[256], dir[512], img[512], path[600];
+	struct snap_loaded l;
+	struct snap_write w;
+	struct stat sb;
+
+	fill(a);
+	path_of(img, sizeof(img), "disk.img");
+	make_image(img);
+	dc.path = img;
+	cr_assert_eq(disk_open(&dc, &d, err, sizeof(err)), 0, "%s", err);
+	/* The snapshot's view: a fork; the disk's later writes are not in it. */
+	cr_assert_eq(disk_fork(d, &fork), 0);
+	disk_write_sync(d, 8192, 4096, 0x77);
+	make_manifest(&man, NPAGES);
+	with_disk(&man);
+	man.disk[0].readonly = 0;
+	disks[0] = fork;
+	path_of(dir, sizeof(dir), "withdisk");
+	w = (struct snap_write){ .dir = dir, .man = &man, .space = a, .disks = disks };
+	cr_assert_eq(snap_store_write(&w, &st, err, sizeof(err)), 0, "%s", err);
+	/* Half the blocks hold data: those are written, the rest are holes. */
+	cr_assert_eq(st.disk_blocks, DISK_BYTES / 8192);
+	cr_assert_eq(man.disk[0].blocks, DISK_BYTES / 8192);
+	snprintf(path, sizeof(path), "%s/disk0", dir);
+	same_file(path, img);
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_leq((uint64_t)sb.st_blocks * 512, DISK_BYTES / 2 + 65536, "not sparse: %lld",
+		      (long long)sb.st_blocks * 512);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(l.man.ndisks, 1);
+	snap_store_close(&l);
+
+	/* Opened as a restore does: the guest's writes never reach the file. */
+	{
+		struct disk_config rc = { .path = path, .overlay = true };
+		struct disk *r;
+
+		cr_assert_eq(chmod(path, 0444), 0); /* read-only is enough */
+		cr_assert_eq(disk_open(&rc, &r, err, sizeof(err)), 0, "%s", err);
+		disk_write_sync(r, 0, DISK_BYTES, 0x99);
+		disk_close(r);
+		same_file(path, img);
+		cr_assert_eq(chmod(path, 0644), 0);
+	}
+
+	/* Bad disk files: short, a FIFO, missing; one line each. */
+	cr_assert_eq(truncate(path, DISK_BYTES - 512), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "disk0: 1048064 bytes, the manifest says 1048576"), "%s", err);
+	cr_assert_null(strchr(err, '\n'));
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(mkfifo(path, 0644), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "disk0: not a regular file"), "%s", err);
+	cr_assert_eq(unlink(path), 0);
+	cr_assert_eq(snap_store_open(dir, &l, err, sizeof(err)), -ENOENT);
+	cr_assert(strstr(err, "disk0: No such file"), "%s", err);
+
+	/* A failed write leaves neither the snapshot nor its disk file. */
+	path_of(dir, sizeof(dir), "withdisk-full");
+	w.dir = dir;
+	w.fail_after = PAGE;
+	cr_assert_neq(snap_store_write(&w, &st, err, sizeof(err)), 0);
+	cr_assert_eq(access(dir, F_OK), -1);
+	cr_assert(!leftovers());
+	disk_close(fork);
+	disk_close(d);
+	space_destroy(a);
 }
 
 Test(snapshot, not_a_tree_and_a_truncated_tree_are_refused)
@@ -829,10 +1090,12 @@ Test(snapshot, fuzz_manifest_mutations_never_crash_and_what_passes_is_sane)
 	long len;
 
 	make_manifest(&a, NPAGES);
+	with_disk(&a);
 	len = snap_manifest_build(&a, good, sizeof(good));
 	cr_assert_gt(len, 0);
 	for (i = 0; i < iters; i++) {
 		struct machine_state ms = { .buf = NULL };
+		unsigned int d, k = 0;
 		size_t n;
 
 		memcpy(blob, good, (size_t)len);
@@ -844,6 +1107,20 @@ Test(snapshot, fuzz_manifest_mutations_never_crash_and_what_passes_is_sane)
 		cr_assert(b.nranges >= 1 && b.nranges <= SNAP_MAX_RANGES);
 		cr_assert(b.ncpus >= 1 && b.ncpus <= SNAP_MAX_CPUS);
 		cr_assert(b.ndevs <= SNAP_MAX_DEVS && b.ncpuid <= SNAP_MAX_CPUID);
+		/* Each virtio-blk device has its disk, in order, of a sane size. */
+		cr_assert_leq(b.ndisks, SNAP_MAX_DISKS);
+		for (d = 0; d < b.ndevs; d++) {
+			if (b.dev[d].type != DEVICE_VIRTIO_BLK_MMIO)
+				continue;
+			cr_assert_lt(k, b.ndisks);
+			cr_assert_eq(b.disk[k].dev_id, b.dev[d].id);
+			cr_assert(b.disk[k].size && b.disk[k].size % 512 == 0 &&
+				  b.disk[k].size <= SNAP_DISK_MAX);
+			cr_assert_leq(b.disk[k].readonly, 1);
+			cr_assert_lt(strlen(b.disk[k].id), sizeof(b.disk[k].id));
+			k++;
+		}
+		cr_assert_eq(k, b.ndisks);
 		cr_assert_eq(b.mem_file_size,
 			     b.range[b.nranges - 1].gpa + b.range[b.nranges - 1].size);
 		cr_assert((const uint8_t *)b.state >= blob &&
