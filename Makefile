@@ -26,7 +26,8 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 # ---- configuration: every value that comes from an installed package -------
 # scripts/configure.sh first installs the missing Debian packages
-# (scripts/deps.sh), then writes LIBFDT, CRITERION, LIBURING, LIBAPI and GUEST_LIBFDT
+# (scripts/deps.sh), then writes LIBFDT, CRITERION, LIBURING, LIBAPI, LIBSECCOMP
+# and GUEST_LIBFDT
 # into $(CONFIG_MK).  Make includes it; when it had to (re)make it, make
 # restarts and reads it again, so nothing that a package provides is read
 # before the package is there.  Never assign such a value with $(shell ...)
@@ -72,7 +73,7 @@ HOST_LIBS := $(LIBVMM) $(LIBDEV) $(LIBMM)
 
 $(FORKVM): $(call obj,vmm/main.c) $(HOST_LIBS)
 	$(call say,LD,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI) $(LIBSECCOMP)
 
 # ---- tests and benches: one program per file --------------------------------
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -85,12 +86,12 @@ BENCH_BINS := $(patsubst %.c,$(OUT)/%,$(BENCH_SRCS))
 $(OUT)/tests/%: $(OUT)/obj/tests/%.o $(LIBHELPERS) $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI) $(CRITERION)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI) $(LIBSECCOMP) $(CRITERION)
 
 $(OUT)/bench/%: $(OUT)/obj/bench/%.o $(HOST_LIBS)
 	$(call say,LD,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBFDT) $(LIBURING) $(LIBAPI) $(LIBSECCOMP)
 
 # ---- the freestanding test guest (its own flags; never linked into the VMM) --
 -include guest/test/guest.mk

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential pkg-config libfdt-dev libcriterion-dev liburing-dev
-      libmicrohttpd-dev libjansson-dev curl
+      libmicrohttpd-dev libjansson-dev libseccomp-dev curl
       qemu-system-x86 busybox-static cpio xz-utils clang-format acpica-tools)
 
 # --list: the package names, one a line (scripts/fresh-machine-check.sh).
