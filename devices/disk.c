@@ -44,6 +44,7 @@
 #include "devices/disk.h"
 #include "devices/disk_engine.h"
 #include "devices/disk_layer.h"
+#include "devices/thread_hook.h"
 
 #define SECTOR_SIZE 512u
 #define DISK_IOV_MAX 1024u /* IOV_MAX on Linux, and io_uring's UIO_MAXIOV */
@@ -423,6 +424,7 @@ static void sub_eop_done(struct disk_eop *eop, ssize_t res)
 
 static void *finish_main(void *arg)
 {
+	devices_thread_start("device");
 	req_finish(arg);
 	return NULL;
 }
@@ -749,6 +751,7 @@ static void *delay_main(void *arg)
 {
 	struct disk *d = arg;
 
+	devices_thread_start("device");
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct req *r = d->delayed;

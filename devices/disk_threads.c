@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "devices/disk_engine.h"
+#include "devices/thread_hook.h"
 
 struct threads_engine {
 	struct disk_engine e; /* first: container */
@@ -60,6 +61,7 @@ static void *worker_main(void *arg)
 {
 	struct threads_engine *t = arg;
 
+	devices_thread_start("device");
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct disk_eop *op;
@@ -90,6 +92,7 @@ static void *completer_main(void *arg)
 {
 	struct threads_engine *t = arg;
 
+	devices_thread_start("device");
 	pthread_mutex_lock(&t->lock);
 	for (;;) {
 		struct disk_eop *batch;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 
 #include "devices/disk_engine.h"
+#include "devices/thread_hook.h"
 
 /* user_data of the NOP that stops the completion thread. */
 #define URING_STOP 0ull
@@ -182,6 +183,7 @@ static void *uring_main(void *arg)
 	struct uring_engine *u = arg;
 	bool stop = false;
 
+	devices_thread_start("device");
 	while (!stop) {
 		struct io_uring_cqe *cqes[URING_BATCH];
 		struct disk_eop *ops[URING_BATCH], *failed;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "devices/thread_hook.h"
 #include "devices/time.h"
 
 #define TAP_LINE_MAX 1024
@@ -57,6 +58,7 @@ static void *tap_thread(void *arg)
 	char buf[4096];
 	ssize_t n, i;
 
+	devices_thread_start("device");
 	memcpy(t->line, t->prefix, t->prefix_len);
 	for (;;) {
 		n = read(t->rfd, buf, sizeof(buf));

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "devices/log.h"
+#include "devices/thread_hook.h"
 #include "devices/time.h"
 #include "devices/virtio/mmio.h"
 #include "devices/virtio/queue.h"
@@ -360,6 +361,7 @@ static void *service_thread(void *arg)
 	struct pollfd pfd[n + 1];
 	uint64_t v;
 
+	devices_thread_start("device");
 	for (i = 0; i < n; i++)
 		pfd[i] = (struct pollfd){ .fd = vm->kick_fds[i], .events = POLLIN };
 	pfd[n] = (struct pollfd){ .fd = vm->stop_fd, .events = POLLIN };
