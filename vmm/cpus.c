@@ -13,6 +13,7 @@
 
 #include "devices/time.h"
 #include "guest/abi.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 #define CPUID_MAX_ENTRIES 256
@@ -21,6 +22,13 @@ static void kick_handler(int sig)
 {
 	/* Nothing: its delivery is what makes KVM_RUN return -EINTR. */
 	(void)sig;
+}
+
+/* The vCPU thread, confined first (vmm/seccomp.c) when the run asked for it. */
+static void *vcpu_main(void *arg)
+{
+	vmm_thread_start("vcpu");
+	return vcpu_thread(arg);
 }
 
 static int install_kick_handler(void)
@@ -137,7 +145,7 @@ int cpus_start(struct cpus *c)
 	for (i = 0; i < c->n; i++) {
 		struct vcpu *v = &c->vcpu[i];
 
-		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		ret = -pthread_create(&v->thread, NULL, vcpu_main, v);
 		if (ret) {
 			v->thread = 0;
 			break;

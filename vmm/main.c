@@ -10,6 +10,7 @@
 #include "vmm/cli.h"
 #include "vmm/family.h"
 #include "vmm/mkdisk.h"
+#include "vmm/seccomp.h"
 #include "vmm/snapshot/cmd.h"
 
 #define EXIT_HOST_ERROR 1
@@ -40,14 +41,26 @@ int main(int argc, char **argv)
 {
 	static struct cli cli;
 	struct snapshot_cli snap = { 0 };
+	enum vmm_seccomp_mode seccomp = VMM_SECCOMP_OFF;
 	char err[512];
 
 	/* `forkvm ctl`: a client of a running forkvm, with its own arguments. */
 	if (argc > 1 && !strcmp(argv[1], "ctl"))
 		return ctl_main(argc - 1, argv + 1);
+	/* run and restore take the seccomp options, whatever comes after them. */
+	if (argc > 1 && (!strcmp(argv[1], "run") || !strcmp(argv[1], "restore")) &&
+	    vmm_seccomp_cli_extract(&argc, argv, &seccomp, err, sizeof(err))) {
+		fprintf(stderr, "forkvm: %s\n", err);
+		return EXIT_USAGE;
+	}
 	/* `forkvm restore DIR`: a snapshot's guest, in this new process. */
-	if (argc > 1 && !strcmp(argv[1], "restore"))
+	if (argc > 1 && !strcmp(argv[1], "restore")) {
+		if (vmm_seccomp_start(seccomp, err, sizeof(err))) {
+			fprintf(stderr, "forkvm: %s\n", err);
+			return EXIT_HOST_ERROR;
+		}
 		return snapshot_restore_main(argc - 1, argv + 1);
+	}
 	/* The snapshot options of `run` are the snapshot module's. */
 	if (argc > 1 && !strcmp(argv[1], "run") &&
 	    snapshot_cli_extract(&argc, argv, &snap, err, sizeof(err))) {
@@ -63,8 +76,14 @@ int main(int argc, char **argv)
 		fputs(cli_usage(), stdout);
 		fputs("\n", stdout);
 		fputs(snapshot_cli_usage(), stdout);
+		fputs("\n", stdout);
+		fputs(vmm_seccomp_cli_usage(), stdout);
 		return 0;
 	case CLI_RUN:
+		if (vmm_seccomp_start(seccomp, err, sizeof(err))) {
+			fprintf(stderr, "forkvm: %s\n", err);
+			return EXIT_HOST_ERROR;
+		}
 		if (snap.dir)
 			return snapshot_cmd_run(&cli, &snap);
 		return family_run(&cli);
