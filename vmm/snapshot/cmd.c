@@ -12,6 +12,7 @@
 #include "vmm/cpus.h"
 #include "vmm/family.h"
 #include "vmm/machine.h"
+#include "vmm/snapshot/lazy.h"
 #include "vmm/snapshot/snapshot.h"
 
 #define EXIT_HOST 1
@@ -40,7 +41,12 @@ static const char usage[] =
     "      the snapshot's files, never written (writes go to an overlay).\n"
     "      A snapshot that is damaged, of another\n"
     "      format or for a CPU with features this one lacks is refused with one\n"
-    "      line and exit status 1.\n";
+    "      line and exit status 1.\n"
+    "  forkvm restore DIR --lazy [--record-ws MS | --prefetch]\n"
+    "      start the guest before its memory is read: each page comes from DIR's\n"
+    "      memory file when first touched (the default is eager: all read first).\n"
+    "      --record-ws MS saves the pages touched in the first MS ms as DIR's\n"
+    "      working set; --prefetch loads it, in one pass, before the guest starts.\n";
 
 const char *snapshot_cli_usage(void)
 {
@@ -331,7 +337,8 @@ static int restore_family(const char *dir, struct machine *m, const struct resto
 
 int snapshot_restore_main(int argc, char **argv)
 {
-	struct restore_opts o = { 0 };
+	struct snap_lazy_opts lz = { 0 };
+	struct restore_opts o = { .lazy = &lz };
 	struct restore_timing t;
 	unsigned long timeout_s = 0, clones = 0;
 	const char *dir = NULL, *reason;
@@ -342,6 +349,13 @@ int snapshot_restore_main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
+		ret = snap_lazy_option(argc, argv, i, &lz);
+		if (ret < 0)
+			return EXIT_USAGE;
+		if (ret) {
+			i += ret - 1;
+			continue;
+		}
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(usage, stdout);
 			return 0;
@@ -402,10 +416,12 @@ int snapshot_restore_main(int argc, char **argv)
 		return EXIT_HOST;
 	}
 	report_restore(dir, &t);
+	snap_lazy_started(m, dir, &lz);
 	status = machine_wait(m, (unsigned int)timeout_s * 1000);
 	reason = machine_stop_reason(m);
 	if (*reason)
 		fprintf(stderr, "forkvm: %s\n", reason);
+	snap_lazy_report(m, &lz);
 	fflush(stdout);
 	machine_destroy(m);
 	return status;

@@ -23,6 +23,7 @@
 #include "vmm/disks.h"
 #include "vmm/machine.h"
 #include "vmm/machine_state.h"
+#include "vmm/snapshot/lazy.h"
 #include "vmm/uart.h"
 
 static uint64_t now_ns(void)
@@ -685,7 +686,13 @@ int snapshot_restore(const char *dir, const struct restore_opts *o, struct machi
 
 	/* The oldest first: each diff overwrites what changed since its base. */
 	t0 = now_ns();
-	for (k = n - 1; k >= 0; k--) {
+	if (o->lazy && o->lazy->lazy) {
+		ret = snap_lazy_memory(chain, n, dir, m->space, o->lazy, err, errlen);
+		if (ret)
+			goto err_machine;
+		t->pages = o->lazy->lazy_pages;
+	}
+	for (k = n - 1; k >= 0 && !(o->lazy && o->lazy->lazy); k--) {
 		ret = snap_store_load_memory(&chain[k], m->space, &pages, err, errlen);
 		if (ret)
 			goto err_machine;

@@ -73,6 +73,8 @@ struct restore_opts {
 	const char *console; /* NULL: stdout */
 	const char *console_prefix; /* NULL: none */
 	bool quiet_results;
+	/* Lazy restore (vmm/snapshot/lazy.h); NULL or not ->lazy: eager. */
+	struct snap_lazy_opts *lazy;
 };
 
 struct restore_timing {

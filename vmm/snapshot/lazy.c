@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Lazy restore and its working set.  The memory files' data extents become
+ * lazy pages of the new space (mm/lazy.c loads each on first touch); the
+ * working set, a sorted list of guest addresses saved next to the manifest,
+ * is loaded ahead in one pass.  The working-set file is untrusted like the
+ * rest of the snapshot: a bad one is ignored with a warning (it only makes
+ * a restore faster), never used half.
+ */
+#include "vmm/snapshot/lazy.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mm/mm.h"
+#include "vmm/machine.h"
+
+/* ---- options ---------------------------------------------------------------- */
+
+int snap_lazy_option(int argc, char **argv, int i, struct snap_lazy_opts *lo)
+{
+	const char *a = argv[i];
+	unsigned long v;
+	char *end;
+
+	if (!strcmp(a, "--lazy")) {
+		lo->lazy = true;
+		return 1;
+	}
+	if (!strcmp(a, "--prefetch")) {
+		lo->lazy = lo->prefetch = true;
+	} else if (strcmp(a, "--record-ws")) {
+		return 0;
+	} else if (i + 1 < argc) {
+		lo->record_ms = 1; /* checked below */
+	}
+	/* What a prefetch loads takes no fault: a recording would miss it. */
+	if (lo->prefetch && lo->record_ms) {
+		fprintf(stderr, "forkvm restore: --record-ws: record on a restore without "
+				"--prefetch\n");
+		return -1;
+	}
+	if (lo->prefetch)
+		return 1;
+	if (i + 1 >= argc) {
+		fprintf(stderr, "forkvm restore: --record-ws: missing value\n");
+		return -1;
+	}
+	errno = 0;
+	v = strtoul(argv[i + 1], &end, 10);
+	if (!*argv[i + 1] || *argv[i + 1] == '-' || *argv[i + 1] == '+' || *end || errno || !v ||
+	    v > SNAP_WS_RECORD_MAX_MS) {
+		fprintf(stderr, "forkvm restore: --record-ws '%s': expected 1 to %u ms\n",
+			argv[i + 1], SNAP_WS_RECORD_MAX_MS);
+		return -1;
+	}
+	lo->lazy = true;
+	lo->record_ms = (unsigned int)v;
+	return 2;
+}
+
+/* ---- the working-set file ------------------------------------------------------ */
+
+static int join(char *buf, size_t len, const char *dir, const char *name)
+{
+	int n = snprintf(buf, len, "%s/%s", dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int snap_ws_write(const char *dir, const uint64_t *gpas, size_t n, char *err, size_t errlen)
+{
+	char tmp[PATH_MAX], path[PATH_MAX], name[64];
+	uint8_t hdr[SNAP_WS_HEADER];
+	uint32_t v;
+	uint64_t *le = NULL;
+	int fd = -1, dfd, ret;
+
+	snprintf(name, sizeof(name), ".%s.tmp-%d", SNAP_WS_NAME, (int)getpid());
+	if (join(tmp, sizeof(tmp), dir, name) || join(path, sizeof(path), dir, SNAP_WS_NAME)) {
+		snprintf(err, errlen, "%s: name too long", dir);
+		return -ENAMETOOLONG;
+	}
+	if (n > UINT32_MAX) {
+		snprintf(err, errlen, "a working set of %zu pages: too many", n);
+		return -E2BIG;
+	}
+	le = malloc(n ? n * sizeof(*le) : 1);
+	if (!le) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		le[i] = htole64(gpas[i]);
+	memcpy(hdr, SNAP_WS_MAGIC, 8);
+	v = htole32(SNAP_WS_VERSION);
+	memcpy(hdr + 8, &v, 4);
+	v = htole32((uint32_t)n);
+	memcpy(hdr + 12, &v, 4);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "creating %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	ret = write_all(fd, hdr, sizeof(hdr));
+	if (!ret)
+		ret = write_all(fd, le, n * sizeof(*le));
+	if (!ret && fsync(fd))
+		ret = -errno;
+	if (close(fd) && !ret)
+		ret = -errno;
+	if (!ret && rename(tmp, path))
+		ret = -errno;
+	if (ret) {
+		snprintf(err, errlen, "writing %s: %s", path, strerror(-ret));
+		unlink(tmp);
+		goto out;
+	}
+	/* The rename is durable once the directory is. */
+	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd)) {
+		ret = -errno;
+		snprintf(err, errlen, "fsync %s: %s", dir, strerror(errno));
+	}
+	if (dfd >= 0)
+		close(dfd);
+out:
+	free(le);
+	return ret;
+}
+
+static bool in_layout(const struct snap_manifest *man, uint64_t off, uint64_t len)
+{
+	for (unsigned int i = 0; i < man->nranges; i++) {
+		const struct snap_range *r = &man->range[i];
+
+		if (off >= r->gpa && off - r->gpa <= r->size && len <= r->size - (off - r->gpa))
+			return true;
+	}
+	return false;
+}
+
+static uint64_t layout_pages(const struct snap_manifest *man)
+{
+	uint64_t pages = 0;
+
+	for (unsigned int i = 0; i < man->nranges; i++)
+		pages += man->range[i].size / MM_PAGE_SIZE;
+	return pages;
+}
+
+/* Every address page-aligned, in the layout, strictly ascending. */
+static int check_ws(const struct snap_manifest *man, const uint64_t *gpas, size_t n, char *err,
+		    size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (gpas[i] & (MM_PAGE_SIZE - 1) || !in_layout(man, gpas[i], MM_PAGE_SIZE)) {
+			snprintf(err, errlen, "entry %zu (0x%llx): not a page of the memory layout",
+				 i, (unsigned long long)gpas[i]);
+			return -EINVAL;
+		}
+		if (i && gpas[i] <= gpas[i - 1]) {
+			snprintf(err, errlen, "entry %zu (0x%llx): not above the one before", i,
+				 (unsigned long long)gpas[i]);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t **gpas, size_t *n,
+		 char *err, size_t errlen)
+{
+	uint64_t max = SNAP_WS_HEADER + layout_pages(man) * sizeof(uint64_t), *v = NULL;
+	uint8_t hdr[SNAP_WS_HEADER];
+	char path[PATH_MAX];
+	uint32_t version, count;
+	struct stat sb;
+	int fd, ret;
+
+	*gpas = NULL;
+	*n = 0;
+	if (join(path, sizeof(path), dir, SNAP_WS_NAME)) {
+		snprintf(err, errlen, "%s: name too long", dir);
+		return -ENAMETOOLONG;
+	}
+	/* Never follow a link or wait on a FIFO: only a regular file is read. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (sb.st_size < SNAP_WS_HEADER || (uint64_t)sb.st_size > max) {
+		snprintf(err, errlen, "%s: %lld bytes, expected %u to %llu", path,
+			 (long long)sb.st_size, SNAP_WS_HEADER, (unsigned long long)max);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
+		snprintf(err, errlen, "%s: cannot read its header", path);
+		ret = -EIO;
+		goto out;
+	}
+	memcpy(&version, hdr + 8, 4);
+	memcpy(&count, hdr + 12, 4);
+	version = le32toh(version);
+	count = le32toh(count);
+	if (memcmp(hdr, SNAP_WS_MAGIC, 8) || version != SNAP_WS_VERSION) {
+		snprintf(err, errlen, "%s: not a working-set file of version %u", path,
+			 SNAP_WS_VERSION);
+		ret = -EINVAL;
+		goto out;
+	}
+	if ((uint64_t)sb.st_size != SNAP_WS_HEADER + (uint64_t)count * sizeof(uint64_t)) {
+		snprintf(err, errlen, "%s: %lld bytes for %u entries (expected %llu)", path,
+			 (long long)sb.st_size, count,
+			 (unsigned long long)(SNAP_WS_HEADER + (uint64_t)count * 8));
+		ret = -EINVAL;
+		goto out;
+	}
+	v = malloc(count ? count * sizeof(*v) : 1);
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (count && pread(fd, v, count * sizeof(*v), SNAP_WS_HEADER) !=
+			 (ssize_t)(count * sizeof(*v))) {
+		snprintf(err, errlen, "%s: shorter than its size", path);
+		ret = -EIO;
+		goto out;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		v[i] = le64toh(v[i]);
+	ret = check_ws(man, v, count, err, errlen);
+	if (ret) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "%s", err);
+		snprintf(err, errlen, "%s: %s", path, what);
+		goto out;
+	}
+	*gpas = v;
+	*n = count;
+	v = NULL;
+out:
+	free(v);
+	close(fd);
+	return ret;
+}
+
+/* ---- lazy memory ---------------------------------------------------------------- */
+
+/* Every data extent of @l's memory file, as lazy pages of @space from file @id. */
+static int add_extents(struct snap_loaded *l, struct space *space, unsigned int id,
+		       uint64_t *pages, char *err, size_t errlen)
+{
+	uint64_t size = l->man.mem_file_size, off = 0;
+	int ret;
+
+	while (off < size) {
+		off_t data = lseek(l->mem_fd, (off_t)off, SEEK_DATA), hole;
+		uint64_t end;
+
+		if (data < 0 && errno == ENXIO)
+			break; /* only holes from here */
+		if (data < 0) {
+			ret = -errno;
+			snprintf(err, errlen, "%s: SEEK_DATA: %s", SNAP_MEMORY_NAME,
+				 strerror(errno));
+			return ret;
+		}
+		hole = lseek(l->mem_fd, data, SEEK_HOLE);
+		if (hole < 0 || hole <= data) {
+			snprintf(err, errlen, "%s: SEEK_HOLE failed", SNAP_MEMORY_NAME);
+			return hole < 0 ? -errno : -EIO;
+		}
+		/* Pages, whatever the file system's extent granularity. */
+		off = (uint64_t)data & ~(uint64_t)(MM_PAGE_SIZE - 1);
+		end = (uint64_t)hole < size ? (uint64_t)hole : size;
+		end = (end + MM_PAGE_SIZE - 1) & ~(uint64_t)(MM_PAGE_SIZE - 1);
+		if (end > size)
+			end = size & ~(uint64_t)(MM_PAGE_SIZE - 1);
+		if (end <= off)
+			break;
+		if (!in_layout(&l->man, off, end - off)) {
+			snprintf(err, errlen, "%s: data at 0x%llx+0x%llx, outside the memory layout",
+				 SNAP_MEMORY_NAME, (unsigned long long)off,
+				 (unsigned long long)(end - off));
+			return -EINVAL;
+		}
+		ret = space_lazy_add(space, id, off, end - off, off);
+		if (ret) {
+			snprintf(err, errlen, "lazy guest memory at 0x%llx: %s",
+				 (unsigned long long)off, strerror(-ret));
+			return ret;
+		}
+		*pages += (end - off) / MM_PAGE_SIZE;
+		off = end;
+	}
+	return 0;
+}
+
+/* The recorded working set of @dir, loaded now; a bad file is only a warning. */
+static int prefetch(const struct snap_loaded *l, const char *dir, struct space *space,
+		    struct snap_lazy_opts *lo, char *err, size_t errlen)
+{
+	char why[512];
+	uint64_t *gpas;
+	size_t n;
+	int ret;
+
+	ret = snap_ws_read(dir, &l->man, &gpas, &n, why, sizeof(why));
+	if (ret == -ENOENT) {
+		fprintf(stderr, "forkvm restore: %s: no working set recorded (--record-ws MS): "
+				"restoring without prefetch\n",
+			dir);
+		return 0;
+	}
+	if (ret) {
+		fprintf(stderr, "forkvm restore: warning: %s: ignored, restoring without prefetch\n",
+			why);
+		return 0;
+	}
+	lo->ws_pages = n;
+	ret = space_lazy_prefetch(space, gpas, n, &lo->prefetched);
+	free(gpas);
+	if (ret)
+		snprintf(err, errlen, "prefetching the working set: %s", strerror(-ret));
+	return ret;
+}
+
+int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct space *space,
+		     struct snap_lazy_opts *lo, char *err, size_t errlen)
+{
+	struct space_lazy_stats st;
+	uint64_t pages = 0;
+	int ret;
+
+	/* The oldest first: a diff's data overrides its base's. */
+	for (int k = n - 1; k >= 0; k--) {
+		unsigned int id;
+
+		ret = space_lazy_file(space, chain[k].mem_fd, &id);
+		if (ret) {
+			snprintf(err, errlen, "lazy guest memory: %s",
+				 ret == -ENOSYS ? "this kernel has no userfaultfd missing mode "
+						  "on shared memory"
+						: strerror(-ret));
+			return ret;
+		}
+		ret = add_extents(&chain[k], space, id, &pages, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (lo->prefetch) {
+		ret = prefetch(&chain[0], dir, space, lo, err, errlen);
+		if (ret)
+			return ret;
+	}
+	if (lo->record_ms)
+		space_lazy_record(space, true);
+	space_lazy_get_stats(space, &st);
+	lo->lazy_pages = st.pending;
+	return 0;
+}
+
+/* ---- after the start -------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void record(struct machine *m, const char *dir, unsigned int ms_)
+{
+	uint64_t end = now_ms() + ms_, *gpas;
+	struct timespec slice = { 0, 2 * 1000000 };
+	char err[512];
+	ssize_t n;
+
+	while (now_ms() < end && !machine_stopped(m))
+		nanosleep(&slice, NULL);
+	space_lazy_record(m->space, false);
+	n = space_lazy_take_log(m->space, &gpas);
+	if (n < 0) {
+		fprintf(stderr, "forkvm restore: warning: working set not saved: %s\n",
+			strerror((int)-n));
+		return;
+	}
+	if (snap_ws_write(dir, gpas, (size_t)n, err, sizeof(err)))
+		fprintf(stderr, "forkvm restore: warning: working set not saved: %s\n", err);
+	else
+		fprintf(stderr,
+			"forkvm: working set: %zd pages loaded in the first %u ms, saved to "
+			"%s/%s\n",
+			n, ms_, dir, SNAP_WS_NAME);
+	free(gpas);
+}
+
+void snap_lazy_started(struct machine *m, const char *dir, const struct snap_lazy_opts *lo)
+{
+	if (!lo->lazy)
+		return;
+	fprintf(stderr,
+		"forkvm: lazy restore of %s: %llu pages load on first touch, %llu of a working "
+		"set of %llu loaded before start\n",
+		dir, (unsigned long long)lo->lazy_pages, (unsigned long long)lo->prefetched,
+		(unsigned long long)lo->ws_pages);
+	if (lo->record_ms)
+		record(m, dir, lo->record_ms);
+}
+
+void snap_lazy_report(struct machine *m, const struct snap_lazy_opts *lo)
+{
+	struct space_lazy_stats st;
+
+	if (!lo->lazy)
+		return;
+	space_lazy_get_stats(m->space, &st);
+	fprintf(stderr,
+		"forkvm: lazy restore: %llu pages loaded after start (%llu by a guest fault, "
+		"%llu by a device or the host), %llu never touched, %llu zero pages faulted, "
+		"%.3f ms reading\n",
+		(unsigned long long)(st.loaded - st.prefetched), (unsigned long long)st.faults,
+		(unsigned long long)(st.loaded - st.prefetched - st.faults),
+		(unsigned long long)st.pending, (unsigned long long)st.zero_faults,
+		(double)st.load_ns / 1e6);
+}
