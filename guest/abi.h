@@ -26,4 +26,10 @@
 #define FORK_FAILED 0xffffffffu
 #define FORK_NONE 0xfffffffeu
 
+/*
+ * in: fresh random bytes from the host (getrandom), any width.  A forked
+ * Linux guest's child reseeds its RNG from them (guest/linux/fork.c).
+ */
+#define PORT_ENTROPY 0x508
+
 #endif /* FORKVM_GUEST_ABI_H */

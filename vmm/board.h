@@ -29,6 +29,9 @@ struct board_ops {
 	int (*setup_vcpu)(struct machine *m, struct vcpu *v, char *err, size_t errlen);
 	/* A paused vCPU's state is one this guest can be in.  0 or -EPROTO. */
 	int (*check_state)(const struct vcpu_state *st, char *err, size_t errlen);
+	/* Optional: @child, a clone restored but not yet started, is told it
+	 * is a new machine (Linux: a new VM generation ID). */
+	int (*cloned)(struct machine *child, char *err, size_t errlen);
 };
 
 extern const struct board_ops board_test_ops;

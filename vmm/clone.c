@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "mm/mm.h"
+#include "vmm/board.h"
 #include "vmm/machine.h"
 #include "vmm/machine_state.h"
 
@@ -100,6 +101,7 @@ static int prepare_child(struct machine *parent, const struct clone_config *cc, 
 			return ret;
 	}
 	c->pool = parent->pool;
+	c->board = parent->board;
 	c->image = parent->image;
 	c->ndisks = parent->ndisks;
 	/* The state buffer too: nothing to allocate while the parent waits. */
@@ -246,6 +248,11 @@ int machine_clone(struct machine *parent, const struct clone_config *cc, struct 
 	ret = machine_restore_state(c, &ms, err, errlen);
 	if (ret)
 		goto err_child;
+	if (c->board && c->board->cloned) {
+		ret = c->board->cloned(c, err, errlen);
+		if (ret)
+			goto err_child;
+	}
 	/* Right after the restore re-submitted the requests in flight: none of
 	 * them can have completed if the disk's latency exceeds this gap. */
 	if (cc->hold_child)

@@ -57,7 +57,7 @@ struct machine_config {
 struct board_ops;
 
 struct machine {
-	const struct board_ops *board; /* test guest or Linux; NULL in a clone: machine_board() */
+	const struct board_ops *board; /* test guest or Linux (a clone: its parent's) */
 	struct kvm_sys kvm;
 	struct pool *pool;
 	bool owns_pool; /* false in a clone: the family's pool is the parent's */
@@ -158,8 +158,8 @@ bool machine_stopped(struct machine *m);
 const char *machine_stop_reason(struct machine *m);
 
 /**
- * machine_board() - @m's board.  A clone's is NULL (vmm/clone.c does not
- * copy it yet) and reads as the test guest's.
+ * machine_board() - @m's board (a clone has its parent's); NULL (a spare
+ * machine) reads as the test guest's.
  */
 const struct board_ops *machine_board(const struct machine *m);
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
-/* Ports 0x501-0x504: guest exit, exception reports, results, fork. */
+/* Ports 0x501-0x504 and 0x508: exit, exception reports, results, fork, entropy. */
 #include "vmm/ports.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "vmm/cpus.h"
 #include "vmm/vcpu.h"
@@ -63,6 +64,12 @@ bool ports_in(struct vcpu *v, uint16_t port, void *data, unsigned int size)
 {
 	uint32_t value;
 
+	if (port == PORT_ENTROPY) {
+		/* size <= 4: getrandom never returns short for that. */
+		if (getrandom(data, size, 0) != (ssize_t)size)
+			memset(data, 0xff, size);
+		return true;
+	}
 	if (port != PORT_FORK)
 		return false;
 	value = __atomic_load_n(&v->cpus->fork_result, __ATOMIC_SEQ_CST);

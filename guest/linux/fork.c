@@ -5,7 +5,11 @@
  *
  *   forkvm-fork            fork the whole VM here, like fork(2): prints the
  *                          child's id (> 0) in the parent and 0 in the child,
- *                          exits 0 in both; exits 1 if the VMM could not fork
+ *                          exits 0 in both; exits 1 if the VMM could not fork.
+ *                          The child reseeds the kernel's RNG before it
+ *                          returns (32 bytes from PORT_ENTROPY, RNDADDENTROPY,
+ *                          RNDRESEEDCRNG); --no-reseed skips that (to show
+ *                          what the reseed is for)
  *   forkvm-fork exit N     stop the VM with exit status N (0-255)
  *   forkvm-fork result V   report a 32-bit value ("result: 0x%08x" on the VMM)
  *
@@ -25,14 +29,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/random.h>
 #include <sys/io.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "guest/abi.h"
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: forkvm-fork | forkvm-fork exit N | forkvm-fork result V\n");
+	fprintf(stderr, "usage: forkvm-fork [--no-reseed] | forkvm-fork exit N | "
+			"forkvm-fork result V\n");
 	return 2;
 }
 
@@ -47,6 +54,44 @@ static int port_byte(uint16_t port, uint8_t *v, int write)
 	n = write ? pwrite(fd, v, 1, port) : pread(fd, v, 1, port);
 	close(fd);
 	return n == 1 ? 0 : -1;
+}
+
+/*
+ * The child holds its parent's RNG state: the same bytes would come out of
+ * both.  Mix 32 fresh bytes from the host into the input pool and reseed at
+ * once (the kernel reseeds from VMGenID too, but asynchronously, after this
+ * process may already have read): every reader after this sees new output.
+ */
+static int reseed(void)
+{
+	enum { N = 32 };
+	struct rand_pool_info *info = malloc(sizeof(*info) + N);
+	int port = open("/dev/port", O_RDONLY), rnd = -1, ret = -1;
+	uint8_t *buf;
+	unsigned int i;
+
+	if (!info || port < 0)
+		goto out;
+	buf = (uint8_t *)info->buf;
+	for (i = 0; i < N; i++) {
+		if (pread(port, &buf[i], 1, PORT_ENTROPY) != 1)
+			goto out;
+	}
+	info->entropy_count = 8 * N;
+	info->buf_size = N;
+	rnd = open("/dev/urandom", O_RDWR);
+	if (rnd < 0 || ioctl(rnd, RNDADDENTROPY, info) || ioctl(rnd, RNDRESEEDCRNG))
+		goto out;
+	ret = 0;
+out:
+	if (ret)
+		fprintf(stderr, "forkvm-fork: reseeding the child's RNG: %s\n", strerror(errno));
+	if (rnd >= 0)
+		close(rnd);
+	if (port >= 0)
+		close(port);
+	free(info);
+	return ret;
 }
 
 static int number(const char *s, unsigned long max, unsigned long *out)
@@ -86,7 +131,7 @@ int main(int argc, char **argv)
 		outl((uint32_t)v, PORT_RESULT);
 		return 0;
 	}
-	if (argc != 1)
+	if (argc > 2 || (argc == 2 && strcmp(argv[1], "--no-reseed")))
 		return usage();
 	fflush(NULL);
 	outl(FORK_MAGIC, PORT_FORK);
@@ -102,6 +147,8 @@ int main(int argc, char **argv)
 			r == FORK_NONE ? "no fork happened" : "FORK_FAILED; see its stderr");
 		return 1;
 	}
+	if (r == 0 && argc == 1 && reseed())
+		return 1;
 	printf("%u\n", r);
 	return 0;
 }

@@ -403,3 +403,62 @@ Test(linux_acpi, iasl_disassembles_the_dsdt_to_the_devices_we_meant)
 	cr_assert_eq(com1, 1);
 	cr_assert_eq(io, 1);
 }
+
+/* VMGenID and the Generic Event Device that notifies it, as iasl reads them. */
+Test(linux_acpi, the_vmgenid_device_and_its_event_device_disassemble_as_meant)
+{
+	struct acpi_config c = two_disks(1);
+	char dir[] = "/tmp/forkvm-acpi-XXXXXX", path[128], cmd[512], line[256];
+	unsigned int hid = 0, addr = 0, ged = 0, evt = 0, notify = 0, gsi = 0;
+	const uint8_t *dsdt;
+	FILE *f;
+	long n;
+
+	if (system("command -v iasl >/dev/null 2>&1"))
+		cr_skip_test("iasl not installed (Debian package acpica-tools)");
+	c.vmgenid_addr = 0x1234f0000ULL;
+	c.ged_gsi = 20;
+	n = build(&c);
+	dsdt = dsdt_of(n);
+	cr_assert_not_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dsdt.dat", dir);
+	f = fopen(path, "wb");
+	cr_assert_not_null(f);
+	fwrite(dsdt, 1, get(dsdt, 4, 4), f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "cd %s && iasl -d dsdt.dat >iasl.log 2>&1", dir);
+	cr_assert_eq(system(cmd), 0, "iasl -d failed (see %s/iasl.log)", dir);
+	snprintf(path, sizeof(path), "%s/dsdt.dsl", dir);
+	f = fopen(path, "r");
+	cr_assert_not_null(f);
+	while (fgets(line, sizeof(line), f)) {
+		hid += strstr(line, "Name (_HID, \"VMGENCTR\")") != NULL;
+		/* Package elements: "0x234F0000," then "0x00000001" alone on its line. */
+		addr += strstr(line, " 0x234F0000,") != NULL ||
+			!strcmp(line + strspn(line, " "), "0x00000001\n");
+		ged += strstr(line, "Name (_HID, \"ACPI0013\"") != NULL;
+		evt += strstr(line, "Method (_EVT, 1") != NULL;
+		notify += strstr(line, "Notify (\\_SB.VGEN, 0x80)") != NULL;
+		gsi += strstr(line, "0x00000014,") != NULL;
+	}
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	cr_assert_eq(system(cmd), 0);
+	cr_assert_eq(hid, 1);
+	cr_assert_eq(addr, 2, "ADDR: the low and high halves");
+	cr_assert_eq(ged, 1);
+	cr_assert_eq(evt, 1);
+	cr_assert_eq(notify, 1);
+	cr_assert_eq(gsi, 1, "the GED's interrupt is GSI 20");
+}
+
+Test(linux_acpi, a_vmgenid_event_outside_the_ioapic_is_refused)
+{
+	struct acpi_config c = two_disks(1);
+
+	c.vmgenid_addr = 0xf0000;
+	c.ged_gsi = ACPI_IOAPIC_PINS;
+	cr_assert_eq(acpi_build(&c, GPA, buf, sizeof(buf)), -EINVAL);
+	c.ged_gsi = 20;
+	cr_assert_gt(acpi_build(&c, GPA, buf, sizeof(buf)), 0);
+}

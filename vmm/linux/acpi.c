@@ -23,6 +23,10 @@
 #define AML_STRING 0x0d
 #define AML_SCOPE 0x10
 #define AML_BUFFER 0x11
+#define AML_PACKAGE 0x12
+#define AML_METHOD 0x14
+#define AML_DUAL_NAME 0x2e
+#define AML_NOTIFY 0x86
 #define AML_EXT 0x5b
 #define AML_DEVICE 0x82
 #define AML_ROOT '\\'
@@ -319,9 +323,80 @@ static void aml_com1(struct out *o, uint16_t port, uint8_t irq)
 	aml_pkg(o, dev_op, sizeof(dev_op), body, b.pos);
 }
 
+/* Device(VGEN) { Name(_HID, "VMGENCTR")
+ *               Name(ADDR, Package(2) { low 32 bits, high 32 bits }) }
+ * Linux's vmgenid driver (drivers/virt/vmgenid.c, 6.1) matches "VMGENCTR",
+ * evaluates ADDR for the 16-byte generation ID and re-reads it on a Notify. */
+static void aml_vmgenid(struct out *o, uint64_t addr)
+{
+	static const uint8_t dev_op[] = { AML_EXT, AML_DEVICE };
+	uint8_t body[64], pkg[16];
+	struct out b = { .p = body, .len = sizeof(body) }, k = { .p = pkg, .len = sizeof(pkg) };
+	uint8_t op = AML_PACKAGE;
+
+	aml_name_seg(&b, "VGEN");
+	aml_name_string(&b, "_HID", "VMGENCTR");
+	emit8(&k, 2); /* NumElements */
+	emit8(&k, AML_DWORD);
+	emit32(&k, (uint32_t)addr);
+	emit8(&k, AML_DWORD);
+	emit32(&k, (uint32_t)(addr >> 32));
+	emit8(&b, AML_NAME);
+	aml_name_seg(&b, "ADDR");
+	aml_pkg(&b, &op, 1, pkg, k.pos);
+	if (b.full || k.full)
+		o->full = true;
+	aml_pkg(o, dev_op, sizeof(dev_op), body, b.pos);
+}
+
+/* Device(GED0) { Name(_HID, "ACPI0013")
+ *                Name(_CRS, ResourceTemplate() { Interrupt(ResourceConsumer,
+ *                                  Edge, ActiveHigh, Exclusive) { gsi } })
+ *                Method(_EVT, 1) { Notify(\_SB.VGEN, 0x80) } }
+ * A hardware-reduced machine has no GPE blocks: the Generic Event Device
+ * (ACPI 6.5, 5.6.9) is how an interrupt runs AML; Linux's evged.c calls _EVT
+ * on the interrupt, and the Notify reaches the vmgenid driver. */
+static void aml_ged(struct out *o, uint32_t gsi)
+{
+	static const uint8_t dev_op[] = { AML_EXT, AML_DEVICE };
+	uint8_t body[96], res[16], buf[24], meth[32];
+	struct out b = { .p = body, .len = sizeof(body) }, r = { .p = res, .len = sizeof(res) };
+	struct out c = { .p = buf, .len = sizeof(buf) }, m = { .p = meth, .len = sizeof(meth) };
+	uint8_t bop = AML_BUFFER, mop = AML_METHOD;
+
+	aml_name_seg(&b, "GED0");
+	aml_name_string(&b, "_HID", "ACPI0013");
+	emit8(&r, RES_EXT_IRQ);
+	emit16(&r, 6);
+	emit8(&r, IRQ_CONSUMER | IRQ_EDGE); /* active high, exclusive */
+	emit8(&r, 1);
+	emit32(&r, gsi);
+	emit8(&r, RES_END);
+	emit8(&r, 0);
+	emit8(&c, AML_BYTE);
+	emit8(&c, (uint8_t)r.pos);
+	emit(&c, res, r.pos);
+	emit8(&b, AML_NAME);
+	aml_name_seg(&b, "_CRS");
+	aml_pkg(&b, &bop, 1, buf, c.pos);
+	aml_name_seg(&m, "_EVT");
+	emit8(&m, 1); /* MethodFlags: one argument, not serialized */
+	emit8(&m, AML_NOTIFY);
+	emit8(&m, AML_ROOT);
+	emit8(&m, AML_DUAL_NAME);
+	aml_name_seg(&m, "_SB_");
+	aml_name_seg(&m, "VGEN");
+	emit8(&m, AML_BYTE);
+	emit8(&m, 0x80);
+	aml_pkg(&b, &mop, 1, meth, m.pos);
+	if (b.full || r.full || c.full || m.full)
+		o->full = true;
+	aml_pkg(o, dev_op, sizeof(dev_op), body, b.pos);
+}
+
 static void build_dsdt_aml(struct out *o, const struct acpi_config *cfg)
 {
-	uint8_t body[128 * ACPI_MAX_MMIO + 96];
+	uint8_t body[128 * ACPI_MAX_MMIO + 256];
 	struct out b = { .p = body, .len = sizeof(body) };
 	uint8_t op = AML_SCOPE;
 	unsigned int i;
@@ -332,6 +407,10 @@ static void build_dsdt_aml(struct out *o, const struct acpi_config *cfg)
 		aml_com1(&b, cfg->com1_port, cfg->com1_irq);
 	for (i = 0; i < cfg->ndevs; i++)
 		aml_device(&b, i, &cfg->dev[i]);
+	if (cfg->vmgenid_addr) {
+		aml_vmgenid(&b, cfg->vmgenid_addr);
+		aml_ged(&b, cfg->ged_gsi);
+	}
 	if (b.full)
 		o->full = true;
 	aml_pkg(o, &op, 1, body, b.pos);
@@ -409,7 +488,7 @@ long acpi_build(const struct acpi_config *cfg, uint64_t gpa, uint8_t *buf, size_
 	unsigned int i;
 
 	if (!cfg->ncpus || cfg->ncpus > ACPI_MAX_CPUS || cfg->ndevs > ACPI_MAX_MMIO ||
-	    cfg->com1_irq > 15)
+	    cfg->com1_irq > 15 || (cfg->vmgenid_addr && cfg->ged_gsi >= ACPI_IOAPIC_PINS))
 		return -EINVAL;
 	for (i = 0; i < cfg->ndevs; i++) {
 		if (cfg->dev[i].gsi >= ACPI_IOAPIC_PINS || !cfg->dev[i].size)

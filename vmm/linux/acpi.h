@@ -6,7 +6,8 @@
  * virtio-mmio window as an LNRO0005 device (_HID, _UID, _CRS with
  * Memory32Fixed and an edge Interrupt), the id Linux's virtio_mmio driver
  * matches, and COM1 as PNP0501.  Firecracker describes its devices the same
- * way.
+ * way.  Optionally a VMGenID device and the Generic Event Device that
+ * notifies it (a clone's new generation ID reseeds the guest's RNG).
  */
 #ifndef FORKVM_VMM_LINUX_ACPI_H
 #define FORKVM_VMM_LINUX_ACPI_H
@@ -39,6 +40,10 @@ struct acpi_config {
 	uint8_t com1_irq;
 	unsigned int ndevs;
 	struct acpi_mmio_dev dev[ACPI_MAX_MMIO];
+	/* VMGenID (0: none): the GPA of its 16-byte generation ID, and the GSI
+	 * of the Generic Event Device whose interrupt notifies a new one. */
+	uint64_t vmgenid_addr;
+	uint32_t ged_gsi;
 };
 
 /**

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -106,6 +107,55 @@ static void acpi_config_of(const struct machine_config *cfg, struct acpi_config 
 		ac->dev[i].gsi = board_virtio_gsi(i);
 	}
 	ac->ndevs = i;
+	ac->vmgenid_addr = LINUX_VMGENID;
+	ac->ged_gsi = LINUX_GED_GSI;
+}
+
+/* A fresh VM generation ID into @m's memory: 16 bytes from the host's RNG. */
+static int new_generation(struct machine *m, char *err, size_t errlen)
+{
+	uint8_t id[LINUX_VMGENID_SIZE];
+	ssize_t n = getrandom(id, sizeof(id), 0);
+	int ret;
+
+	if (n != (ssize_t)sizeof(id)) {
+		ret = n < 0 ? -errno : -EIO;
+		snprintf(err, errlen, "VM generation ID: getrandom: %s", strerror(-ret));
+		return ret;
+	}
+	ret = space_write(m->space, LINUX_VMGENID, id, sizeof(id));
+	if (ret)
+		snprintf(err, errlen, "VM generation ID at 0x%llx: %s",
+			 (unsigned long long)LINUX_VMGENID, strerror(-ret));
+	return ret;
+}
+
+/*
+ * A clone is a new VM generation: a new ID, then an edge on the Generic
+ * Event Device's pin.  Linux runs the GED's _EVT (Notify VGEN), its vmgenid
+ * driver reads the new ID and reseeds the RNG ("crng reseeded due to
+ * virtual machine fork").  The irqchip is the parent's, restored: the pin is
+ * routed and unmasked if the guest's GED driver bound; the interrupt waits
+ * in the LAPIC until the vCPU runs.
+ */
+static int linux_board_cloned(struct machine *c, char *err, size_t errlen)
+{
+	struct kvm_irq_level irq = { .irq = LINUX_GED_GSI, .level = 1 };
+	int ret = new_generation(c, err, errlen);
+
+	if (ret)
+		return ret;
+	if (ioctl(c->vm.fd, KVM_IRQ_LINE, &irq) < 0)
+		goto fail;
+	irq.level = 0;
+	if (ioctl(c->vm.fd, KVM_IRQ_LINE, &irq) < 0)
+		goto fail;
+	return 0;
+fail:
+	ret = -errno;
+	snprintf(err, errlen, "VM generation ID: KVM_IRQ_LINE %u: %s", LINUX_GED_GSI,
+		 strerror(errno));
+	return ret;
 }
 
 static int write_mem(struct machine *m, uint64_t gpa, const void *buf, size_t len, const char *what,
@@ -155,6 +205,9 @@ int linux_board_load(struct machine *m, const struct machine_config *cfg,
 		goto out;
 	}
 	ret = write_mem(m, LINUX_ACPI, buf, (size_t)acpi_len, "ACPI tables", err, errlen);
+	if (ret)
+		goto out;
+	ret = new_generation(m, err, errlen);
 	if (ret)
 		goto out;
 
@@ -368,4 +421,5 @@ const struct board_ops board_linux_ops = {
 	.load = board_load,
 	.setup_vcpu = linux_board_setup_vcpu,
 	.check_state = linux_board_check_state,
+	.cloned = linux_board_cloned,
 };

@@ -29,6 +29,9 @@
 #define LINUX_ACPI 0xe0000ULL /* RSDP first: inside the BIOS area Linux scans */
 #define LINUX_ACPI_MAX 0x10000ULL
 #define LINUX_EBDA 0x9fc00ULL /* low RAM ends here in the e820 map */
+#define LINUX_VMGENID 0xf0000ULL /* the 16-byte VM generation ID (reserved) */
+#define LINUX_VMGENID_SIZE 16
+#define LINUX_GED_GSI 20 /* the Generic Event Device: "a new generation ID" */
 
 /* Boot selectors of the 64-bit protocol: __BOOT_CS and __BOOT_DS. */
 #define LINUX_SEL_CS 0x10
