@@ -639,6 +639,21 @@ static void report_memory(struct family *f, bool after_clone)
 	       (unsigned long long)end.fresh);
 }
 
+void family_report(struct family *f)
+{
+	const char *reason;
+
+	if (family_size(f) == 1) {
+		reason = machine_stop_reason(f->vm[0].m);
+		if (*reason)
+			fprintf(stderr, "forkvm: %s\n", reason);
+	} else {
+		report_vms(f);
+		report_memory(f, false);
+	}
+	fflush(stdout);
+}
+
 int family_run(const struct cli *cli)
 {
 	struct family_config fc = { .cfg = cli->cfg };

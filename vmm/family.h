@@ -113,6 +113,12 @@ unsigned int family_fork_failures(struct family *f);
 void family_destroy(struct family *f);
 
 /**
+ * family_report() - after family_wait(): a family of one VM, its stop reason
+ * on stderr (if any); of several, each VM and the family's memory on stdout.
+ */
+void family_report(struct family *f);
+
+/**
  * family_run() - `forkvm run`: @cli's machine, its --clones and whatever
  * its guest forks; run all to the end; with more than one VM, report each
  * VM and the family's memory.

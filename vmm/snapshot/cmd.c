@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vmm/api/api_restore.h"
 #include "vmm/cli.h"
 #include "vmm/cpus.h"
 #include "vmm/family.h"
@@ -41,7 +42,8 @@ static const char usage[] =
     "      the snapshot's files, never written (writes go to an overlay).\n"
     "      A snapshot that is damaged, of another\n"
     "      format or for a CPU with features this one lacks is refused with one\n"
-    "      line and exit status 1.\n"
+    "      line and exit status 1.  --api SOCKET: serve the control API over the\n"
+    "      restored VM as run --api does (docs/api.md); not with --clones.\n"
     "  forkvm restore DIR --lazy [--record-ws MS | --prefetch]\n"
     "      start the guest before its memory is read: each page comes from DIR's\n"
     "      memory file when first touched (the default is eager: all read first).\n"
@@ -341,7 +343,7 @@ int snapshot_restore_main(int argc, char **argv)
 	struct restore_opts o = { .lazy = &lz };
 	struct restore_timing t;
 	unsigned long timeout_s = 0, clones = 0;
-	const char *dir = NULL, *reason;
+	const char *dir = NULL, *reason, *api = NULL;
 	struct machine *m;
 	char err[768];
 	int i, ret, status;
@@ -370,12 +372,14 @@ int snapshot_restore_main(int argc, char **argv)
 			i++;
 			continue;
 		}
-		if (!strcmp(a, "--console") || !strcmp(a, "--timeout")) {
+		if (!strcmp(a, "--console") || !strcmp(a, "--timeout") || !strcmp(a, "--api")) {
 			if (i + 1 >= argc || !*argv[i + 1]) {
 				fprintf(stderr, "forkvm restore: %s: missing value\n", a);
 				return EXIT_USAGE;
 			}
-			if (a[2] == 'c') {
+			if (a[2] == 'a') {
+				api = argv[++i];
+			} else if (a[2] == 'c') {
 				o.console = argv[++i];
 			} else if (parse_uint(argv[++i], 86400, &timeout_s) || !timeout_s) {
 				fprintf(stderr,
@@ -398,6 +402,9 @@ int snapshot_restore_main(int argc, char **argv)
 				"FILE] [--timeout SECONDS])\n");
 		return EXIT_USAGE;
 	}
+	if (api) /* the control API's (vmm/api/api_restore.c) */
+		return api_restore_main(dir, &o, (unsigned int)timeout_s * 1000, api,
+					(unsigned int)clones);
 	/* Several VMs on one output: each line says whose. */
 	if (clones)
 		o.console_prefix = "[parent] ";
