@@ -25,10 +25,17 @@
 
 /* ---- options ---------------------------------------------------------------- */
 
+/* What a prefetch loads takes no fault: a recording would miss it. */
+static int both(void)
+{
+	fprintf(stderr, "forkvm restore: --record-ws: record on a restore without --prefetch\n");
+	return -1;
+}
+
 int snap_lazy_option(int argc, char **argv, int i, struct snap_lazy_opts *lo)
 {
-	const char *a = argv[i];
-	unsigned long v;
+	const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+	unsigned long ms_;
 	char *end;
 
 	if (!strcmp(a, "--lazy")) {
@@ -36,34 +43,28 @@ int snap_lazy_option(int argc, char **argv, int i, struct snap_lazy_opts *lo)
 		return 1;
 	}
 	if (!strcmp(a, "--prefetch")) {
+		if (lo->record_ms)
+			return both();
 		lo->lazy = lo->prefetch = true;
-	} else if (strcmp(a, "--record-ws")) {
-		return 0;
-	} else if (i + 1 < argc) {
-		lo->record_ms = 1; /* checked below */
-	}
-	/* What a prefetch loads takes no fault: a recording would miss it. */
-	if (lo->prefetch && lo->record_ms) {
-		fprintf(stderr, "forkvm restore: --record-ws: record on a restore without "
-				"--prefetch\n");
-		return -1;
-	}
-	if (lo->prefetch)
 		return 1;
-	if (i + 1 >= argc) {
+	}
+	if (strcmp(a, "--record-ws"))
+		return 0;
+	if (lo->prefetch)
+		return both();
+	if (!v) {
 		fprintf(stderr, "forkvm restore: --record-ws: missing value\n");
 		return -1;
 	}
 	errno = 0;
-	v = strtoul(argv[i + 1], &end, 10);
-	if (!*argv[i + 1] || *argv[i + 1] == '-' || *argv[i + 1] == '+' || *end || errno || !v ||
-	    v > SNAP_WS_RECORD_MAX_MS) {
-		fprintf(stderr, "forkvm restore: --record-ws '%s': expected 1 to %u ms\n",
-			argv[i + 1], SNAP_WS_RECORD_MAX_MS);
+	ms_ = strtoul(v, &end, 10);
+	if (!*v || *v == '-' || *v == '+' || *end || errno || !ms_ || ms_ > SNAP_WS_RECORD_MAX_MS) {
+		fprintf(stderr, "forkvm restore: --record-ws '%s': expected 1 to %u ms\n", v,
+			SNAP_WS_RECORD_MAX_MS);
 		return -1;
 	}
 	lo->lazy = true;
-	lo->record_ms = (unsigned int)v;
+	lo->record_ms = (unsigned int)ms_;
 	return 2;
 }
 
@@ -256,8 +257,8 @@ int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t **gp
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (count && pread(fd, v, count * sizeof(*v), SNAP_WS_HEADER) !=
-			 (ssize_t)(count * sizeof(*v))) {
+	if (count &&
+	    pread(fd, v, count * sizeof(*v), SNAP_WS_HEADER) != (ssize_t)(count * sizeof(*v))) {
 		snprintf(err, errlen, "%s: shorter than its size", path);
 		ret = -EIO;
 		goto out;
@@ -284,8 +285,8 @@ out:
 /* ---- lazy memory ---------------------------------------------------------------- */
 
 /* Every data extent of @l's memory file, as lazy pages of @space from file @id. */
-static int add_extents(struct snap_loaded *l, struct space *space, unsigned int id,
-		       uint64_t *pages, char *err, size_t errlen)
+static int add_extents(struct snap_loaded *l, struct space *space, unsigned int id, char *err,
+		       size_t errlen)
 {
 	uint64_t size = l->man.mem_file_size, off = 0;
 	int ret;
@@ -316,7 +317,8 @@ static int add_extents(struct snap_loaded *l, struct space *space, unsigned int 
 		if (end <= off)
 			break;
 		if (!in_layout(&l->man, off, end - off)) {
-			snprintf(err, errlen, "%s: data at 0x%llx+0x%llx, outside the memory layout",
+			snprintf(err, errlen,
+				 "%s: data at 0x%llx+0x%llx, outside the memory layout",
 				 SNAP_MEMORY_NAME, (unsigned long long)off,
 				 (unsigned long long)(end - off));
 			return -EINVAL;
@@ -327,7 +329,6 @@ static int add_extents(struct snap_loaded *l, struct space *space, unsigned int 
 				 (unsigned long long)off, strerror(-ret));
 			return ret;
 		}
-		*pages += (end - off) / MM_PAGE_SIZE;
 		off = end;
 	}
 	return 0;
@@ -344,14 +345,15 @@ static int prefetch(const struct snap_loaded *l, const char *dir, struct space *
 
 	ret = snap_ws_read(dir, &l->man, &gpas, &n, why, sizeof(why));
 	if (ret == -ENOENT) {
-		fprintf(stderr, "forkvm restore: %s: no working set recorded (--record-ws MS): "
-				"restoring without prefetch\n",
+		fprintf(stderr,
+			"forkvm restore: %s: no working set recorded (--record-ws MS): "
+			"restoring without prefetch\n",
 			dir);
 		return 0;
 	}
 	if (ret) {
-		fprintf(stderr, "forkvm restore: warning: %s: ignored, restoring without prefetch\n",
-			why);
+		fprintf(stderr,
+			"forkvm restore: warning: %s: ignored, restoring without prefetch\n", why);
 		return 0;
 	}
 	lo->ws_pages = n;
@@ -366,7 +368,6 @@ int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct s
 		     struct snap_lazy_opts *lo, char *err, size_t errlen)
 {
 	struct space_lazy_stats st;
-	uint64_t pages = 0;
 	int ret;
 
 	/* The oldest first: a diff's data overrides its base's. */
@@ -381,7 +382,7 @@ int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct s
 						: strerror(-ret));
 			return ret;
 		}
-		ret = add_extents(&chain[k], space, id, &pages, err, errlen);
+		ret = add_extents(&chain[k], space, id, err, errlen);
 		if (ret)
 			return ret;
 	}
@@ -438,10 +439,10 @@ void snap_lazy_started(struct machine *m, const char *dir, const struct snap_laz
 	if (!lo->lazy)
 		return;
 	fprintf(stderr,
-		"forkvm: lazy restore of %s: %llu pages load on first touch, %llu of a working "
-		"set of %llu loaded before start\n",
-		dir, (unsigned long long)lo->lazy_pages, (unsigned long long)lo->prefetched,
-		(unsigned long long)lo->ws_pages);
+		"forkvm: lazy start: %llu pages load on first touch, %llu of a working set of %llu "
+		"loaded before start (%s)\n",
+		(unsigned long long)lo->lazy_pages, (unsigned long long)lo->prefetched,
+		(unsigned long long)lo->ws_pages, dir);
 	if (lo->record_ms)
 		record(m, dir, lo->record_ms);
 }
