@@ -1021,6 +1021,24 @@ Test(snapshot_cli, bad_options_are_named)
 	cli_refused(half, "go together");
 }
 
+Test(snapshot_cli, a_delay_after_the_line_is_taken_and_checked)
+{
+	const char *ok[] = {
+		"forkvm", "run", "--snapshot-dir", "d", "--snapshot-delay=250", "--mem", "32M", NULL
+	};
+	const char *big[] = { "forkvm", "run", "--snapshot-dir", "d", "--snapshot-delay",
+			      "60001",	NULL };
+	const char *nodir[] = { "forkvm", "run", "--snapshot-delay", "5", NULL };
+	struct snapshot_cli sc;
+	char rest[512], err[256];
+
+	cr_assert_eq(extract(ok, &sc, rest, err), 0, "%s", err);
+	cr_assert_eq(sc.delay_ms, 250);
+	cr_assert_str_eq(rest, "forkvm run --mem 32M");
+	cli_refused(big, "--snapshot-delay '60001'");
+	cli_refused(nodir, "need --snapshot-dir");
+}
+
 /* ---- the mutation fuzzer ------------------------------------------------------------ */
 
 static uint64_t rng = 0x666f726b766d;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vmm/api/api_restore.h"
 #include "vmm/cli.h"
@@ -22,10 +23,11 @@
 
 static const char usage[] =
     "snapshots (docs/snapshot.md):\n"
-    "  forkvm run ... --snapshot-dir DIR [--snapshot-at-line N]\n"
+    "  forkvm run ... --snapshot-dir DIR [--snapshot-at-line N] [--snapshot-delay MS]\n"
     "             [--snapshot-kind full|live] [--snapshot-stop]\n"
     "             [--snapshot-diff-dir DIR2 --snapshot-diff-at-line M]\n"
-    "      when the guest has printed N console lines (default 1), save it to DIR\n"
+    "      when the guest has printed N console lines (default 1) and MS ms more\n"
+    "      have passed (default 0), save it to DIR\n"
     "      (which must not exist): live (default) pauses the guest only to take a\n"
     "      copy-on-write reference to its memory and writes while it runs; full\n"
     "      writes with the guest paused.  The guest then runs on, or stops with\n"
@@ -105,6 +107,10 @@ static int take(struct snapshot_cli *sc, const char *opt, const char *v, char *e
 			return bad(err, errlen, "--snapshot-at-line '%s': expected 1 to 1000000",
 				   v);
 		sc->at_line = (unsigned int)n;
+	} else if (!strcmp(opt, "--snapshot-delay")) {
+		if (parse_uint(v, 60000, &n))
+			return bad(err, errlen, "--snapshot-delay '%s': expected 0 to 60000 ms", v);
+		sc->delay_ms = (unsigned int)n;
 	} else if (!strcmp(opt, "--snapshot-diff-dir")) {
 		if (!*v)
 			return bad(err, errlen, "--snapshot-diff-dir: missing directory%s", "");
@@ -144,9 +150,9 @@ static bool takes_value(const char *arg)
 
 int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *err, size_t errlen)
 {
-	static const char *const with_value[] = { "--snapshot-dir", "--snapshot-at-line",
-						  "--snapshot-kind", "--snapshot-diff-dir",
-						  "--snapshot-diff-at-line" };
+	static const char *const with_value[] = { "--snapshot-dir",	     "--snapshot-at-line",
+						  "--snapshot-kind",	     "--snapshot-diff-dir",
+						  "--snapshot-diff-at-line", "--snapshot-delay" };
 	bool at_line = false;
 	int i = 1, j, words, k;
 
@@ -184,7 +190,8 @@ int snapshot_cli_extract(int *argc, char **argv, struct snapshot_cli *sc, char *
 		*argc -= words;
 		argv[*argc] = NULL;
 	}
-	if (!sc->dir && (at_line || sc->stop || sc->kind != SNAP_LIVE || sc->diff_dir))
+	if (!sc->dir &&
+	    (at_line || sc->stop || sc->kind != SNAP_LIVE || sc->diff_dir || sc->delay_ms))
 		return bad(err, errlen, "--snapshot-*: need --snapshot-dir DIR%s", "");
 	if (!sc->diff_dir != !sc->diff_at_line)
 		return bad(err, errlen,
@@ -265,6 +272,12 @@ int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)
 		snprintf(err, sizeof(err), "the guest stopped before console line %u", sc->at_line);
 		ret = -ESRCH;
 	} else {
+		if (sc->delay_ms) {
+			struct timespec ts = { .tv_sec = sc->delay_ms / 1000,
+					       .tv_nsec = (long)(sc->delay_ms % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 		o.keep = sc->diff_dir ? &base : NULL;
 		ret = machine_snapshot(m, &o, &t, err, sizeof(err));
 	}

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The snapshot commands: `forkvm run ... --snapshot-dir DIR
- * [--snapshot-at-line N] [--snapshot-kind full|live] [--snapshot-stop]
+ * [--snapshot-at-line N] [--snapshot-delay MS] [--snapshot-kind full|live] [--snapshot-stop]
  * [--snapshot-diff-dir DIR2 --snapshot-diff-at-line M]` and
  * `forkvm restore DIR [--console FILE] [--timeout SECONDS]`.  The run
  * options are taken out of argv before the run command's own parser sees
@@ -20,6 +20,7 @@ struct cli;
 struct snapshot_cli {
 	const char *dir; /* NULL: no snapshot */
 	unsigned int at_line; /* after this many console lines (default 1) */
+	unsigned int delay_ms; /* then this long (tests: requests surely in flight) */
 	enum snap_kind kind; /* default live */
 	bool stop; /* stop the guest once the snapshot is on disk */
 	const char *diff_dir; /* NULL: none; else a diff of @dir, in its directory */
