@@ -32,11 +32,9 @@ struct run {
 
 static char sock[300];
 
-static void run_start(struct run *r, const char *workload, const char *args)
+/* The binary with @argv (argv[0] is set here), its stderr in r->err_fd. */
+static void run_argv(struct run *r, const char **argv)
 {
-	const char *argv[] = { vmm_bin(),   "run",	  "--guest", "test",   "--guest-elf",
-			       vmm_guest(), "--workload", workload,  "--args", args,
-			       "--mem",	    "32M",	  "--api",   sock,     NULL };
 	int p[2];
 
 	memset(r, 0, sizeof(*r));
@@ -48,11 +46,21 @@ static void run_start(struct run *r, const char *workload, const char *args)
 
 		dup2(devnull, STDOUT_FILENO);
 		dup2(p[1], STDERR_FILENO);
+		argv[0] = vmm_bin();
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	close(p[1]);
 	r->err_fd = p[0];
+}
+
+static void run_start(struct run *r, const char *workload, const char *args)
+{
+	const char *argv[] = { "forkvm",    "run",	  "--guest", "test",   "--guest-elf",
+			       vmm_guest(), "--workload", workload,  "--args", args,
+			       "--mem",	    "32M",	  "--api",   sock,     NULL };
+
+	run_argv(r, argv);
 }
 
 /* Read the run's stderr until @needle shows up (true) or EOF/timeout (false). */
@@ -101,6 +109,23 @@ static json_t *call_get(const char *path)
 	cr_assert_eq(status, 200, "GET %s: HTTP %u: %s", path, status, resp);
 	j = json_loadb(resp, len, 0, NULL);
 	cr_assert_not_null(j, "GET %s: not JSON: %s", path, resp);
+	free(resp);
+	return j;
+}
+
+static json_t *call_post(const char *path, const char *body, unsigned int want)
+{
+	char err[256], *resp;
+	unsigned int status;
+	size_t len;
+	json_t *j;
+
+	cr_assert_eq(
+	    api_client_call(sock, "POST", path, body, &status, &resp, &len, err, sizeof(err)), 0,
+	    "POST %s: %s", path, err);
+	cr_assert_eq(status, want, "POST %s: HTTP %u: %s", path, status, resp);
+	j = json_loadb(resp, len, 0, NULL);
+	cr_assert_not_null(j, "POST %s: not JSON: %s", path, resp);
 	free(resp);
 	return j;
 }
@@ -179,4 +204,64 @@ Test(api_run, a_bad_api_path_is_refused_with_its_name)
 	cr_assert_not_null(strstr(out, "--api"), "%s", out);
 	cr_assert_eq(vmm_run(out, sizeof(out), nodir), 1, "%s", out);
 	cr_assert_not_null(strstr(out, "/nonexistent-forkvm-dir/api.sock"), "%s", out);
+}
+
+Test(api_run, a_snapshot_taken_through_forkvm_ctl_is_restored_with_the_api_and_cloned)
+{
+	char snap[300], cmd[1024], out[1024];
+	const char *restore[] = { "forkvm", "restore", snap, "--api", sock, NULL };
+	struct run r;
+	json_t *j, *vms;
+	FILE *p;
+	size_t n;
+
+	/* memcheck hold=1 waits after its first pass: a guest in the middle of its work. */
+	vmm_path(snap, sizeof(snap), "api-run-snap");
+	run_start(&r, "memcheck", "hold=1");
+	cr_assert(run_wait_for(&r, "control API on"), "no API line: %s", r.log);
+	snprintf(cmd, sizeof(cmd), "'%s' ctl '%s' snapshot 0 '%s' --kind live 2>&1", vmm_bin(),
+		 sock, snap);
+	p = popen(cmd, "r");
+	cr_assert_not_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	cr_assert_eq(pclose(p), 0, "%s", out);
+	cr_expect(strstr(out, "VM 0: live snapshot in "), "%s", out);
+	cr_assert_eq(run_end(&r), 3, "%s", r.log);
+
+	/* The snapshot in a fresh process, served. */
+	run_argv(&r, restore);
+	cr_assert(run_wait_for(&r, "control API on"), "no API line: %s", r.log);
+	cr_expect(strstr(r.log, "forkvm: restored "), "%s", r.log);
+	j = call_get("/vms/0");
+	cr_expect_str_eq(vm_state(j), "running");
+	json_decref(j);
+	j = call_post("/vms/0/clone", "{\"count\":2}", 201);
+	cr_expect_eq(json_array_size(json_object_get(j, "ids")), 2);
+	json_decref(j);
+	j = call_get("/vms");
+	vms = json_object_get(j, "vms");
+	cr_expect_eq(json_array_size(vms), 3);
+	cr_expect_str_eq(vm_state(json_array_get(vms, 2)), "running");
+	json_decref(j);
+	json_decref(call_post("/vms/1/kill", NULL, 200));
+	/* Three VMs: their table and stop reasons go to stdout (not kept here). */
+	cr_expect_eq(run_end(&r), 3, "stopped from outside: %s", r.log);
+}
+
+Test(api_run, restore_api_refuses_clones_and_a_bad_path)
+{
+	char out[VMM_OUT_MAX];
+	const char *clones[] = { "restore", "/nonexistent", "--api", "/tmp/x.sock", "--clones", "2",
+				 NULL };
+	const char *empty[] = { "restore", "/nonexistent", "--api", "", NULL };
+	const char *nodir[] = { "restore", "/nonexistent-forkvm-snap", "--api", sock, NULL };
+
+	cr_expect_eq(vmm_run(out, sizeof(out), clones), 2, "%s", out);
+	cr_expect(strstr(out, "not with --clones"), "%s", out);
+	cr_expect_eq(vmm_run(out, sizeof(out), empty), 2, "%s", out);
+	cr_expect(strstr(out, "--api: missing value"), "%s", out);
+	cr_expect_eq(vmm_run(out, sizeof(out), nodir), 1, "%s", out);
+	cr_expect(strstr(out, "/nonexistent-forkvm-snap"), "%s", out);
+	cr_expect_neq(access(sock, F_OK), 0, "no socket left behind");
 }

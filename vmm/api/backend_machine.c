@@ -324,6 +324,9 @@ static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
 	o.kind = snap_kinds[rq->kind];
 	o.keep = rq->keep ? &kept : NULL;
 	ret = machine_snapshot(mb->m, &o, &t, err, errlen);
+	/* A missing parent directory is a value refused, not "no such VM". */
+	if (ret == -ENOENT)
+		ret = -EINVAL;
 	if (ret)
 		return ret;
 	if (rq->keep) {
