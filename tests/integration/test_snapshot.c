@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 
 #include "tests/integration/test_vmm_helpers.h"
+#include "vmm/cli.h"
 #include "vmm/machine.h"
 #include "vmm/machine_state.h"
+#include "vmm/mkdisk.h"
 #include "vmm/snapshot/snapshot.h"
 #include "vmm/vm_state.h"
 #include "vmm/vcpu_state.h"
@@ -600,4 +602,267 @@ Test(snapshot, fuzz_restore_of_mutated_states_never_crashes, .timeout = 600)
 	cr_log_info("%u refused, %u accepted (never run)", refused_n, accepted);
 	free(buf);
 	free(good);
+}
+
+/* ---- disks ---------------------------------------------------------------------------- */
+
+#define DISK_MEM "32M"
+
+/* A 4 MiB disk holding the pattern blkread and dmastress check. */
+static void make_disk(char *path, size_t len, const char *name)
+{
+	char err[512];
+
+	vmm_path(path, len, name);
+	cr_assert_eq(mkdisk_write(path, 4 << 20, CLI_DEFAULT_DISK_SEED, err, sizeof(err)), 0, "%s",
+		     err);
+}
+
+/* forkvm run of @workload on @disk (with its ",latency=..."), with a
+ * snapshot into @dir at @line (none if @dir is NULL), stopped there. */
+static int run_disk(const char *workload, const char *args, const char *disk, const char *dir,
+		    const char *kind, const char *line)
+{
+	const char *argv[] = { "run", "--guest", "test", "--workload", workload, "--mem", DISK_MEM,
+			       "--args", args, "--disk", disk, "--timeout", TIMEOUT,
+			       dir ? "--snapshot-dir" : NULL, dir, "--snapshot-kind", kind,
+			       "--snapshot-at-line", line,
+			       /* The requests that follow the line surely sent. */
+			       "--snapshot-delay", "300", "--snapshot-stop", NULL };
+
+	return vmm_run(out, sizeof(out), argv);
+}
+
+/* The "N device requests in flight at the instant" of the snapshot line. */
+static long in_flight_at_snapshot(void)
+{
+	const char *p = strstr(out, "device requests in flight at the instant");
+
+	cr_assert_not_null(p, "no disk line in the snapshot's report: %s", out);
+	while (p > out && p[-1] == ' ')
+		p--;
+	while (p > out && p[-1] >= '0' && p[-1] <= '9')
+		p--;
+	return strtol(p, NULL, 10);
+}
+
+static unsigned int count(const char *s, const char *what)
+{
+	unsigned int n = 0;
+
+	while ((s = strstr(s, what))) {
+		n++;
+		s++;
+	}
+	return n;
+}
+
+/* dmastress, 32 reads of 2 s each in flight at the snapshot. */
+static void dma_snapshot(char *dir, size_t len)
+{
+	static char made[300];
+	char disk[300], spec[400];
+
+	if (!made[0]) {
+		make_disk(disk, sizeof(disk), "dma.img");
+		snprintf(spec, sizeof(spec), "%s,latency=2s", disk);
+		vmm_path(made, sizeof(made), "dma-snap");
+		/* Line 3 is dmastress's first: its first reads go out right after. */
+		cr_assert_eq(
+		    run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, made, "live", "3"),
+		    0, "%s", out);
+		cr_assert_geq(in_flight_at_snapshot(), 1,
+			      "no request in flight at the snapshot: it proves nothing: %s", out);
+		cr_log_info("dmastress snapshot: %ld requests in flight", in_flight_at_snapshot());
+	}
+	snprintf(dir, len, "%s", made);
+}
+
+Test(snapshot, a_disk_snapshot_with_reads_in_flight_restores_to_the_same_result, .timeout = 600)
+{
+	char disk[300], spec[400], dir[300], line[256];
+	const char *p;
+
+	vmm_kvm_or_skip();
+	/* The uninterrupted run: its dmastress line (no vm name differs). */
+	make_disk(disk, sizeof(disk), "dma-plain.img");
+	snprintf(spec, sizeof(spec), "%s,latency=2s", disk);
+	cr_assert_eq(run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, NULL, NULL, NULL),
+		     0, "%s", out);
+	p = strstr(out, "dmastress: vm=0 lost=");
+	cr_assert_not_null(p, "%s", out);
+	snprintf(line, sizeof(line), "%.*s", (int)strcspn(p, "\r\n"), p);
+	cr_assert(strstr(line, "-> ok"), "%s", out);
+
+	dma_snapshot(dir, sizeof(dir));
+	cr_assert_eq(restore(dir), 0, "restore: %s", out);
+	/* Every buffer read, the re-executed ones included, holds the pattern. */
+	cr_assert(strstr(out, line), "restored run differs from '%s': %s", line, out);
+	cr_assert_eq(last_result(out), 0, "%s", out);
+	cr_assert_null(strstr(out, "guest: workload"), "the restored guest booted again: %s", out);
+}
+
+/* One row of the family table: its present and shared frames. */
+static void family_row(const char *name, unsigned long long *present, unsigned long long *shared)
+{
+	char pat[64];
+	const char *p;
+	int status;
+	char result[32];
+
+	snprintf(pat, sizeof(pat), "forkvm: %-9s ", name);
+	p = strstr(out, pat);
+	cr_assert_not_null(p, "no row for %s: %s", name, out);
+	cr_assert_eq(sscanf(p + strlen(pat), "%d %31s %llu %llu", &status, result, present, shared),
+		     4, "%s", p);
+	cr_assert_eq(status, 0, "%s: %s", name, out);
+}
+
+/* The frames of a "forkvm:   <what> N frames" line of the memory report. */
+static unsigned long long family_frames(const char *what)
+{
+	const char *p = strstr(out, what);
+	unsigned long long n;
+
+	cr_assert_not_null(p, "no '%s': %s", what, out);
+	cr_assert_eq(sscanf(p + strlen(what), " %llu frames", &n), 1, "%s", p);
+	return n;
+}
+
+Test(snapshot, restore_clones_n_share_the_snapshot_and_each_finishes, .timeout = 600)
+{
+	const char *args[] = { "restore", NULL, "--clones", "2", "--timeout", TIMEOUT, NULL };
+	unsigned long long present[3], shared[3], after, full;
+	char dir[300];
+
+	vmm_kvm_or_skip();
+	dma_snapshot(dir, sizeof(dir));
+	args[1] = dir;
+	cr_assert_eq(vmm_run(out, sizeof(out), args), 0, "%s", out);
+	/* Three VMs from the instant, each with the reads in flight then. */
+	cr_assert_eq(count(out, "lost=0 misplaced=0"), 3, "%s", out);
+	cr_assert_eq(count(out, "-> ok"), 3, "%s", out);
+	cr_assert_null(strstr(out, "FAIL"), "%s", out);
+	family_row("parent", &present[0], &shared[0]);
+	family_row("clone 1", &present[1], &shared[1]);
+	family_row("clone 2", &present[2], &shared[2]);
+	after = family_frames("live right after cloning");
+	full = family_frames("3 full copies (no sharing)");
+	cr_log_info("restore --clones 2: present %llu/%llu/%llu, shared %llu/%llu/%llu, live "
+		    "after cloning %llu frames, 3 full copies %llu",
+		    present[0], present[1], present[2], shared[0], shared[1], shared[2], after,
+		    full);
+	/*
+	 * The clones run on the restored frames.  Not all: the pages with reads
+	 * in flight are copied at each clone (docs/mm.md, the exclusive rule),
+	 * and dmastress rewrites its slots, so a share remains at the end and
+	 * the family needed fewer frames than its VMs had pages.
+	 */
+	cr_assert_gt(shared[1], 0, "%s", out);
+	cr_assert_gt(shared[2], 0, "%s", out);
+	cr_assert_lt(after, present[0] + present[1] + present[2], "%s", out);
+}
+
+static uint64_t file_hash(const char *path)
+{
+	size_t len, i;
+	uint8_t *p = read_file(path, &len);
+	uint64_t h = 1469598103934665603ULL;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	free(p);
+	return h ^ len;
+}
+
+Test(snapshot, a_full_disk_snapshot_mid_write_restores_and_its_files_stay_unchanged, .timeout = 600)
+{
+	char disk[300], spec[400], dir[300], disk0[400], manifest[400];
+	uint64_t before, man_before;
+	char cmd[400];
+
+	vmm_kvm_or_skip();
+	make_disk(disk, sizeof(disk), "write.img");
+	snprintf(cmd, sizeof(cmd), "truncate -s 512K '%s'", disk);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(spec, sizeof(spec), "%s,latency=500ms", disk);
+	vmm_path(dir, sizeof(dir), "write-snap");
+	/* Line 4 is blkwrite's get-id line: its 64 KiB writes follow, 500 ms each. */
+	cr_assert_eq(run_disk("blkwrite", "", spec, dir, "full", "4"), 0, "%s", out);
+	cr_assert_geq(in_flight_at_snapshot(), 1, "no write in flight at the snapshot: %s", out);
+	snprintf(disk0, sizeof(disk0), "%s/disk0", dir);
+	snprintf(manifest, sizeof(manifest), "%s/%s", dir, SNAP_MANIFEST_NAME);
+	before = file_hash(disk0);
+	man_before = file_hash(manifest);
+	/* The restored guest writes the whole disk, flushes and reads it back. */
+	cr_assert_eq(restore(dir), 0, "restore: %s", out);
+	cr_assert(strstr(out, "written, flushed, read back ok"), "%s", out);
+	cr_assert_null(strstr(out, "guest: workload"), "the restored guest booted again: %s", out);
+	/* Its writes went to an overlay: the snapshot restores the same again. */
+	cr_assert_eq(file_hash(disk0), before, "the restore wrote the snapshot's disk file");
+	cr_assert_eq(file_hash(manifest), man_before);
+	cr_assert_eq(restore(dir), 0, "second restore: %s", out);
+	cr_assert(strstr(out, "written, flushed, read back ok"), "%s", out);
+}
+
+static void set_disk_u32(void *fdt, void *arg)
+{
+	int node = fdt_path_offset(fdt, "/disks/disk0");
+
+	cr_assert_geq(node, 0);
+	cr_assert_eq(fdt_setprop_inplace_u32(fdt, node, "device", *(uint32_t *)arg), 0);
+}
+
+static void set_disk_size(void *fdt, void *arg)
+{
+	int node = fdt_path_offset(fdt, "/disks/disk0");
+	uint64_t size = *(uint64_t *)arg;
+	fdt32_t v[2] = { cpu_to_fdt32((uint32_t)(size >> 32)), cpu_to_fdt32((uint32_t)size) };
+
+	cr_assert_geq(node, 0);
+	cr_assert_eq(fdt_setprop_inplace(fdt, node, "size", v, sizeof(v)), 0);
+}
+
+/* A copy of the dmastress snapshot, for one damage each. */
+static void copy_dma(const char *name, char *dir, size_t len)
+{
+	char base[300], cmd[800];
+
+	dma_snapshot(base, sizeof(base));
+	vmm_path(dir, len, name);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' && cp -a '%s' '%s'", dir, base, dir);
+	cr_assert_eq(system(cmd), 0);
+}
+
+Test(snapshot, bad_disk_entries_and_files_get_one_line_and_status_1, .timeout = 600)
+{
+	char dir[300], path[400];
+	uint32_t id = 1;
+	uint64_t size;
+
+	vmm_kvm_or_skip();
+	copy_dma("nodisk", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/disk0", dir);
+	cr_assert_eq(unlink(path), 0);
+	refused(dir, "disk0: No such file or directory");
+
+	copy_dma("shortdisk", dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/disk0", dir);
+	cr_assert_eq(truncate(path, 1 << 20), 0);
+	refused(dir, "disk0: 1048576 bytes, the manifest says 4194304");
+
+	copy_dma("diskdev", dir, sizeof(dir));
+	edit_manifest(dir, set_disk_u32, &id);
+	refused(dir, "/disks/disk0/device 1");
+
+	copy_dma("disksize", dir, sizeof(dir));
+	size = 4194304 + 100;
+	edit_manifest(dir, set_disk_size, &size);
+	refused(dir, "/disks/disk0/size 4194404");
+
+	/* Sizes that add up in the manifest but not with the file. */
+	copy_dma("disksize2", dir, sizeof(dir));
+	size = 8 << 20;
+	edit_manifest(dir, set_disk_size, &size);
+	refused(dir, "the manifest says 8388608");
 }
