@@ -30,6 +30,7 @@ run_kvm kvm_costs
 run_kvm clone_pause_inflight
 run_kvm clone_vm_vs_fork
 run_kvm snapshot
+run_kvm snapshot_restore
 # linux_boot also boots QEMU inside, which needs its binary and firmware.
 FORKVM_NESTED_FILES="${FORKVM_NESTED_FILES:-/usr/bin/qemu-system-x86_64 /usr/share/seabios/bios-256k.bin /usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/kvmvapic.bin}" \
 	run_kvm linux_boot
