@@ -264,10 +264,33 @@ void vmm_thread_start(const char *kind)
 
 /* ---- command line ---------------------------------------------------------- */
 
+/* FORKVM_SECCOMP=off|report|kill: the default the options override. */
+static int mode_from_env(enum vmm_seccomp_mode *mode, char *err, size_t errlen)
+{
+	const char *e = getenv("FORKVM_SECCOMP");
+
+	if (!e || !*e)
+		return 0;
+	if (!strcmp(e, "off"))
+		*mode = VMM_SECCOMP_OFF;
+	else if (!strcmp(e, "report"))
+		*mode = VMM_SECCOMP_REPORT;
+	else if (!strcmp(e, "kill"))
+		*mode = VMM_SECCOMP_KILL;
+	else {
+		snprintf(err, errlen, "FORKVM_SECCOMP='%s': expected off, report or kill", e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int vmm_seccomp_cli_extract(int *argc, char **argv, enum vmm_seccomp_mode *mode, char *err,
 			    size_t errlen)
 {
 	int i = 1, j;
+
+	if (mode_from_env(mode, err, errlen))
+		return -EINVAL;
 
 	while (i < *argc) {
 		const char *a = argv[i];
@@ -302,5 +325,6 @@ const char *vmm_seccomp_cli_usage(void)
 	       "  --seccomp[=report]    the default: first print which thread made which\n"
 	       "                        call, then die (SIGSYS)\n"
 	       "  --seccomp=kill        die at once (SECCOMP_RET_KILL_PROCESS), silently\n"
-	       "  --no-seccomp          no filters\n";
+	       "  --no-seccomp          no filters\n"
+	       "  (FORKVM_SECCOMP=off|report|kill sets the default these options override)\n";
 }

@@ -69,8 +69,9 @@ void vmm_thread_start(const char *kind);
 
 /**
  * vmm_seccomp_cli_extract() - take --no-seccomp and --seccomp[=report|kill]
- * out of @argv (shifting the rest down, updating *@argc) and set *@mode;
- * *@mode is left alone when neither is given.  Return: 0, or -EINVAL with
+ * out of @argv (shifting the rest down, updating *@argc) and set *@mode,
+ * first from $FORKVM_SECCOMP (off, report, kill) if set, then from the
+ * options; *@mode is left alone when neither says anything.  Return: 0, or -EINVAL with
  * @err saying what was wrong.
  */
 int vmm_seccomp_cli_extract(int *argc, char **argv, enum vmm_seccomp_mode *mode, char *err,

@@ -11,6 +11,7 @@
 #include "vmm/seccomp_rules.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <linux/userfaultfd.h>
 #include <sched.h>
@@ -23,11 +24,28 @@
 
 /* Every thread: memory, locks, signals to ourselves, time, logging. */
 static const char *const common[] = {
-	"futex",     "rt_sigprocmask", "rt_sigreturn",	"restart_syscall",
-	"exit",	     "exit_group",     "munmap",	"madvise",
-	"brk",	     "mremap",	       "clock_gettime", "clock_nanosleep",
-	"nanosleep", "gettid",	       "getpid",	"sched_yield",
-	"write",     "writev",	       "getrandom",
+	"futex",
+	"rt_sigprocmask",
+	"rt_sigreturn",
+	"restart_syscall",
+	"exit",
+	"exit_group",
+	"munmap",
+	"madvise",
+	"brk",
+	"mremap",
+	"clock_gettime",
+	"clock_nanosleep",
+	"nanosleep",
+	"gettid",
+	"getpid",
+	"sched_yield",
+	"write",
+	"writev",
+	"getrandom",
+	/* glibc's stdio asks for the stream's file type on its first write. */
+	"fstat",
+	"newfstatat",
 };
 
 /* Thread start and end (pthread_create), for kinds that make threads. */
@@ -37,27 +55,44 @@ static const char *const threads[] = {
 	"sched_getaffinity",
 };
 
-/* vCPU: KVM_RUN and what its exits do (serial, eventfd kicks of devices). */
-static const char *const vcpu[] = {
-	"read",
-};
+/* vCPU: KVM_RUN and what its exits do (serial writes, eventfd kicks of devices). */
 static const unsigned long vcpu_ioctls[] = {
 	KVM_RUN,
 };
 
-/* Devices: queue kicks, disk I/O by threads or io_uring, completions. */
-static const char *const device[] = {
-	"read",		  "readv",    "pread64", "preadv",     "preadv2", "pwrite64",
-	"pwritev",	  "pwritev2", "fsync",	 "fdatasync",  "poll",	  "ppoll",
-	"io_uring_enter", "lseek",    "fstat",	 "newfstatat", "close",
+/*
+ * Guest memory as mm/ manages it, for the fault service and for the device
+ * threads that pin and write guest pages: COW copies (copy_file_range
+ * between pool offsets, or the direct map), remaps (mmap MAP_FIXED, in
+ * the common set), write protection and wakes, hole punches, lazy loads
+ * from a snapshot's files.
+ */
+static const char *const guest_memory[] = {
+	"copy_file_range",
+	"fallocate",
+	"pread64",
+	"preadv",
+};
+static const unsigned long uffd_ioctls[] = {
+	UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_WAKE, UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE,
 };
 
-/* The fault service: userfaultfd messages, COW remaps, lazy loads. */
-static const char *const fault[] = {
-	"read", "poll", "ppoll", "pread64", "preadv", "fallocate", "close",
+/*
+ * Devices: queue kicks (eventfd reads), disk I/O by threads or io_uring,
+ * completions (irqfd writes), a clone's private disk layer made on its
+ * first write (an unlinked new file: see add_new_files()).
+ */
+static const char *const device[] = {
+	"read", "readv", "pwrite64",	   "pwritev", "preadv2", "pwritev2",  "fsync",	"fdatasync",
+	"poll", "ppoll", "io_uring_enter", "lseek",   "close",	 "ftruncate", "unlink",
 };
-static const unsigned long fault_ioctls[] = {
-	UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_WAKE, UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE,
+
+/* The fault service: userfaultfd messages, then guest_memory[]. */
+static const char *const fault[] = {
+	"read",
+	"poll",
+	"ppoll",
+	"close",
 };
 
 /*
@@ -182,6 +217,29 @@ static int add_threads(scmp_filter_ctx ctx)
 	return ret;
 }
 
+/*
+ * Files a device thread may open: new ones only (O_TMPFILE, or O_CREAT |
+ * O_EXCL as mkstemp() does), never an existing file of the host.
+ */
+static int add_new_files(scmp_filter_ctx ctx)
+{
+	int ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+				   SCMP_A2(SCMP_CMP_MASKED_EQ, O_TMPFILE, O_TMPFILE));
+
+	if (!ret)
+		ret = seccomp_rule_add(
+		    ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+		    SCMP_A2(SCMP_CMP_MASKED_EQ, O_CREAT | O_EXCL, O_CREAT | O_EXCL));
+	return ret;
+}
+
+static int add_guest_memory(scmp_filter_ctx ctx)
+{
+	int ret = add_names(ctx, guest_memory, ARRAY_SIZE(guest_memory));
+
+	return ret ? ret : add_ioctls(ctx, uffd_ioctls, ARRAY_SIZE(uffd_ioctls));
+}
+
 static int add_control(scmp_filter_ctx ctx)
 {
 	int ret = add_names(ctx, control, ARRAY_SIZE(control));
@@ -205,6 +263,9 @@ int seccomp_rules_add(scmp_filter_ctx ctx, enum vmm_thread_kind kind, int pid)
 
 	ret = seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS,
 			       seccomp_syscall_resolve_name(SECCOMP_DEATH_CALL), 0);
+	/* -EACCES: killing is the default action already (kill mode). */
+	if (ret == -EACCES)
+		ret = 0;
 	if (!ret)
 		ret = add_names(ctx, common, ARRAY_SIZE(common));
 	if (!ret)
@@ -218,16 +279,18 @@ int seccomp_rules_add(scmp_filter_ctx ctx, enum vmm_thread_kind kind, int pid)
 	case VMM_THREAD_API:
 		return add_control(ctx);
 	case VMM_THREAD_VCPU:
-		ret = add_names(ctx, vcpu, ARRAY_SIZE(vcpu));
-		return ret ? ret : add_ioctls(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
+		return add_ioctls(ctx, vcpu_ioctls, ARRAY_SIZE(vcpu_ioctls));
 	case VMM_THREAD_DEVICE:
 		ret = add_names(ctx, device, ARRAY_SIZE(device));
+		if (!ret)
+			ret = add_guest_memory(ctx);
+		if (!ret)
+			ret = add_new_files(ctx);
 		/* A disk's request finished off its submitter's thread (disk.c). */
 		return ret ? ret : add_threads(ctx);
 	case VMM_THREAD_FAULT:
-		/* COW remaps are mmap(MAP_FIXED), in the common set. */
 		ret = add_names(ctx, fault, ARRAY_SIZE(fault));
-		return ret ? ret : add_ioctls(ctx, fault_ioctls, ARRAY_SIZE(fault_ioctls));
+		return ret ? ret : add_guest_memory(ctx);
 	case VMM_THREAD_KINDS:
 		break;
 	}
