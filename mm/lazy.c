@@ -377,7 +377,8 @@ ssize_t space_lazy_take_log(struct space *s, uint64_t **gpas)
 		return -ENOMEM;
 	}
 	/* A page loads once: the indices are unique already. */
-	qsort(log, n, sizeof(*log), cmp_u64);
+	if (n)
+		qsort(log, n, sizeof(*log), cmp_u64);
 	for (size_t i = 0; i < n; i++)
 		log[i] = page_gpa(s, log[i]);
 	*gpas = log;
