@@ -102,8 +102,9 @@ static struct way by_mmap(const char *dir, const uint64_t *ws, size_t n)
 	return w;
 }
 
-enum how { EAGER, LAZY, PREFETCH };
-static const char *const how_name[] = { "eager", "lazy", "prefetch" };
+/* Lazy with a read-around of 1 page (none) and of SNAP_LAZY_READAROUND (the default). */
+enum how { EAGER, LAZY, LAZY_RA, PREFETCH };
+static const char *const how_name[] = { "eager", "lazy_page", "lazy", "prefetch" };
 
 /* A new space made ready from @dir, @how; then the working set touched. */
 static int by_mm(struct pool *pool, const char *dir, enum how how, const uint64_t *ws, size_t n,
@@ -125,6 +126,8 @@ static int by_mm(struct pool *pool, const char *dir, enum how how, const uint64_
 		ret = snap_store_load_memory(&l, s, NULL, err, sizeof(err));
 	else if (!ret)
 		ret = snap_lazy_memory(&l, 1, dir, s, &lo, err, sizeof(err));
+	if (!ret && how != EAGER)
+		ret = space_lazy_set_readaround(s, how == LAZY ? 1 : SNAP_LAZY_READAROUND);
 	snap_store_close(&l);
 	w->ready_us = now_us() - t0;
 	if (ret) {
@@ -143,8 +146,8 @@ static int host_part(const char *label, unsigned int every)
 	struct space_range r = { 0, GUEST };
 	struct snap_manifest *man = calloc(1, sizeof(*man));
 	static uint8_t page[4096], state[128];
-	struct space_lazy_stats st[3];
-	struct way w[3], mm;
+	struct space_lazy_stats st[4];
+	struct way w[4], mm;
 	struct space *s, *frozen;
 	struct pool *pool;
 	char dir[300], err[256];
@@ -202,9 +205,11 @@ static int host_part(const char *label, unsigned int every)
 		       w[h].touch_us / mm.touch_us);
 		printf("host.%s.%s.ready_plus_touch_vs_mmap: %.2f\n", label, how_name[h],
 		       (w[h].ready_us + w[h].touch_us) / (mm.ready_us + mm.touch_us));
-		printf("host.%s.%s.faults: %llu loaded, %llu by fault, %llu prefetched\n", label,
-		       how_name[h], (unsigned long long)st[h].loaded,
-		       (unsigned long long)st[h].faults, (unsigned long long)st[h].prefetched);
+		printf("host.%s.%s.loads: %llu pages, %llu faults, %llu read around, %llu "
+		       "prefetched\n",
+		       label, how_name[h], (unsigned long long)st[h].loaded,
+		       (unsigned long long)st[h].faults, (unsigned long long)st[h].read_around,
+		       (unsigned long long)st[h].prefetched);
 	}
 	rm_rf(dir);
 	pool_destroy(pool);

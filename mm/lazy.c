@@ -38,6 +38,7 @@ struct lazy {
 	 * Anonymous and NORESERVE: entries never set cost nothing. */
 	uint64_t *src;
 	struct space_lazy_stats st;
+	unsigned int readaround; /* pages a fault loads at most (a power of 2) */
 	bool recording;
 	bool log_lost; /* an append failed: the log is incomplete */
 	uint64_t *log; /* page indices loaded on touch while recording */
@@ -67,6 +68,7 @@ static struct lazy *lazy_alloc(uint64_t npages)
 
 	if (!lz)
 		return NULL;
+	lz->readaround = 1;
 	lz->src = mmap(NULL, npages * sizeof(uint64_t), PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (lz->src == MAP_FAILED) {
@@ -158,6 +160,70 @@ int lazy_load(struct space *s, uint64_t p)
 	return 0;
 }
 
+/* Do pages @p and @p + 1 come from neighbouring offsets of one file? */
+static bool lazy_follows(const struct space *s, uint64_t p)
+{
+	return p + 1 < s->npages && (s->pflags[p + 1] & PG_LAZY) &&
+	       s->lazy->src[p + 1] == s->lazy->src[p] + MM_PAGE_SIZE;
+}
+
+/*
+ * Load pages [@p, @p + @n) (lazy, neighbours in one file) with one read
+ * into their home slots, which become their frames.  The caller counts
+ * them as prefetched or read around.  Context: pool->lock held.
+ */
+static int load_run(struct space *s, uint64_t p, uint64_t n)
+{
+	struct pool *pool = s->pool;
+	struct lazy *lz = s->lazy;
+	uint64_t e = lz->src[p], f = s->home->start + p, t0 = now_ns();
+	int ret;
+
+	ret = pread_full(lz->fd[e >> LAZY_OFF_BITS], frame_ptr(pool, f), n << MM_PAGE_SHIFT,
+			 e & LAZY_OFF_MASK);
+	lz->st.load_ns += now_ns() - t0;
+	if (ret < 0) {
+		pool_punch(pool, f, n);
+		return ret;
+	}
+	for (uint64_t q = p; q < p + n; q++) {
+		s->pflags[q] = (s->pflags[q] & ~PG_LAZY) | PG_EXCL;
+		s->frame[q] = f + (q - p);
+	}
+	frames_init_run(pool, f, n);
+	atomic_fetch_add(&pool->ctr->fresh, n);
+	lz->st.pending -= n;
+	lz->st.loaded += n;
+	return 0;
+}
+
+/*
+ * A missing fault at lazy page @p: with a read-around of R pages, the lazy
+ * neighbours of its aligned block of R that follow it in the file (on both
+ * sides) are read with it in one pread(), as the kernel reads ahead around a
+ * file fault.  Context: pool->lock held.
+ */
+static int fault_load(struct space *s, uint64_t p)
+{
+	struct lazy *lz = s->lazy;
+	uint64_t first = p & ~(uint64_t)(lz->readaround - 1), lo = p, hi = p + 1;
+	int ret;
+
+	if (lz->readaround <= 1)
+		return space_make_present(s, p);
+	while (lo > first && (s->pflags[lo - 1] & PG_LAZY) &&
+	       lz->src[lo - 1] + MM_PAGE_SIZE == lz->src[lo])
+		lo--;
+	while (hi < first + lz->readaround && lazy_follows(s, hi - 1))
+		hi++;
+	ret = load_run(s, lo, hi - lo);
+	if (ret < 0)
+		return ret;
+	lz->st.read_around += hi - lo - 1;
+	log_page(lz, p);
+	return 0;
+}
+
 /*
  * A missing fault at page @p: load it if it is lazy; else it has no data,
  * and it is made to exist (zero) in the frame the window maps there, by a
@@ -174,7 +240,7 @@ int space_resolve_missing(struct space *s, uint64_t p)
 
 	mm_assert_held(&pool->lock);
 	if (s->frame[p] == MM_NO_FRAME && (s->pflags[p] & PG_LAZY)) {
-		ret = space_make_present(s, p);
+		ret = fault_load(s, p);
 		if (ret == 0)
 			s->lazy->st.faults++;
 		return ret;
@@ -270,43 +336,6 @@ out:
 	return ret;
 }
 
-/* Do pages @p and @p + 1 come from neighbouring offsets of one file? */
-static bool lazy_follows(const struct space *s, uint64_t p)
-{
-	return p + 1 < s->npages && (s->pflags[p + 1] & PG_LAZY) &&
-	       s->lazy->src[p + 1] == s->lazy->src[p] + MM_PAGE_SIZE;
-}
-
-/*
- * Load pages [@p, @p + @n) (lazy, neighbours in one file) with one read
- * into their home slots.  Context: pool->lock held.
- */
-static int prefetch_run(struct space *s, uint64_t p, uint64_t n)
-{
-	struct pool *pool = s->pool;
-	struct lazy *lz = s->lazy;
-	uint64_t e = lz->src[p], f = s->home->start + p, t0 = now_ns();
-	int ret;
-
-	ret = pread_full(lz->fd[e >> LAZY_OFF_BITS], frame_ptr(pool, f), n << MM_PAGE_SHIFT,
-			 e & LAZY_OFF_MASK);
-	lz->st.load_ns += now_ns() - t0;
-	if (ret < 0) {
-		pool_punch(pool, f, n);
-		return ret;
-	}
-	for (uint64_t q = p; q < p + n; q++) {
-		s->pflags[q] = (s->pflags[q] & ~PG_LAZY) | PG_EXCL;
-		s->frame[q] = f + (q - p);
-	}
-	frames_init_run(pool, f, n);
-	atomic_fetch_add(&pool->ctr->fresh, n);
-	lz->st.pending -= n;
-	lz->st.loaded += n;
-	lz->st.prefetched += n;
-	return 0;
-}
-
 int space_lazy_prefetch(struct space *s, const uint64_t *gpas, size_t n, uint64_t *loaded)
 {
 	struct pool *pool = s->pool;
@@ -328,13 +357,30 @@ int space_lazy_prefetch(struct space *s, const uint64_t *gpas, size_t n, uint64_
 			run++;
 			i++;
 		}
-		ret = prefetch_run(s, p, run);
-		if (ret == 0)
+		ret = load_run(s, p, run);
+		if (ret == 0) {
 			done += run;
+			s->lazy->st.prefetched += run;
+		}
 	}
 	pool_unlock(pool);
 	if (loaded)
 		*loaded = done;
+	return ret;
+}
+
+int space_lazy_set_readaround(struct space *s, unsigned int pages)
+{
+	int ret = 0;
+
+	if (!pages || pages > LAZY_RUN_MAX || (pages & (pages - 1)))
+		return -EINVAL;
+	pool_lock(s->pool);
+	if (s->lazy)
+		s->lazy->readaround = pages;
+	else
+		ret = -EINVAL;
+	pool_unlock(s->pool);
 	return ret;
 }
 
@@ -422,6 +468,7 @@ int lazy_fork(struct space *parent, struct space *child)
 		}
 	}
 	cl->nfiles = pl->nfiles;
+	cl->readaround = pl->readaround;
 	for (uint64_t p = 0; p < parent->npages; p++) {
 		if (!(parent->pflags[p] & PG_LAZY))
 			continue;

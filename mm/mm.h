@@ -333,12 +333,21 @@ int space_lazy_prefetch(struct space *space, const uint64_t *gpas, size_t n, uin
  * the log.  Return: how many, or -ENOMEM.
  */
 void space_lazy_record(struct space *space, bool on);
+
+/**
+ * space_lazy_set_readaround() - a missing fault of the window loads up to
+ * @pages (a power of 2, 1..1024; default 1) at once: the lazy pages of the
+ * faulting page's aligned block that neighbour it in the file, in one read.
+ * Return: 0, or -EINVAL (a bad count, or no backing source).
+ */
+int space_lazy_set_readaround(struct space *space, unsigned int pages);
 ssize_t space_lazy_take_log(struct space *space, uint64_t **gpas);
 
 struct space_lazy_stats {
 	uint64_t pending; /* lazy pages not loaded yet */
 	uint64_t loaded; /* lazy pages loaded, by any path */
-	uint64_t faults; /* of those, by a missing fault of the window */
+	uint64_t faults; /* of those, by a missing fault of the window (the page touched) */
+	uint64_t read_around; /* of those, loaded along with a faulting neighbour */
 	uint64_t prefetched; /* of those, by space_lazy_prefetch() */
 	uint64_t zero_faults; /* missing faults of pages with no data (zero-filled) */
 	uint64_t load_ns; /* time spent reading the files */

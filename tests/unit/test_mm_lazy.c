@@ -402,3 +402,45 @@ Test(mm_lazy, a_space_without_a_backing_source_has_no_lazy_state, .init = setup,
 	cr_assert_eq(st.zero_faults, 0, "no missing mode: a first touch takes no fault");
 	space_destroy(s);
 }
+
+static void read_around(void)
+{
+	struct space *s = lazy_space();
+	uint8_t *w = space_hva(s, 0);
+	uint64_t *gpas;
+
+	cr_assert_eq(space_lazy_set_readaround(s, 3), -EINVAL);
+	cr_assert_eq(space_lazy_set_readaround(s, 0), -EINVAL);
+	cr_assert_eq(space_lazy_set_readaround(s, 16), 0);
+	space_lazy_record(s, true);
+	cr_assert(page_is_file(w + 3 * PAGE, 3));
+	cr_assert_eq(stats(s).faults, 1);
+	cr_assert_eq(stats(s).read_around, 15, "its block of 16 came with it");
+	cr_assert(page_is_file(w + 15 * PAGE, 15));
+	cr_assert(page_is_file(w + 0 * PAGE, 0));
+	cr_assert_eq(stats(s).faults, 1, "the block's pages take no fault");
+	/* Block [16, 32): 16..23 are a hole of the file; 24..31 come in. */
+	cr_assert(page_is_file(w + 26 * PAGE, 26));
+	cr_assert_eq(stats(s).read_around, 15 + 7);
+	cr_assert(page_is_file(w + 24 * PAGE, 24));
+	cr_assert(page_is_file(w + 31 * PAGE, 31));
+	cr_assert_eq(stats(s).faults, 2);
+	cr_assert(page_is_zero(w + 23 * PAGE));
+	cr_assert_eq(stats(s).pending, NPAGES - 8 - 24);
+	space_lazy_record(s, false);
+	cr_assert_eq(space_lazy_take_log(s, &gpas), 2, "only the touched pages are logged");
+	cr_assert_eq(gpas[0], 3 * PAGE);
+	cr_assert_eq(gpas[1], 26 * PAGE);
+	free(gpas);
+	space_destroy(s);
+}
+
+Test(mm_lazy, a_fault_reads_its_lazy_block_around, .init = setup, .fini = teardown)
+{
+	read_around();
+}
+
+Test(mm_lazy, a_fault_reads_around_on_the_6_1_path, .init = setup_compat, .fini = teardown)
+{
+	read_around();
+}

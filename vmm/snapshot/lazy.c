@@ -364,6 +364,18 @@ static int prefetch(const struct snap_loaded *l, const char *dir, struct space *
 	return ret;
 }
 
+/*
+ * Pages a guest fault loads at once: SNAP_LAZY_READAROUND, or
+ * FORKVM_LAZY_READAROUND (a power of 2, 1..1024; anything else: the default).
+ */
+static unsigned int readaround(void)
+{
+	const char *e = getenv("FORKVM_LAZY_READAROUND");
+	unsigned long v = e && *e ? strtoul(e, NULL, 10) : 0;
+
+	return v && v <= 1024 && !(v & (v - 1)) ? (unsigned int)v : SNAP_LAZY_READAROUND;
+}
+
 int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct space *space,
 		     struct snap_lazy_opts *lo, char *err, size_t errlen)
 {
@@ -385,6 +397,11 @@ int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct s
 		ret = add_extents(&chain[k], space, id, err, errlen);
 		if (ret)
 			return ret;
+	}
+	ret = space_lazy_set_readaround(space, readaround());
+	if (ret) {
+		snprintf(err, errlen, "lazy guest memory: read-around: %s", strerror(-ret));
+		return ret;
 	}
 	if (lo->prefetch) {
 		ret = prefetch(&chain[0], dir, space, lo, err, errlen);
@@ -456,10 +473,11 @@ void snap_lazy_report(struct machine *m, const struct snap_lazy_opts *lo)
 	space_lazy_get_stats(m->space, &st);
 	fprintf(stderr,
 		"forkvm: lazy restore: %llu pages loaded after start (%llu by a guest fault, "
-		"%llu by a device or the host), %llu never touched, %llu zero pages faulted, "
-		"%.3f ms reading\n",
+		"%llu read around them, %llu by a device or the host), %llu never touched, %llu "
+		"zero pages faulted, %.3f ms reading\n",
 		(unsigned long long)(st.loaded - st.prefetched), (unsigned long long)st.faults,
-		(unsigned long long)(st.loaded - st.prefetched - st.faults),
+		(unsigned long long)st.read_around,
+		(unsigned long long)(st.loaded - st.prefetched - st.faults - st.read_around),
 		(unsigned long long)st.pending, (unsigned long long)st.zero_faults,
 		(double)st.load_ns / 1e6);
 }

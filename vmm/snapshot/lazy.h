@@ -23,6 +23,8 @@ struct space;
 #define SNAP_WS_MAGIC "FORKVMWS"
 #define SNAP_WS_VERSION 1u
 #define SNAP_WS_HEADER 16u
+/* Pages a guest fault loads at once (64 KiB; FORKVM_LAZY_READAROUND overrides). */
+#define SNAP_LAZY_READAROUND 16u
 /* --record-ws: at most this long (ms). */
 #define SNAP_WS_RECORD_MAX_MS 600000u
 
