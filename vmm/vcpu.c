@@ -41,6 +41,16 @@ static const uint32_t wanted_msrs[] = {
 	0x000001a0, /* MISC_ENABLE */
 	0x000002ff, /* MTRR default type */
 	0x000006e0, /* TSC_DEADLINE */
+	/* KVM's paravirtual MSRs (Documentation/virt/kvm/x86/msr.rst): a Linux
+	 * guest's kvmclock, steal time, PV EOI and async PF areas.  Without them
+	 * a clone's KVM never updates the guest's pvclock page again.  The
+	 * async-PF vector before the enable that uses it. */
+	0x4b564d00, /* KVM_WALL_CLOCK_NEW */
+	0x4b564d01, /* KVM_SYSTEM_TIME_NEW */
+	0x4b564d03, /* KVM_STEAL_TIME */
+	0x4b564d04, /* KVM_PV_EOI_EN */
+	0x4b564d06, /* KVM_ASYNC_PF_INT */
+	0x4b564d02, /* KVM_ASYNC_PF_EN */
 };
 
 static bool msr_readable(int fd, uint32_t index)

@@ -216,15 +216,18 @@ int vcpu_restore_state(struct vcpu *v, const struct vcpu_state *st)
 	if (ret)
 		return ret;
 
-	ret = restore_msrs(v, st);
+	/* SREGS before MSRs (as QEMU and Firecracker do): KVM checks an MSR
+	 * against the control registers, e.g. a 5-level guest's KERNEL_GS_BASE
+	 * is canonical only once CR4 has LA57. */
+	ret = xioctl(v->fd, KVM_SET_REGS, (void *)&st->regs);
+	if (!ret)
+		ret = xioctl(v->fd, KVM_SET_SREGS, (void *)&st->sregs);
+	if (!ret)
+		ret = restore_msrs(v, st);
 	/* A vCPU that has run keeps KVM's handling: its TSC must not step back
 	 * by the length of a pause.  A clone's starts at the saved instant. */
 	if (!ret && !v->cpus->started)
 		fix_tsc(v, st);
-	if (!ret)
-		ret = xioctl(v->fd, KVM_SET_REGS, (void *)&st->regs);
-	if (!ret)
-		ret = xioctl(v->fd, KVM_SET_SREGS, (void *)&st->sregs);
 	if (!ret)
 		ret = restore_xsave(v, st);
 	if (!ret && st->has_xcrs)

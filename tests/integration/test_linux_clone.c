@@ -176,3 +176,67 @@ Test(linux_clone, a_forked_child_reads_other_random_bytes_than_its_parent, .time
 	cr_assert(strstr(con[0], "rand: 1 no vmgenid reseed\n"), "parent:\n%s", con[0]);
 	cr_assert(strstr(con[1], "forkvm-init: exit 0\n"), "child:\n%s", con[1]);
 }
+
+/* "clock: WHAT UPTIME EPOCH" of a console (WHAT: "before", "1 after", ...). */
+static void clock_line(const char *con_text, const char *what, double *uptime, long *epoch)
+{
+	char want[48];
+	const char *p;
+
+	snprintf(want, sizeof(want), "clock: %s ", what);
+	p = strstr(con_text, want);
+	cr_assert_not_null(p, "no '%s' line:\n%s", want, con_text);
+	cr_assert_eq(sscanf(p + strlen(want), "%lf %ld", uptime, epoch), 2, "%s", con_text);
+}
+
+/*
+ * The child's clock goes on from the fork: its uptime and wall clock never
+ * step back, do not jump (the fork pauses the parent ~0.1 s here; 5 s is
+ * generous for the nested path), and a 1 s sleep ends after about a second.
+ * The kvmclock MSRs travel with the vCPU state (vmm/vcpu.c), the VM clock
+ * with KVM_GET/SET_CLOCK (vmm/vm_state.c).
+ */
+Test(linux_clone, a_forked_childs_clock_goes_on_from_the_fork, .timeout = 500)
+{
+	char path[512], path1[600];
+	const char *args[] = { "run",
+			       "--kernel",
+			       kernel,
+			       "--initrd",
+			       initrd,
+			       "--cmdline",
+			       CMDLINE_BASE "forkvm_run=clock",
+			       "--console",
+			       path,
+			       "--timeout",
+			       "200",
+			       NULL };
+	double up0, up1, up2, pup1, pup2;
+	long ep0, ep1, ep2, pep1, pep2;
+	int rc;
+
+	linux_or_skip();
+	vmm_path(path, sizeof(path), "clock-console");
+	snprintf(path1, sizeof(path1), "%s.1", path);
+	rc = run_forkvm(args);
+	cr_assert_eq(rc, 0, "forkvm exited %d:\n%s", rc, out);
+	read_console(con[0], sizeof(con[0]), path);
+	read_console(con[1], sizeof(con[1]), path1);
+	clock_line(con[0], "before", &up0, &ep0);
+	clock_line(con[0], "1 after", &pup1, &pep1);
+	clock_line(con[0], "1 later", &pup2, &pep2);
+	clock_line(con[1], "0 after", &up1, &ep1);
+	clock_line(con[1], "0 later", &up2, &ep2);
+	/* The child: forward from the parent's last reading, no jump. */
+	cr_assert(up1 >= up0 && up1 - up0 < 5.0, "child after %.2f, before %.2f\n%s", up1, up0,
+		  con[1]);
+	cr_assert(ep1 >= ep0 && ep1 - ep0 <= 5, "child epoch %ld, before %ld", ep1, ep0);
+	cr_assert(up2 - up1 >= 1.0 && up2 - up1 < 5.0, "child slept 1 s: %.2f -> %.2f", up1, up2);
+	cr_assert(ep2 >= ep1 && ep2 - ep1 <= 5, "child epoch %ld -> %ld", ep1, ep2);
+	/* The parent likewise. */
+	cr_assert(pup1 >= up0 && pup1 - up0 < 5.0, "parent after %.2f, before %.2f", pup1, up0);
+	cr_assert(pup2 - pup1 >= 1.0 && pup2 - pup1 < 5.0, "parent slept: %.2f -> %.2f", pup1,
+		  pup2);
+	cr_assert(pep2 >= pep1 && pep1 >= ep0, "parent epoch %ld %ld %ld", ep0, pep1, pep2);
+	cr_assert(strstr(con[1], "forkvm-init: exit 0\n"), "child:\n%s", con[1]);
+}

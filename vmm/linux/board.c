@@ -355,15 +355,6 @@ static int set_linux_cpuid(struct vcpu *v, char *err, size_t errlen)
 			e->ecx |= 1u << 31;
 			e->ebx = (e->ebx & 0x00ffffffu) | (v->index << 24);
 			break;
-		case 7:
-			/* No LA57: 4-level paging.  A 5-level guest's kernel
-			 * addresses are not canonical for a vCPU whose CR4 has
-			 * no LA57 yet, and vcpu_restore_state() writes MSRs
-			 * (KERNEL_GS_BASE) before SREGS: a clone's restore
-			 * failed with EIO. */
-			if (e->index == 0)
-				e->ecx &= ~(1u << 16);
-			break;
 		case 0xb:
 		case 0x1f:
 			e->edx = v->index;
