@@ -17,11 +17,18 @@
 
 struct machine;
 struct machine_config;
+struct space_range;
 struct vcpu;
 struct vcpu_state;
 
+#define BOARD_MAX_RANGES 2
+
 struct board_ops {
 	const char *name; /* "test", "linux": for messages */
+	uint64_t mem_max; /* the largest RAM this guest takes */
+	/* Optional: the RAM ranges (at most BOARD_MAX_RANGES) of a guest of
+	 * @mem_size bytes; their number.  NULL: one range at GPA 0. */
+	unsigned int (*ram_ranges)(uint64_t mem_size, struct space_range *out);
 	/* Put the guest into @m's memory: image, tables, device description.
 	 * Called once the machine's devices exist (their windows are fixed). */
 	int (*load)(struct machine *m, const struct machine_config *cfg, char *err, size_t errlen);

@@ -103,6 +103,7 @@ static int test_check_state(const struct vcpu_state *st, char *err, size_t errle
 
 const struct board_ops board_test_ops = {
 	.name = "test",
+	.mem_max = LAYOUT_MEM_MAX,
 	.load = test_load,
 	.setup_vcpu = test_setup_vcpu,
 	.check_state = test_check_state,

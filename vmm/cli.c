@@ -27,7 +27,8 @@ static const char usage[] =
     "  --guest test          the freestanding test guest (or --kernel: Linux)\n"
     "  --workload NAME       hello, memcheck, atomics, blkread, blkwrite, badvirtio, ...\n"
     "  --args STRING         workload arguments, passed in /chosen/forkvm,args\n"
-    "  --mem SIZE            guest RAM, 16M..3G (default 128M); suffixes K, M, G\n"
+    "  --mem SIZE            guest RAM, 16M..3G, with --kernel to 64G (default 128M,\n"
+    "                        with --kernel 256M); suffixes K, M, G\n"
     "  --cpus N              vCPUs, 1..64 (default 1)\n"
     "  --disk FILE[,ro][,latency=TIME]\n"
     "                        a virtio-blk disk (repeatable, up to 8); at 0xd0000000\n"
@@ -410,11 +411,11 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 		case OPT_MEM:
 			if (cli_parse_size(optarg, &cli->cfg.mem_size) ||
 			    cli->cfg.mem_size < LAYOUT_MEM_MIN ||
-			    cli->cfg.mem_size > LAYOUT_MEM_MAX || cli->cfg.mem_size % 4096)
-				return bad(
-				    err, errlen,
-				    "--mem '%s': expected a size from 16M to 3G, a multiple of 4K",
-				    optarg);
+			    cli->cfg.mem_size > LAYOUT_LINUX_MEM_MAX || cli->cfg.mem_size % 4096)
+				return bad(err, errlen,
+					   "--mem '%s': expected a size from 16M to 3G (64G with "
+					   "--kernel), a multiple of 4K",
+					   optarg);
 			mem_given = true;
 			break;
 		case OPT_CPUS:
@@ -531,6 +532,9 @@ static int parse_run(int argc, char **argv, struct cli *cli, char *err, size_t e
 			    "");
 		if (!cli->cfg.workload)
 			return bad(err, errlen, "--workload: missing%s", "");
+		/* Its RAM is one range below the MMIO hole (docs/boot-protocol.md). */
+		if (cli->cfg.mem_size > LAYOUT_MEM_MAX)
+			return bad(err, errlen, "--mem: the test guest takes at most 3G%s", "");
 	}
 	if ((cli->clone_after_given || cli->clone_at_line) && !cli->clones)
 		return bad(err, errlen, "--clone-after/--clone-at-line: need --clones N%s", "");

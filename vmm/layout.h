@@ -17,7 +17,9 @@
 #define LAYOUT_IMAGE_MIN 0x100000ULL /* PT_LOAD segments start here or above */
 
 #define LAYOUT_MEM_MIN (16ULL << 20)
-#define LAYOUT_MEM_MAX (3ULL << 30) /* RAM stays below the MMIO hole */
+#define LAYOUT_MEM_MAX (3ULL << 30) /* the test guest's RAM stays below the MMIO hole */
+/* Linux: up to 3 GiB at 0, the rest from 4 GiB (vmm/linux/plan.c). */
+#define LAYOUT_LINUX_MEM_MAX (64ULL << 30)
 
 #define LAYOUT_VIRTIO_BASE 0xd0000000ULL
 #define LAYOUT_VIRTIO_STRIDE 0x1000ULL

@@ -106,12 +106,14 @@ static int setup_vcpus(struct machine *m, const struct machine_config *cfg, char
 
 int machine_create(const struct machine_config *cfg, struct machine **out, char *err, size_t errlen)
 {
-	struct space_range ram = { .gpa = 0, .size = cfg->mem_size };
+	const struct board_ops *board = cfg->kernel ? &board_linux_ops : &board_test_ops;
+	struct space_range ram[BOARD_MAX_RANGES] = { { .gpa = 0, .size = cfg->mem_size } };
 	struct pool_config pcfg = { .policy = cfg->policy };
+	unsigned int nram = 1;
 	struct machine *m;
 	int ret;
 
-	if (cfg->mem_size < LAYOUT_MEM_MIN || cfg->mem_size > LAYOUT_MEM_MAX ||
+	if (cfg->mem_size < LAYOUT_MEM_MIN || cfg->mem_size > board->mem_max ||
 	    cfg->mem_size % MM_PAGE_SIZE || cfg->ndisks > LAYOUT_MAX_DISKS ||
 	    (!cfg->kernel && !cfg->workload)) {
 		snprintf(err, errlen, "bad machine configuration");
@@ -120,7 +122,7 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
-	m->board = cfg->kernel ? &board_linux_ops : &board_test_ops;
+	m->board = board;
 	m->console_fd = -1;
 	m->console_out = STDOUT_FILENO;
 	pthread_mutex_init(&m->pause_lock, NULL);
@@ -135,7 +137,9 @@ int machine_create(const struct machine_config *cfg, struct machine **out, char 
 		snprintf(err, errlen, "guest memory pool: %s", strerror(-ret));
 		goto err;
 	}
-	ret = space_create(m->pool, &ram, 1, &m->space);
+	if (board->ram_ranges)
+		nram = board->ram_ranges(cfg->mem_size, ram);
+	ret = space_create(m->pool, ram, nram, &m->space);
 	if (ret) {
 		snprintf(err, errlen, "guest memory of %llu MiB: %s",
 			 (unsigned long long)(cfg->mem_size >> 20), strerror(-ret));

@@ -26,35 +26,40 @@ static int host_ioeventfd(void *opaque, uint64_t addr, uint32_t datamatch, int f
 	return vm_ioeventfd(opaque, addr, datamatch, fd);
 }
 
+/* One memslot per RAM range (the Linux board's: below the hole and from 4 GiB). */
 int vm_set_space(struct vm *vm, struct space *space, char *err, size_t errlen)
 {
 	struct kvm_userspace_memory_region slot;
 	const struct space_range *ranges;
-	unsigned int nranges;
+	unsigned int nranges, i;
 	void *hva;
 	int ret;
 
 	ranges = space_ranges(space, &nranges);
-	if (nranges != 1 || ranges[0].gpa != 0) {
-		snprintf(err, errlen, "guest memory must be one range at GPA 0");
+	if (nranges == 0 || nranges > VM_MAX_RANGES) {
+		snprintf(err, errlen, "guest memory of %u ranges: 1 to %u", nranges, VM_MAX_RANGES);
 		return -EINVAL;
 	}
-	hva = space_hva(space, 0);
-	if (!hva) {
-		snprintf(err, errlen, "guest memory has no host window");
-		return -EINVAL;
-	}
-
-	memset(&slot, 0, sizeof(slot));
-	slot.slot = 0;
-	slot.guest_phys_addr = 0;
-	slot.memory_size = ranges[0].size;
-	slot.userspace_addr = (uintptr_t)hva;
-	if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "KVM_SET_USER_MEMORY_REGION (%llu bytes): %s",
-			 (unsigned long long)ranges[0].size, strerror(errno));
-		return ret;
+	for (i = 0; i < nranges; i++) {
+		hva = space_hva(space, ranges[i].gpa);
+		if (!hva) {
+			snprintf(err, errlen, "guest memory at 0x%llx has no host window",
+				 (unsigned long long)ranges[i].gpa);
+			return -EINVAL;
+		}
+		memset(&slot, 0, sizeof(slot));
+		slot.slot = i;
+		slot.guest_phys_addr = ranges[i].gpa;
+		slot.memory_size = ranges[i].size;
+		slot.userspace_addr = (uintptr_t)hva;
+		if (ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0) {
+			ret = -errno;
+			snprintf(err, errlen,
+				 "KVM_SET_USER_MEMORY_REGION (%llu bytes at 0x%llx): %s",
+				 (unsigned long long)ranges[i].size,
+				 (unsigned long long)ranges[i].gpa, strerror(errno));
+			return ret;
+		}
 	}
 	return 0;
 }

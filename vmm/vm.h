@@ -17,6 +17,7 @@
 struct space;
 
 #define VM_MAX_GSI 24 /* the in-kernel IOAPIC's pins */
+#define VM_MAX_RANGES 8 /* RAM ranges, one memslot each */
 
 struct vm {
 	struct kvm_sys *kvm;
@@ -28,7 +29,7 @@ struct vm {
 };
 
 /**
- * vm_create() - a VM whose RAM is @space (one range at GPA 0, below 3 GiB),
+ * vm_create() - a VM whose RAM is @space (its ranges, one memslot each),
  * with an in-kernel IOAPIC/PIC/LAPIC and PIT.  Create vCPUs afterwards.
  * @space may be NULL: the VM has no RAM until vm_set_space() (a clone builds
  * its VM before it pauses the parent, and forks the memory during the pause).
@@ -38,7 +39,8 @@ int vm_create(struct kvm_sys *kvm, struct space *space, struct vm *vm, char *err
     __attribute__((warn_unused_result));
 
 /**
- * vm_set_space() - give a VM made without RAM its memslot over @space.
+ * vm_set_space() - give a VM made without RAM a memslot over each range of
+ * @space (at most VM_MAX_RANGES).
  * Return: 0 or -errno; @err gets a one-line reason.
  */
 int vm_set_space(struct vm *vm, struct space *space, char *err, size_t errlen)

@@ -65,6 +65,11 @@ static const struct cli_case cases[] = {
 	/* 12 */ MKDISK("b.img", 3, "--seed", "3", "b.img"),
 	/* 13: a UTF-8 letter: no half of it in the message */
 	BAD("'-\xc3\xa9x': unknown option (see --help)", "run", "--guest", "test", "-\xc3\xa9x"),
+	/* 14: above the MMIO hole only Linux has RAM */
+	BAD("--mem: the test guest takes at most 3G", "run", "--guest", "test", "--workload",
+	    "hello", "--mem", "4G"),
+	/* 15 */
+	BAD("from 16M to 3G (64G with --kernel)", "run", "--kernel", "k", "--mem", "65G"),
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))

@@ -409,6 +409,8 @@ static int board_load(struct machine *m, const struct machine_config *cfg, char 
 
 const struct board_ops board_linux_ops = {
 	.name = "linux",
+	.mem_max = LAYOUT_LINUX_MEM_MAX,
+	.ram_ranges = linux_ram_ranges,
 	.load = board_load,
 	.setup_vcpu = linux_board_setup_vcpu,
 	.check_state = linux_board_check_state,

@@ -41,7 +41,7 @@
 /* RAM around the PCI/MMIO hole: up to 3 GiB at 0, the rest from 4 GiB. */
 #define LINUX_HOLE_START 0xc0000000ULL
 #define LINUX_HIGH_START 0x100000000ULL
-#define LINUX_MAX_RANGES 2
+#define LINUX_MAX_RANGES 2 /* = BOARD_MAX_RANGES */
 
 #define LINUX_MAX_IMAGE (256ULL << 20) /* a bzImage larger than this is refused */
 #define LINUX_MAX_INITRD (1ULL << 30)
