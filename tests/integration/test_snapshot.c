@@ -619,16 +619,16 @@ static void make_disk(char *path, size_t len, const char *name)
 }
 
 /* forkvm run of @workload on @disk (with its ",latency=..."), with a
- * snapshot into @dir at @line (none if @dir is NULL), stopped there. */
+ * snapshot into @dir at @line (none if @dir is NULL), stopped there if @stop. */
 static int run_disk(const char *workload, const char *args, const char *disk, const char *dir,
-		    const char *kind, const char *line)
+		    const char *kind, const char *line, bool stop)
 {
 	const char *argv[] = { "run", "--guest", "test", "--workload", workload, "--mem", DISK_MEM,
 			       "--args", args, "--disk", disk, "--timeout", TIMEOUT,
 			       dir ? "--snapshot-dir" : NULL, dir, "--snapshot-kind", kind,
 			       "--snapshot-at-line", line,
 			       /* The requests that follow the line surely sent. */
-			       "--snapshot-delay", "300", "--snapshot-stop", NULL };
+			       "--snapshot-delay", "300", stop ? "--snapshot-stop" : NULL, NULL };
 
 	return vmm_run(out, sizeof(out), argv);
 }
@@ -667,12 +667,15 @@ static void dma_snapshot(char *dir, size_t len)
 		make_disk(disk, sizeof(disk), "dma.img");
 		snprintf(spec, sizeof(spec), "%s,latency=2s", disk);
 		vmm_path(made, sizeof(made), "dma-snap");
-		/* Line 3 is dmastress's first: its first reads go out right after. */
-		cr_assert_eq(
-		    run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, made, "live", "3"),
-		    0, "%s", out);
+		/* Line 3 is dmastress's first: its first reads go out right after.
+		 * The guest runs on: its disk forked, its reads complete. */
+		cr_assert_eq(run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, made,
+				      "live", "3", false),
+			     0, "%s", out);
 		cr_assert_geq(in_flight_at_snapshot(), 1,
 			      "no request in flight at the snapshot: it proves nothing: %s", out);
+		cr_assert(strstr(out, "dmastress: vm=0 lost=0 misplaced=0"), "%s", out);
+		cr_assert_eq(count(out, "-> ok"), 1, "%s", out);
 		cr_log_info("dmastress snapshot: %ld requests in flight", in_flight_at_snapshot());
 	}
 	snprintf(dir, len, "%s", made);
@@ -687,8 +690,9 @@ Test(snapshot, a_disk_snapshot_with_reads_in_flight_restores_to_the_same_result,
 	/* The uninterrupted run: its dmastress line (no vm name differs). */
 	make_disk(disk, sizeof(disk), "dma-plain.img");
 	snprintf(spec, sizeof(spec), "%s,latency=2s", disk);
-	cr_assert_eq(run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, NULL, NULL, NULL),
-		     0, "%s", out);
+	cr_assert_eq(
+	    run_disk("dmastress", "forks=0 rounds=2 inflight=32", spec, NULL, NULL, NULL, false), 0,
+	    "%s", out);
 	p = strstr(out, "dmastress: vm=0 lost=");
 	cr_assert_not_null(p, "%s", out);
 	snprintf(line, sizeof(line), "%.*s", (int)strcspn(p, "\r\n"), p);
@@ -788,7 +792,7 @@ Test(snapshot, a_full_disk_snapshot_mid_write_restores_and_its_files_stay_unchan
 	snprintf(spec, sizeof(spec), "%s,latency=500ms", disk);
 	vmm_path(dir, sizeof(dir), "write-snap");
 	/* Line 4 is blkwrite's get-id line: its 64 KiB writes follow, 500 ms each. */
-	cr_assert_eq(run_disk("blkwrite", "", spec, dir, "full", "4"), 0, "%s", out);
+	cr_assert_eq(run_disk("blkwrite", "", spec, dir, "full", "4", true), 0, "%s", out);
 	cr_assert_geq(in_flight_at_snapshot(), 1, "no write in flight at the snapshot: %s", out);
 	snprintf(disk0, sizeof(disk0), "%s/disk0", dir);
 	snprintf(manifest, sizeof(manifest), "%s/%s", dir, SNAP_MANIFEST_NAME);
