@@ -219,7 +219,8 @@ static int add_threads(scmp_filter_ctx ctx)
 
 /*
  * Files a device thread may open: new ones only (O_TMPFILE, or O_CREAT |
- * O_EXCL as mkstemp() does), never an existing file of the host.
+ * O_EXCL as mkstemp() does), never an existing file of the host for
+ * writing.
  */
 static int add_new_files(scmp_filter_ctx ctx)
 {
@@ -233,16 +234,44 @@ static int add_new_files(scmp_filter_ctx ctx)
 	return ret;
 }
 
+/*
+ * Read-only opens: mm/ reads /proc/self/maps (its mapping count, on COW
+ * and pin paths that device threads run too) and
+ * /proc/sys/vm/max_map_count with fopen(..., "re") each time.  A filter
+ * cannot see the path, so any file may be opened for reading, none for
+ * writing (docs/seccomp.md: what keeping one fd open in mm/ would save).
+ */
+static int add_read_only_files(scmp_filter_ctx ctx)
+{
+	return seccomp_rule_add(
+	    ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_TMPFILE, O_RDONLY));
+}
+
 static int add_guest_memory(scmp_filter_ctx ctx)
 {
 	int ret = add_names(ctx, guest_memory, ARRAY_SIZE(guest_memory));
 
+	if (!ret)
+		ret = add_read_only_files(ctx);
 	return ret ? ret : add_ioctls(ctx, uffd_ioctls, ARRAY_SIZE(uffd_ioctls));
 }
 
+/*
+ * Every thread inherits the filter of the thread that made it, and the
+ * control threads make them all: so the control set holds every other
+ * kind's calls (ioctl, openat and clone are in it without restriction).
+ */
 static int add_control(scmp_filter_ctx ctx)
 {
 	int ret = add_names(ctx, control, ARRAY_SIZE(control));
+
+	if (!ret)
+		ret = add_names(ctx, device, ARRAY_SIZE(device));
+	if (!ret)
+		ret = add_names(ctx, fault, ARRAY_SIZE(fault));
+	if (!ret)
+		ret = add_names(ctx, guest_memory, ARRAY_SIZE(guest_memory));
 
 	if (!ret)
 		ret = add_threads(ctx);

@@ -144,6 +144,22 @@ static int call_open_existing(void)
 	return open("/etc/passwd", O_RDONLY | O_CLOEXEC) >= 0 ? 1 : 2;
 }
 
+static int call_open_existing_for_writing(void)
+{
+	return open("/tmp", O_RDWR | O_CLOEXEC) >= 0 ? 1 : 2;
+}
+
+/* mm/'s mapping count, on paths device and fault threads run. */
+static int call_read_own_maps(void)
+{
+	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 12;
+	close(fd);
+	return 0;
+}
+
 static int call_fork(void)
 {
 	/* glibc's fork() is clone without CLONE_THREAD. */
@@ -227,6 +243,12 @@ static int call_eventfd_kick(void)
 		return 9;
 	close(fd);
 	return v == 1 ? 0 : 10;
+}
+
+/* A COW copy: the kind allows it and so must the main filter it inherits. */
+static int call_copy_file_range(void)
+{
+	return copy_file_range(-1, NULL, -1, NULL, 4096, 0) < 0 && errno == EBADF ? 0 : 11;
 }
 
 static int call_new_file(void)
@@ -325,9 +347,9 @@ Test(seccomp, device_thread_execve_kills_with_a_message)
 	expect_killed(&c, "device", "execve");
 }
 
-Test(seccomp, device_thread_opening_an_existing_file_kills)
+Test(seccomp, device_thread_opening_an_existing_file_for_writing_kills)
 {
-	struct call c = { VMM_THREAD_DEVICE, call_open_existing, NULL };
+	struct call c = { VMM_THREAD_DEVICE, call_open_existing_for_writing, NULL };
 
 	expect_killed(&c, "device", "openat");
 }
@@ -400,11 +422,33 @@ Test(seccomp, device_thread_may_make_a_new_unlinked_file)
 	expect_allowed(&c, "device O_TMPFILE");
 }
 
+Test(seccomp, device_and_fault_threads_may_read_the_mapping_count)
+{
+	struct call d = { VMM_THREAD_DEVICE, call_read_own_maps, NULL };
+	struct call f = { VMM_THREAD_FAULT, call_read_own_maps, NULL };
+
+	expect_allowed(&d, "device /proc/self/maps");
+	expect_allowed(&f, "fault /proc/self/maps");
+}
+
 Test(seccomp, fault_thread_may_issue_userfaultfd_ioctls)
 {
 	struct call c = { VMM_THREAD_FAULT, call_uffd_ioctl_on_a_pipe, NULL };
 
 	expect_allowed(&c, "fault UFFDIO_WAKE");
+}
+
+/*
+ * A thread runs under its own filter and the one it inherited: what a kind
+ * allows, the main filter must allow too (a fault thread's COW copy).
+ */
+Test(seccomp, guest_memory_calls_pass_both_filters_of_fault_and_device_threads)
+{
+	struct call f = { VMM_THREAD_FAULT, call_copy_file_range, NULL };
+	struct call d = { VMM_THREAD_DEVICE, call_copy_file_range, NULL };
+
+	expect_allowed(&f, "fault copy_file_range");
+	expect_allowed(&d, "device copy_file_range");
 }
 
 Test(seccomp, main_thread_may_make_an_eventfd_and_threads)
