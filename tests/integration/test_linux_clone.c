@@ -240,3 +240,67 @@ Test(linux_clone, a_forked_childs_clock_goes_on_from_the_fork, .timeout = 500)
 	cr_assert(pep2 >= pep1 && pep1 >= ep0, "parent epoch %ld %ld %ld", ep0, pep1, pep2);
 	cr_assert(strstr(con[1], "forkvm-init: exit 0\n"), "child:\n%s", con[1]);
 }
+
+/* What /init's serve workload answers for request @r (guest/linux/init). */
+static unsigned long long serve_answer(unsigned int r)
+{
+	unsigned long long s = 0, k;
+
+	for (k = 100ull * r + 1; k <= 100ull * r + 100; k++)
+		s += (k * k) % 1000003;
+	return s;
+}
+
+#define SERVE_REQUESTS 4
+
+/*
+ * The serverless pattern inside Linux: warm up once, then one forkvm-fork
+ * per request; each child answers its own request on its own console and
+ * exits.  Every request is answered once, by a child, right (the same
+ * answer the host computes and the parent computes unforked at the end).
+ */
+Test(linux_clone, a_warm_guest_forks_one_child_per_request_and_each_answers_right, .timeout = 500)
+{
+	char path[512], pathn[600], want[96];
+	const char *args[] = { "run",
+			       "--kernel",
+			       kernel,
+			       "--initrd",
+			       initrd,
+			       "--cmdline",
+			       CMDLINE_BASE "forkvm_run=serve forkvm_arg=4 forkvm_mb=16",
+			       "--console",
+			       path,
+			       "--timeout",
+			       "300",
+			       NULL };
+	unsigned int seen[SERVE_REQUESTS] = { 0 }, i, r;
+	unsigned long long a;
+	const char *p;
+	int rc;
+
+	linux_or_skip();
+	vmm_path(path, sizeof(path), "serve-console");
+	rc = run_forkvm(args);
+	cr_assert_eq(rc, 0, "forkvm exited %d:\n%s", rc, out);
+	read_console(con[0], sizeof(con[0]), path);
+	cr_assert(strstr(con[0], "serve: warm 100000 rows, 16 MiB\n"), "parent:\n%s", con[0]);
+	for (r = 0; r < SERVE_REQUESTS; r++) {
+		snprintf(want, sizeof(want), "serve: check %u answer %llu\n", r, serve_answer(r));
+		cr_assert(strstr(con[0], want), "parent: no '%s':\n%s", want, con[0]);
+	}
+	cr_assert(!strstr(con[0], "serve: request"), "the parent answered:\n%s", con[0]);
+	for (i = 1; i <= SERVE_REQUESTS; i++) {
+		snprintf(pathn, sizeof(pathn), "%s.%u", path, i);
+		read_console(con[1], sizeof(con[1]), pathn);
+		p = strstr(con[1], "serve: request ");
+		cr_assert_not_null(p, "child %u:\n%s", i, con[1]);
+		cr_assert_eq(sscanf(p, "serve: request %u answer %llu", &r, &a), 2, "%s", con[1]);
+		cr_assert_lt(r, SERVE_REQUESTS, "%s", con[1]);
+		cr_assert_eq(a, serve_answer(r), "child %u, request %u:\n%s", i, r, con[1]);
+		cr_assert(strstr(con[1], "forkvm-init: exit 0\n"), "child %u:\n%s", i, con[1]);
+		seen[r]++;
+	}
+	for (r = 0; r < SERVE_REQUESTS; r++)
+		cr_assert_eq(seen[r], 1, "request %u answered %u times", r, seen[r]);
+}
