@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "devices/time.h"
 #include "guest/abi.h"
@@ -91,6 +93,7 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < CPUS_MAX; i++)
 		c->vcpu[i].fd = -1;
+	c->stop_fd = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	/* Timed waits (cpus_wait) against CLOCK_MONOTONIC: no clock jumps. */
 	pthread_condattr_init(&attr);
@@ -115,6 +118,12 @@ int cpus_create(struct vm *vm, unsigned int n, struct cpus *c, char *err, size_t
 		ret = -errno ? -errno : -ENOMEM;
 		snprintf(err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
 		return ret;
+	}
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "eventfd: %s", strerror(-ret));
+		goto err_vcpus;
 	}
 	for (i = 0; i < n; i++) {
 		ret = vcpu_create(vm, c, i, c->cpuid, &c->vcpu[i], err, errlen);
@@ -197,6 +206,9 @@ void cpus_stop(struct cpus *c, int status, const char *reason)
 		c->status = status;
 		if (reason)
 			snprintf(c->reason, sizeof(c->reason), "%s", reason);
+		/* Once vCPUs exist the eventfd does (cpus_create); one write, ever. */
+		if (c->n && write(c->stop_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+			perror("forkvm: stop eventfd");
 	}
 	kick_all(c);
 	pthread_cond_broadcast(&c->cond);
@@ -302,4 +314,7 @@ void cpus_destroy(struct cpus *c)
 	c->n = 0;
 	free(c->cpuid);
 	c->cpuid = NULL;
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	c->stop_fd = -1;
 }

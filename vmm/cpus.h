@@ -70,6 +70,9 @@ struct cpus {
 	/* What `inl PORT_FORK` reads (atomic): FORK_NONE at creation, 0 in a
 	 * guest-forked child, the child's id or FORK_FAILED in its parent. */
 	uint32_t fork_result;
+	/* An eventfd (cpus_create; valid while n > 0), written once by the
+	 * first cpus_stop(): poll it to wait for the stop among other events. */
+	int stop_fd;
 };
 
 /** cpus_create() - @n vCPUs for @vm (not running yet). Return: 0 or -errno, @err says why. */
@@ -91,7 +94,8 @@ void cpus_resume(struct cpus *c);
 
 /**
  * cpus_stop() - make every vCPU leave its loop; the first call sets the
- * status and @reason (NULL or "" for a clean guest exit).
+ * status and @reason (NULL or "" for a clean guest exit) and makes
+ * @c->stop_fd readable.
  */
 void cpus_stop(struct cpus *c, int status, const char *reason);
 

@@ -12,6 +12,7 @@
 #include "vmm/family.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +65,10 @@ struct family {
 	struct hook_ctx hook[FAMILY_MAX_VMS];
 	struct family_member vm[FAMILY_MAX_VMS];
 	struct pool_stats after_clone; /* family_run's report */
+	/* The family's frame pool: every machine holds a reference, the family
+	 * too, so that they may go in any order (family_reap()). */
+	struct pool_ref *pool;
+	int notify_fd; /* under lock: written when a member's machine is made; -1: none */
 };
 
 static void fork_request(void *opaque, struct cpus *c, unsigned int vcpu)
@@ -169,13 +174,17 @@ static int clone_member(struct family *f, unsigned int from, struct fork_answer 
 		ret = machine_clone(parent, &cc, &child, &t, err, errlen);
 	} else {
 		machine_destroy(cc.spare);
-		snprintf(err, errlen, "VM %u was never made", from);
+		snprintf(err, errlen, "VM %u was never made or is gone", from);
 		ret = -ESRCH;
 	}
 
+	if (!ret)
+		machine_share_pool(child, f->pool);
 	pthread_mutex_lock(&f->lock);
 	mb->m = ret ? NULL : child;
 	mb->pending = false;
+	if (f->notify_fd >= 0 && write(f->notify_fd, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+		perror("forkvm: family notify");
 	pthread_cond_broadcast(&f->cond); /* family_wait() may wait for it */
 	mb->t = ret ? (struct clone_timing){ 0 } : t;
 	if (ret)
@@ -186,13 +195,25 @@ static int clone_member(struct family *f, unsigned int from, struct fork_answer 
 
 static void serve(struct family *f, const struct fork_req *rq)
 {
-	struct machine *parent = f->vm[rq->from].m;
-	struct fork_answer answer = { .cpus = &parent->cpus, .vcpu = rq->vcpu };
+	struct fork_answer answer = { .vcpu = rq->vcpu };
+	struct machine *parent;
 	unsigned int id = 0;
 	char err[512];
 	int ret;
 
+	/* Under clone_lock the parent cannot be reaped (family_reap()). */
 	pthread_mutex_lock(&f->clone_lock);
+	parent = f->vm[rq->from].m;
+	if (!parent) {
+		/* Stopped and reaped since it asked: nobody to answer. */
+		pthread_mutex_unlock(&f->clone_lock);
+		pthread_mutex_lock(&f->lock);
+		f->fork_failures++;
+		pthread_mutex_unlock(&f->lock);
+		return;
+	}
+	machine_get(parent);
+	answer.cpus = &parent->cpus;
 	ret = clone_member(f, rq->from, &answer, &id, err, sizeof(err));
 	pthread_mutex_unlock(&f->clone_lock);
 	if (ret) {
@@ -217,6 +238,7 @@ static void serve(struct family *f, const struct fork_req *rq)
 	}
 	if (!answer.given)
 		cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
+	machine_put(parent);
 }
 
 /* Idle, and the next clone would have to build its VM.  Context: f->lock held. */
@@ -302,6 +324,7 @@ static int family_make(const struct family_config *fc, struct machine *m, struct
 	}
 	f->fc = *fc;
 	f->max_vms = fc->max_vms ? fc->max_vms : FAMILY_MAX_VMS;
+	f->notify_fd = -1;
 	pthread_mutex_init(&f->clone_lock, NULL);
 	pthread_mutex_init(&f->lock, NULL);
 	/* family_wait() waits against CLOCK_MONOTONIC. */
@@ -319,6 +342,15 @@ static int family_make(const struct family_config *fc, struct machine *m, struct
 			return ret;
 		}
 	}
+	ret = pool_ref_create(f->vm[0].m->pool, &f->pool);
+	if (ret) {
+		snprintf(err, errlen, "out of memory");
+		if (m) /* the caller still owns it */
+			f->vm[0].m = NULL;
+		family_destroy(f);
+		return ret;
+	}
+	machine_share_pool(f->vm[0].m, f->pool);
 	f->n = 1;
 	f->hook[0] = (struct hook_ctx){ .f = f, .id = 0 };
 	f->vm[0].m->cpus.fork_hook =
@@ -394,6 +426,76 @@ struct machine *family_parent(struct family *f)
 	return f->vm[0].m;
 }
 
+struct machine *family_get(struct family *f, unsigned int id)
+{
+	struct machine *m = NULL;
+
+	pthread_mutex_lock(&f->lock);
+	if (id < f->n && f->vm[id].m)
+		m = machine_get(f->vm[id].m);
+	pthread_mutex_unlock(&f->lock);
+	return m;
+}
+
+void family_set_notify(struct family *f, int fd)
+{
+	pthread_mutex_lock(&f->lock);
+	f->notify_fd = fd;
+	pthread_mutex_unlock(&f->lock);
+}
+
+struct pool *family_pool(struct family *f)
+{
+	return pool_ref_pool(f->pool);
+}
+
+/* What the report needs of a stopped member, read from @m. */
+static void record_member(struct family_member *mb, struct machine *m, int status)
+{
+	struct cpus *c = &m->cpus;
+
+	mb->status = status;
+	pthread_mutex_lock(&c->lock);
+	if (c->nresults) {
+		mb->result = c->results[c->nresults - 1];
+		mb->has_result = true;
+	}
+	snprintf(mb->reason, sizeof(mb->reason), "%s", c->reason);
+	pthread_mutex_unlock(&c->lock);
+	space_get_stats(m->space, &mb->sst);
+}
+
+int family_reap(struct family *f, unsigned int id)
+{
+	struct family_member *mb;
+	struct machine *m;
+	int status;
+
+	/* clone_lock: no clone of it is in progress, none starts after. */
+	pthread_mutex_lock(&f->clone_lock);
+	pthread_mutex_lock(&f->lock);
+	mb = id < f->n ? &f->vm[id] : NULL;
+	m = mb ? mb->m : NULL;
+	if (!m || machine_life(m) != MACHINE_STOPPED) {
+		pthread_mutex_unlock(&f->lock);
+		pthread_mutex_unlock(&f->clone_lock);
+		return !mb ? -ENOENT : !m ? -ESRCH : -EBUSY;
+	}
+	pthread_mutex_lock(&m->cpus.lock);
+	status = m->cpus.status;
+	pthread_mutex_unlock(&m->cpus.lock);
+	record_member(mb, m, status);
+	mb->m = NULL;
+	mb->reaped = true;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_mutex_unlock(&f->clone_lock);
+	/* The family's reference: the machine goes now unless a caller holds
+	 * one (family_wait(), an API call), then with that caller's. */
+	machine_put(m);
+	return 0;
+}
+
 unsigned int family_fork_failures(struct family *f)
 {
 	unsigned int n;
@@ -412,17 +514,20 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void wait_member(struct family_member *mb, unsigned int timeout_ms)
+/* Wait for member @id to stop and record it; a reaped one is recorded already. */
+static void wait_member(struct family *f, unsigned int id, unsigned int timeout_ms)
 {
-	struct cpus *c;
+	struct machine *m = family_get(f, id);
+	int status;
 
-	mb->status = machine_wait(mb->m, timeout_ms);
-	c = &mb->m->cpus;
-	if (c->nresults) {
-		mb->result = c->results[c->nresults - 1];
-		mb->has_result = true;
-	}
-	space_get_stats(mb->m->space, &mb->sst);
+	if (!m)
+		return;
+	status = machine_wait(m, timeout_ms);
+	pthread_mutex_lock(&f->lock);
+	if (!f->vm[id].reaped)
+		record_member(&f->vm[id], m, status);
+	pthread_mutex_unlock(&f->lock);
+	machine_put(m);
 }
 
 int family_wait(struct family *f, unsigned int timeout_ms)
@@ -452,8 +557,7 @@ int family_wait(struct family *f, unsigned int timeout_ms)
 			continue;
 		}
 		pthread_mutex_unlock(&f->lock);
-		if (f->vm[i].m)
-			wait_member(&f->vm[i], (unsigned int)left);
+		wait_member(f, i, (unsigned int)left);
 		i++;
 	}
 	for (i = 0; i < n; i++) {
@@ -478,9 +582,10 @@ void family_destroy(struct family *f)
 	}
 	for (i = 0; i < f->nspare; i++)
 		machine_destroy(f->spare[i]);
-	/* Clones first, newest first: they share the parent's frame pool. */
+	/* Each machine holds the pool by reference: any order would do. */
 	for (i = f->n; i-- > 0;)
-		machine_destroy(f->vm[i].m);
+		machine_put(f->vm[i].m);
+	pool_ref_put(f->pool);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->lock);
 	pthread_mutex_destroy(&f->clone_lock);
@@ -535,10 +640,17 @@ static void wait_clone_point(const struct cli *cli, struct machine *parent)
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	limit = cli->clone_after_given ? cli->clone_after_ms : FIRST_LINE_WAIT_MS;
+	if (cli->clone_after_given) {
+		/* The time, or the parent's stop: whichever comes first. */
+		struct pollfd p = { .fd = machine_stop_fd(parent), .events = POLLIN };
+
+		while (ms_since(&t0) < limit && poll(&p, 1, (int)(limit - ms_since(&t0))) < 0 &&
+		       errno == EINTR)
+			;
+		return;
+	}
 	while (ms_since(&t0) < limit && !machine_stopped(parent)) {
-		if (cli->clone_after_given)
-			sleep_ms(5);
-		else if (machine_wait_console(parent, cli->clone_at_line ?: 1, 50) == 0)
+		if (machine_wait_console(parent, cli->clone_at_line ?: 1, 50) == 0)
 			return;
 	}
 }
@@ -567,7 +679,7 @@ static void clone_all(struct family *f, unsigned int clones)
 		       f->vm[id].t.prepare_ns / 1e6);
 	}
 	fflush(stdout);
-	pool_get_stats(f->vm[0].m->pool, &f->after_clone);
+	pool_get_stats(family_pool(f), &f->after_clone);
 }
 
 static void vm_name(unsigned int i, char *buf, size_t len)
@@ -576,6 +688,12 @@ static void vm_name(unsigned int i, char *buf, size_t len)
 		snprintf(buf, len, "parent");
 	else
 		snprintf(buf, len, "clone %u", i);
+}
+
+/* Why member @mb stopped ("" for a clean exit), recorded by family_wait() or family_reap(). */
+static const char *member_reason(const struct family_member *mb)
+{
+	return mb->reason;
 }
 
 static void report_vms(struct family *f)
@@ -589,7 +707,7 @@ static void report_vms(struct family *f)
 		const struct family_member *mb = &f->vm[i];
 
 		vm_name(i, name, sizeof(name));
-		if (!mb->m) {
+		if (!mb->m && !mb->reaped) {
 			printf("forkvm: %-9s %4d  (not cloned)\n", name, mb->status);
 			continue;
 		}
@@ -601,8 +719,8 @@ static void report_vms(struct family *f)
 			printf("  %4u  %8u  %8.2f", mb->from, mb->t.inflight,
 			       mb->t.paused_ns / 1e6);
 		printf("\n");
-		if (*machine_stop_reason(mb->m))
-			printf("forkvm: %-9s stopped: %s\n", name, machine_stop_reason(mb->m));
+		if (*member_reason(mb))
+			printf("forkvm: %-9s stopped: %s\n", name, member_reason(mb));
 	}
 }
 
@@ -622,9 +740,9 @@ static void report_memory(struct family *f, bool after_clone)
 	uint64_t full;
 
 	for (i = 0; i < f->n; i++)
-		nvms += f->vm[i].m != NULL;
+		nvms += f->vm[i].m != NULL || f->vm[i].reaped;
 	full = pages * nvms;
-	pool_get_stats(f->vm[0].m->pool, &end);
+	pool_get_stats(family_pool(f), &end);
 	printf("forkvm: memory of the family (mm pool, 4 KiB frames), %u VMs of %llu MiB:\n", nvms,
 	       (unsigned long long)(f->fc.cfg.mem_size >> 20));
 	snprintf(what, sizeof(what), "%u full copies (no sharing)", nvms);
@@ -644,7 +762,7 @@ void family_report(struct family *f)
 	const char *reason;
 
 	if (family_size(f) == 1) {
-		reason = machine_stop_reason(f->vm[0].m);
+		reason = member_reason(&f->vm[0]);
 		if (*reason)
 			fprintf(stderr, "forkvm: %s\n", reason);
 	} else {
@@ -658,6 +776,7 @@ int family_run(const struct cli *cli)
 {
 	struct family_config fc = { .cfg = cli->cfg };
 	struct api_run *api = NULL;
+	struct machine *parent;
 	struct family *f;
 	char err[512];
 	const char *reason;
@@ -693,16 +812,19 @@ int family_run(const struct cli *cli)
 		}
 		fprintf(stderr, "forkvm: control API on %s (docs/api.md)\n", cli->api_socket);
 	}
+	/* Held: an API client may kill and reap VM 0 meanwhile. */
+	parent = family_get(f, 0);
 	if (cli->pause_test)
-		pause_test(f->vm[0].m, cli->pause_test);
+		pause_test(parent, cli->pause_test);
 	if (cli->clones) {
-		wait_clone_point(cli, f->vm[0].m);
+		wait_clone_point(cli, parent);
 		clone_all(f, cli->clones);
 	}
+	machine_put(parent);
 	status = family_wait(f, cli->timeout_ms);
 	if (!cli->clones && family_size(f) == 1) {
 		/* One VM: no table, its stop reason on stderr as before. */
-		reason = machine_stop_reason(f->vm[0].m);
+		reason = member_reason(&f->vm[0]);
 		if (*reason)
 			fprintf(stderr, "forkvm: %s\n", reason);
 	} else {

@@ -34,9 +34,13 @@ struct family_config {
 	void *before_restore_arg;
 };
 
-/* One VM of the family.  Read after family_wait(), or under no lock for @m. */
+/*
+ * One VM of the family.  Read after family_wait(); @m only through
+ * family_get() while VMs run (family_reap() may take it away).
+ */
 struct family_member {
-	struct machine *m; /* NULL: the clone could not be made (or is being made) */
+	struct machine *m; /* NULL: not made (failed, being made) or reaped */
+	bool reaped; /* stopped, recorded below and its machine let go (family_reap) */
 	bool pending; /* its clone is being made (m NULL until it is) */
 	unsigned int id;
 	unsigned int from; /* the id of the VM it was cloned from (0 for the parent) */
@@ -47,6 +51,7 @@ struct family_member {
 	uint32_t result; /* the last port-0x503 value, if has_result */
 	bool has_result;
 	struct space_stats sst;
+	char reason[640]; /* why it stopped, "" for a clean guest exit */
 	char console[4200];
 };
 
@@ -94,8 +99,34 @@ unsigned int family_size(struct family *f);
 /** family_member() - VM @id, or NULL past family_size(). */
 struct family_member *family_member(struct family *f, unsigned int id);
 
-/** family_parent() - the machine of VM 0. */
+/** family_parent() - the machine of VM 0 (NULL once reaped). */
 struct machine *family_parent(struct family *f);
+
+/**
+ * family_get() - a reference to VM @id's machine (machine_put() it), or
+ * NULL: no such VM, not made, or reaped.
+ */
+struct machine *family_get(struct family *f, unsigned int id);
+
+/**
+ * family_set_notify() - an eventfd the family writes 1 to each time a
+ * member's machine is made (a clone from outside, a guest fork), so that an
+ * event loop can watch the new machine's stop (machine_stop_fd()); -1: none.
+ */
+void family_set_notify(struct family *f, int fd);
+
+/** family_pool() - the family's frame pool (alive as long as the family). */
+struct pool *family_pool(struct family *f);
+
+/**
+ * family_reap() - VM @id stopped: record its status, results, stats and
+ * stop reason in its member and let its machine go (destroyed now, or when
+ * the last family_get() reference is put).  The family's pool stays for
+ * the others: the template may go first.
+ * Return: 0; -ENOENT no such VM; -ESRCH not made or reaped already;
+ * -EBUSY it still runs.
+ */
+int family_reap(struct family *f, unsigned int id);
 
 /**
  * family_wait() - wait until every VM of the family stopped and no fork is

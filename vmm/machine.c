@@ -191,8 +191,119 @@ static void machine_mm_error(void *opaque, int err, uint64_t gpa)
 
 int machine_start(struct machine *m)
 {
+	int ret;
+
 	space_set_error_handler(m->space, machine_mm_error, m);
-	return cpus_start(&m->cpus);
+	pthread_mutex_lock(&m->pause_lock);
+	ret = cpus_start(&m->cpus);
+	if (!ret && m->life == MACHINE_CREATED)
+		m->life = MACHINE_RUNNING;
+	pthread_mutex_unlock(&m->pause_lock);
+	return ret;
+}
+
+/* The guest stopped by itself: record it.  Context: the life lock held. */
+static void see_stop(struct machine *m)
+{
+	if (__atomic_load_n(&m->cpus.stop, __ATOMIC_SEQ_CST))
+		m->life = MACHINE_STOPPED;
+}
+
+enum machine_life machine_life(struct machine *m)
+{
+	enum machine_life l;
+
+	pthread_mutex_lock(&m->pause_lock);
+	see_stop(m);
+	l = m->life;
+	pthread_mutex_unlock(&m->pause_lock);
+	return l;
+}
+
+const char *machine_life_name(enum machine_life l)
+{
+	static const char *const names[] = { "created", "running", "paused", "stopped" };
+
+	return (unsigned int)l < 4 ? names[l] : "unknown";
+}
+
+void machine_stop(struct machine *m, int status, const char *reason)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->life = MACHINE_STOPPED;
+	pthread_mutex_unlock(&m->pause_lock);
+	/* Flags and kicks only: parked vCPUs leave too (cpus.h). */
+	cpus_stop(&m->cpus, status, reason);
+}
+
+int machine_stop_fd(struct machine *m)
+{
+	return m->cpus_created ? m->cpus.stop_fd : -1;
+}
+
+struct machine *machine_get(struct machine *m)
+{
+	pthread_mutex_lock(&m->pause_lock);
+	m->refs++;
+	pthread_mutex_unlock(&m->pause_lock);
+	return m;
+}
+
+void machine_put(struct machine *m)
+{
+	bool last;
+
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->pause_lock);
+	last = m->refs == 0;
+	if (!last)
+		m->refs--;
+	pthread_mutex_unlock(&m->pause_lock);
+	if (last)
+		machine_destroy(m);
+}
+
+struct pool_ref {
+	struct pool *pool;
+	unsigned int refs; /* atomic */
+};
+
+int pool_ref_create(struct pool *pool, struct pool_ref **out)
+{
+	struct pool_ref *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return -ENOMEM;
+	r->pool = pool;
+	r->refs = 1;
+	*out = r;
+	return 0;
+}
+
+struct pool_ref *pool_ref_get(struct pool_ref *r)
+{
+	__atomic_add_fetch(&r->refs, 1, __ATOMIC_SEQ_CST);
+	return r;
+}
+
+void pool_ref_put(struct pool_ref *r)
+{
+	if (r && __atomic_sub_fetch(&r->refs, 1, __ATOMIC_SEQ_CST) == 0) {
+		pool_destroy(r->pool);
+		free(r);
+	}
+}
+
+struct pool *pool_ref_pool(const struct pool_ref *r)
+{
+	return r->pool;
+}
+
+void machine_share_pool(struct machine *m, struct pool_ref *r)
+{
+	m->pool_ref = pool_ref_get(r);
+	m->owns_pool = false;
 }
 
 int machine_wait(struct machine *m, unsigned int timeout_ms)
@@ -293,11 +404,14 @@ int machine_pause(struct machine *m)
 	pthread_mutex_lock(&m->pause_lock);
 	if (m->pause_depth == 0) {
 		ret = cpus_pause(&m->cpus);
-		if (!ret)
+		if (!ret) {
 			machine_hold_devices(m);
+			m->life = MACHINE_PAUSED;
+		}
 	}
 	if (!ret)
 		m->pause_depth++;
+	see_stop(m);
 	pthread_mutex_unlock(&m->pause_lock);
 	return ret;
 }
@@ -308,7 +422,10 @@ void machine_resume(struct machine *m)
 	if (m->pause_depth && --m->pause_depth == 0) {
 		machine_release_devices(m);
 		cpus_resume(&m->cpus);
+		if (m->life == MACHINE_PAUSED)
+			m->life = MACHINE_RUNNING;
 	}
+	see_stop(m);
 	pthread_mutex_unlock(&m->pause_lock);
 }
 
@@ -333,8 +450,11 @@ void machine_destroy(struct machine *m)
 	if (m->vm_created)
 		vm_destroy(&m->vm);
 	space_destroy(m->space);
-	/* A clone shares its parent's pool; the parent, destroyed last, frees it. */
-	if (m->owns_pool)
+	/* Held by reference (a family's): the last holder frees it.  Else a
+	 * clone shares its parent's pool; the parent, destroyed last, frees it. */
+	if (m->pool_ref)
+		pool_ref_put(m->pool_ref);
+	else if (m->owns_pool)
 		pool_destroy(m->pool);
 	kvm_close(&m->kvm);
 	if (m->console_fd >= 0)

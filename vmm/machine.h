@@ -55,12 +55,28 @@ struct machine_config {
 #define MACHINE_MAX_DEVS (LAYOUT_MAX_DISKS + 4)
 
 struct board_ops;
+struct pool_ref;
+
+/*
+ * A machine's life (machine_life()), changed under its life lock only:
+ * created -> running (machine_start) -> paused <-> running (the first
+ * machine_pause, the last machine_resume) -> stopped (the guest exited,
+ * crashed, or machine_stop(); never left).
+ */
+enum machine_life {
+	MACHINE_CREATED = 0, /* built, vCPUs not started (calloc'ed machines start here) */
+	MACHINE_RUNNING,
+	MACHINE_PAUSED,
+	MACHINE_STOPPED,
+};
 
 struct machine {
 	const struct board_ops *board; /* test guest or Linux (a clone: its parent's) */
 	struct kvm_sys kvm;
 	struct pool *pool;
 	bool owns_pool; /* false in a clone: the family's pool is the parent's */
+	/* Non-NULL: @pool is held by this reference (machine_share_pool()), not owned. */
+	struct pool_ref *pool_ref;
 	struct space *space;
 	struct vm vm;
 	bool vm_created;
@@ -74,8 +90,11 @@ struct machine {
 	uint32_t next_dev_id;
 	struct device dev[MACHINE_MAX_DEVS];
 	struct elf_image image;
-	pthread_mutex_t pause_lock; /* machine_pause()/machine_resume() nest */
-	unsigned int pause_depth; /* under pause_lock */
+	/* The life lock: @life, the pause depth, the references. */
+	pthread_mutex_t pause_lock;
+	unsigned int pause_depth; /* machine_pause()/machine_resume() nest */
+	enum machine_life life;
+	unsigned int refs; /* references besides the first (machine_get()) */
 };
 
 /**
@@ -185,8 +204,56 @@ int machine_pause(struct machine *m);
 void machine_resume(struct machine *m);
 
 /**
- * machine_destroy() - stop and free everything; NULL is a no-op.  A parent
- * must be destroyed after its clones: they share its frame pool.
+ * machine_life() - @m's state.  A guest that stopped by itself (exit, crash)
+ * is seen, and recorded, here.
+ */
+enum machine_life machine_life(struct machine *m);
+
+/** machine_life_name() - "created", "running", "paused" or "stopped". */
+const char *machine_life_name(enum machine_life l);
+
+/**
+ * machine_stop() - stop @m for good: its vCPUs leave (paused ones too), the
+ * first stop's @status and @reason are kept.  A no-op once stopped.
+ */
+void machine_stop(struct machine *m, int status, const char *reason);
+
+/**
+ * machine_stop_fd() - an eventfd that becomes readable when @m stops (the
+ * guest exits, crashes, or is stopped): poll() it instead of polling
+ * machine_stopped().  Owned by @m; -1 before its vCPUs exist.
+ */
+int machine_stop_fd(struct machine *m);
+
+/**
+ * machine_get() - one more reference to @m (a caller that must not see it
+ * freed meanwhile).  machine_put() drops one; the last one destroys @m.
+ * A machine starts with one reference, its maker's.
+ */
+struct machine *machine_get(struct machine *m);
+void machine_put(struct machine *m);
+
+/*
+ * A frame pool held by reference: machines of one family each hold one,
+ * the family too, so that they may go in any order (the template first);
+ * the last pool_ref_put() destroys the pool.
+ */
+/** pool_ref_create() - a reference (count 1) to @pool, which it now owns. */
+int pool_ref_create(struct pool *pool, struct pool_ref **out) __attribute__((warn_unused_result));
+struct pool_ref *pool_ref_get(struct pool_ref *r);
+void pool_ref_put(struct pool_ref *r);
+struct pool *pool_ref_pool(const struct pool_ref *r);
+
+/**
+ * machine_share_pool() - @m holds its pool through @r from now on (one
+ * more reference), no longer owning it: @m's pool must be @r's.
+ */
+void machine_share_pool(struct machine *m, struct pool_ref *r);
+
+/**
+ * machine_destroy() - stop and free everything, whatever the references;
+ * NULL is a no-op.  A machine whose pool is its own (no machine_share_pool())
+ * must be destroyed after its clones: they share that pool.
  */
 void machine_destroy(struct machine *m);
 

@@ -6,6 +6,7 @@
  * run through scripts/in-kvm.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,4 +257,88 @@ Test(api_machine, every_resource_on_a_held_family_and_its_clones, .timeout = 300
 	api_machine_backend_destroy(b);
 	family_destroy(f);
 	cr_expect_neq(access(sock, F_OK), 0, "the socket is gone");
+}
+
+/*
+ * The template killed through the API while its clones run: its machine is
+ * freed at once (reaped), the family's pool stays, and the clones finish
+ * memcheck (which checks every page it wrote) with status 0.
+ */
+Test(api_machine, killing_the_template_first_leaves_its_clones_running_to_a_clean_end,
+     .timeout = 300)
+{
+	struct api_server_config sc = { .ops = &api_machine_ops };
+	struct api_machine_backend *b;
+	struct family_config fc;
+	struct api_server *srv;
+	struct family *f;
+	char console[300], err[512];
+	struct machine *m;
+	uint64_t gpa;
+	unsigned int i;
+	json_t *j;
+
+	vmm_kvm_or_skip();
+	memset(&fc, 0, sizeof(fc));
+	vmm_path(console, sizeof(console), "api-kill-console.txt");
+	fc.cfg.mem_size = MEM;
+	fc.cfg.ncpus = 1;
+	fc.cfg.workload = "memcheck";
+	fc.cfg.args = "passes=2 hold=1";
+	fc.cfg.guest_elf = vmm_guest();
+	fc.cfg.console = console;
+	fc.cfg.console_prefix = "";
+	fc.cfg.quiet_results = true;
+	fc.quiet = true;
+	cr_assert_eq(family_create(&fc, &f, err, sizeof(err)), 0, "family_create: %s", err);
+	cr_assert_eq(family_start(f), 0);
+	cr_assert_eq(machine_wait_console(family_parent(f), 3, WAIT_MS), 0, "no hold line");
+	gpa = vmm_hold_word(console);
+	cr_assert_eq(api_machine_backend_create(f, console, &b), 0);
+	vmm_path(sock, sizeof(sock), "api-kill.sock");
+	unlink(sock);
+	sc.path = sock;
+	sc.ctx = b;
+	cr_assert_eq(api_server_start(&sc, &srv, err, sizeof(err)), 0, "%s", err);
+
+	json_decref(call("POST", "/vms/0/clone", "{\"count\":2}", 201));
+	j = call("POST", "/vms/0/kill", NULL, 200);
+	cr_expect_str_eq(str(j, "state"), "stopped");
+	cr_expect_eq(num(j, "exit_status"), 3);
+	json_decref(j);
+	cr_expect_null(family_parent(f), "the template's machine is gone");
+	cr_expect(family_member(f, 0)->reaped);
+	json_decref(call("POST", "/vms/0/kill", NULL, 409));
+	json_decref(call("POST", "/vms/0/clone", NULL, 409));
+	j = call("GET", "/vms/0", NULL, 200);
+	cr_expect_eq(num(json_object_get(j, "stats"), "pages"), MEM / 4096,
+		     "its stats as it ended");
+	json_decref(j);
+	j = call("GET", "/family", NULL, 200);
+	cr_expect_eq(num(j, "running"), 2);
+	cr_expect_gt(num(json_object_get(j, "memory"), "frames_used"), 0, "the pool lives on");
+	json_decref(j);
+
+	/* The clones go on: each writes and checks all its memory again. */
+	for (i = 1; i < 3; i++) {
+		m = family_get(f, i);
+		cr_assert_not_null(m);
+		vmm_release(m, gpa);
+		machine_put(m);
+	}
+	cr_expect_eq(family_wait(f, WAIT_MS), 3, "VM 0's status, the first non-zero");
+	for (i = 1; i < 3; i++) {
+		cr_expect_eq(family_member(f, i)->status, 0, "clone %u: %s", i,
+			     family_member(f, i)->reason);
+		j = call("GET", i == 1 ? "/vms/1" : "/vms/2", NULL, 200);
+		cr_expect_str_eq(str(j, "state"), "stopped");
+		cr_expect_eq(num(j, "exit_status"), 0);
+		json_decref(j);
+	}
+	/* Reaping a clone after the end: its machine goes, the pool with the family. */
+	cr_expect_eq(family_reap(f, 1), 0);
+	cr_expect_eq(family_reap(f, 1), -ESRCH);
+	api_server_stop(srv);
+	api_machine_backend_destroy(b);
+	family_destroy(f);
 }

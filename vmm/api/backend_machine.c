@@ -2,21 +2,22 @@
 /*
  * The control API's backend over a family of machines.  Every op runs on
  * the API server's thread (api_backend.h), so the pause flags below need no
- * lock; the family's own worker (guest forks) runs concurrently and takes
- * the family's lock inside family_clone() and family_member().
+ * lock; the family's own worker (guest forks) and family_wait() run
+ * concurrently and take the family's locks inside family_*().
  *
- * Known limits, until machines have an explicit life (issue 12):
- * - "paused" is what the API did: a VM paused here is paused until resumed
- *   here.  Its clone is refused (-EBUSY): machine_clone() pauses and resumes
- *   the parent itself, which would resume it under the API's feet.  A guest
- *   fork queued just before an API pause has the same effect.
- * - kill stops the vCPUs (cpus_stop(), as a timeout does: status 3); the
- *   machine is destroyed with the family.
+ * Machines are used through references (family_get(), machine_put()): a
+ * VM killed here is reaped (family_reap()) and its machine freed at once,
+ * the template too, while its clones run on the family's pool.  States are
+ * the machines' own (machine_life()): "paused" also while a clone or a
+ * snapshot pauses it for a moment.
+ *
+ * Known limits:
+ * - A VM paused through the API is resumed only through it (paused[]), and
+ *   its clone is refused (-EBUSY): machine_clone() pauses and resumes the
+ *   parent itself.  A guest fork queued just before an API pause has the
+ *   same effect.
  * - COW copies, reuses, faults and pins are counted per pool (the family),
  *   not per VM: a VM's own figures are null, the family's are given.
- * - A guest fork in progress has its id before its machine: until the
- *   worker sets the member's machine (under the family's lock; read here
- *   without it, a pointer-sized race) it shows as a failed clone.
  */
 #include "vmm/api/backend_machine.h"
 
@@ -76,34 +77,41 @@ void api_machine_backend_destroy(struct api_machine_backend *b)
 	free(b);
 }
 
-/* VM @id's member with a machine, or NULL (-ENOENT, or -ESRCH: never made). */
-static struct family_member *member(struct api_machine_backend *b, uint32_t id, int *ret)
+/*
+ * VM @id's machine, a reference (machine_put() it), or NULL with *@ret:
+ * -ENOENT no such VM, -ESRCH no machine (not made, or reaped: stopped).
+ */
+static struct machine *vm_get(struct api_machine_backend *b, uint32_t id, int *ret)
 {
-	struct family_member *mb;
-
 	*ret = -ENOENT;
 	if (id >= family_size(b->f))
 		return NULL;
-	mb = family_member(b->f, id);
-	if (!mb)
-		return NULL;
 	*ret = -ESRCH;
-	return mb->m ? mb : NULL;
+	return family_get(b->f, id);
 }
 
-/* member(), and not stopped: else NULL and -ESRCH. */
-static struct family_member *running_member(struct api_machine_backend *b, uint32_t id, int *ret)
+/* vm_get(), and not stopped: else NULL and -ESRCH. */
+static struct machine *running_vm(struct api_machine_backend *b, uint32_t id, int *ret)
 {
-	struct family_member *mb = member(b, id, ret);
+	struct machine *m = vm_get(b, id, ret);
 
-	if (mb && machine_stopped(mb->m)) {
+	if (m && machine_life(m) == MACHINE_STOPPED) {
+		machine_put(m);
 		*ret = -ESRCH;
 		return NULL;
 	}
-	return mb;
+	return m;
 }
 
-static void fill_info(struct api_machine_backend *b, struct family_member *mb, uint32_t id,
+static const enum api_vm_state api_states[] = {
+	[MACHINE_CREATED] = API_VM_CREATED,
+	[MACHINE_RUNNING] = API_VM_RUNNING,
+	[MACHINE_PAUSED] = API_VM_PAUSED,
+	[MACHINE_STOPPED] = API_VM_STOPPED,
+};
+
+/* VM @id's info; @m its machine or NULL. */
+static void fill_info(struct family_member *mb, struct machine *m, uint32_t id,
 		      struct api_vm_info *vi)
 {
 	*vi = (struct api_vm_info){
@@ -111,19 +119,20 @@ static void fill_info(struct api_machine_backend *b, struct family_member *mb, u
 		.parent = mb->from,
 		.has_parent = id != 0,
 		.guest_fork = mb->guest_fork,
-		.state = API_VM_RUNNING,
 	};
-	if (!mb->m) {
-		/* A clone that could not be made: it counts as a failed VM. */
+	if (m) {
+		vi->state = api_states[machine_life(m)];
+		if (vi->state == API_VM_STOPPED) {
+			pthread_mutex_lock(&m->cpus.lock);
+			vi->exit_status = m->cpus.status;
+			pthread_mutex_unlock(&m->cpus.lock);
+		}
+	} else if (mb->pending) {
+		vi->state = API_VM_CREATED; /* a guest fork's child, being made */
+	} else {
+		/* Reaped (its status recorded), or a clone that could not be made. */
 		vi->state = API_VM_STOPPED;
-		vi->exit_status = CPUS_STATUS_HOST_ERROR;
-	} else if (machine_stopped(mb->m)) {
-		vi->state = API_VM_STOPPED;
-		pthread_mutex_lock(&mb->m->cpus.lock);
-		vi->exit_status = mb->m->cpus.status;
-		pthread_mutex_unlock(&mb->m->cpus.lock);
-	} else if (id < FAMILY_MAX_VMS && b->paused[id]) {
-		vi->state = API_VM_PAUSED;
+		vi->exit_status = mb->reaped ? mb->status : CPUS_STATUS_HOST_ERROR;
 	}
 }
 
@@ -132,12 +141,16 @@ static int m_list(void *ctx, struct api_vm_info *out, size_t max, size_t *n)
 	struct api_machine_backend *b = ctx;
 	unsigned int size = family_size(b->f), id;
 	struct family_member *mb;
+	struct machine *m;
 
 	*n = 0;
 	for (id = 0; id < size && *n < max; id++) {
 		mb = family_member(b->f, id);
-		if (mb)
-			fill_info(b, mb, id, &out[(*n)++]);
+		if (!mb)
+			continue;
+		m = family_get(b->f, id);
+		fill_info(mb, m, id, &out[(*n)++]);
+		machine_put(m);
 	}
 	return 0;
 }
@@ -147,11 +160,13 @@ static int m_get(void *ctx, uint32_t id, struct api_vm_info *info, struct api_vm
 	struct api_machine_backend *b = ctx;
 	struct family_member *mb;
 	struct space_stats ss;
+	struct machine *m;
 	int ret;
 
 	if (id >= family_size(b->f) || !(mb = family_member(b->f, id)))
 		return -ENOENT;
-	fill_info(b, mb, id, info);
+	m = vm_get(b, id, &ret);
+	fill_info(mb, m, id, info);
 	*st = (struct api_vm_stats){
 		.pages = API_STAT_NONE,
 		.private_frames = API_STAT_NONE,
@@ -163,82 +178,101 @@ static int m_get(void *ctx, uint32_t id, struct api_vm_info *info, struct api_vm
 		.inflight = API_STAT_NONE,
 		.vmas = API_STAT_NONE,
 	};
-	if (!member(b, id, &ret))
+	if (m) {
+		space_get_stats(m->space, &ss);
+		st->inflight = machine_inflight(m);
+		machine_put(m);
+	} else if (mb->reaped) {
+		ss = mb->sst; /* as it was when it stopped */
+	} else {
 		return 0;
-	space_get_stats(mb->m->space, &ss);
+	}
 	st->pages = ss.pages;
 	st->shared_frames = ss.shared;
 	st->private_frames = ss.present - ss.shared;
 	st->vmas = ss.vmas;
-	st->inflight = machine_inflight(mb->m);
 	return 0;
 }
 
 static int m_pause(void *ctx, uint32_t id)
 {
 	struct api_machine_backend *b = ctx;
-	struct family_member *mb;
+	struct machine *m;
 	int ret;
 
-	mb = running_member(b, id, &ret);
-	if (!mb)
+	m = running_vm(b, id, &ret);
+	if (!m)
 		return ret;
-	if (b->paused[id])
-		return -EALREADY;
-	ret = machine_pause(mb->m);
+	ret = b->paused[id] ? -EALREADY : machine_pause(m);
 	if (!ret)
 		b->paused[id] = true;
+	machine_put(m);
 	return ret;
 }
 
 static int m_resume(void *ctx, uint32_t id)
 {
 	struct api_machine_backend *b = ctx;
-	struct family_member *mb;
+	struct machine *m;
 	int ret;
 
-	mb = member(b, id, &ret);
-	if (!mb)
+	m = vm_get(b, id, &ret);
+	if (!m)
 		return ret;
-	if (!b->paused[id])
-		return machine_stopped(mb->m) ? -ESRCH : -EALREADY;
-	machine_resume(mb->m);
-	b->paused[id] = false;
-	return 0;
+	if (!b->paused[id]) {
+		ret = machine_life(m) == MACHINE_STOPPED ? -ESRCH : -EALREADY;
+	} else {
+		machine_resume(m);
+		b->paused[id] = false;
+		ret = 0;
+	}
+	machine_put(m);
+	return ret;
 }
 
+/* Stop @m (VM @id) for good; the API's pause undone first. */
+static void stop_vm(struct api_machine_backend *b, uint32_t id, struct machine *m,
+		    const char *reason)
+{
+	/* Release held devices and parked vCPUs first: they leave by running. */
+	if (b->paused[id]) {
+		machine_resume(m);
+		b->paused[id] = false;
+	}
+	machine_stop(m, KILL_STATUS, reason);
+}
+
+/*
+ * Stop VM @id and let its machine go (family_reap()): its memory is freed
+ * now, also for the template, whose clones run on with the family's pool.
+ */
 static int m_kill(void *ctx, uint32_t id)
 {
 	struct api_machine_backend *b = ctx;
-	struct family_member *mb;
+	struct machine *m;
 	int ret;
 
-	mb = running_member(b, id, &ret);
-	if (!mb)
+	m = running_vm(b, id, &ret);
+	if (!m)
 		return ret;
-	/* Release held devices and parked vCPUs first: they leave by running. */
-	if (b->paused[id]) {
-		machine_resume(mb->m);
-		b->paused[id] = false;
-	}
-	cpus_stop(&mb->m->cpus, KILL_STATUS, "killed through the control API");
-	return 0;
+	stop_vm(b, id, m, "killed through the control API");
+	ret = family_reap(b->f, id);
+	/* Ours is the last reference unless family_wait() holds one. */
+	machine_put(m);
+	/* Reaped by another meanwhile: it is gone all the same. */
+	return ret == -ESRCH ? 0 : ret;
 }
 
 void api_machine_backend_stop_all(struct api_machine_backend *b, const char *reason)
 {
 	unsigned int id, n = family_size(b->f);
-	struct family_member *mb;
+	struct machine *m;
 
 	for (id = 0; id < n; id++) {
-		mb = family_member(b->f, id);
-		if (!mb || !mb->m || machine_stopped(mb->m))
-			continue;
-		if (b->paused[id]) {
-			machine_resume(mb->m);
-			b->paused[id] = false;
-		}
-		cpus_stop(&mb->m->cpus, KILL_STATUS, reason);
+		m = family_get(b->f, id);
+		if (m && machine_life(m) != MACHINE_STOPPED)
+			stop_vm(b, id, m, reason);
+		machine_put(m);
 	}
 }
 
@@ -246,14 +280,15 @@ static int m_clone(void *ctx, uint32_t id, unsigned int count, uint32_t *ids, un
 		   char *err, size_t errlen)
 {
 	struct api_machine_backend *b = ctx;
-	struct family_member *mb;
+	struct machine *m;
 	unsigned int i, child;
 	int ret;
 
 	*made = 0;
-	mb = running_member(b, id, &ret);
-	if (!mb)
+	m = running_vm(b, id, &ret);
+	if (!m)
 		return ret;
+	machine_put(m); /* family_clone() finds it again */
 	if (b->paused[id]) {
 		snprintf(err, errlen, "VM %u is paused through the API: resume it first", id);
 		return -EBUSY;
@@ -283,23 +318,15 @@ static uint64_t us_of(uint64_t ns)
 	return ns / 1000;
 }
 
-/*
- * machine_snapshot() of VM @id.  No family lock: a clone or guest fork of
- * the same VM meanwhile nests its pause in the snapshot's (machine_pause()).
- */
-static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
-		      struct api_snapshot_result *res, char *err, size_t errlen)
+static int snapshot_vm(struct api_machine_backend *b, uint32_t id, struct machine *m,
+		       const struct api_snapshot_req *rq, struct api_snapshot_result *res,
+		       char *err, size_t errlen)
 {
-	struct api_machine_backend *b = ctx;
 	struct snap_base *kept = NULL;
 	struct snapshot_opts o = { .dir = rq->dir };
-	struct family_member *mb;
 	struct snapshot_timing t;
 	int ret;
 
-	mb = running_member(b, id, &ret);
-	if (!mb)
-		return ret;
 	if ((unsigned int)rq->kind >= sizeof(snap_kinds) / sizeof(snap_kinds[0]))
 		return -EINVAL;
 	/* The server's working directory is not the client's. */
@@ -323,7 +350,7 @@ static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
 	}
 	o.kind = snap_kinds[rq->kind];
 	o.keep = rq->keep ? &kept : NULL;
-	ret = machine_snapshot(mb->m, &o, &t, err, errlen);
+	ret = machine_snapshot(m, &o, &t, err, errlen);
 	/* A missing parent directory is a value refused, not "no such VM". */
 	if (ret == -ENOENT)
 		ret = -EINVAL;
@@ -341,6 +368,25 @@ static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
 		.disk_bytes = t.w.disk_bytes,
 	};
 	return 0;
+}
+
+/*
+ * machine_snapshot() of VM @id.  No family lock: a clone or guest fork of
+ * the same VM meanwhile nests its pause in the snapshot's (machine_pause()).
+ */
+static int m_snapshot(void *ctx, uint32_t id, const struct api_snapshot_req *rq,
+		      struct api_snapshot_result *res, char *err, size_t errlen)
+{
+	struct api_machine_backend *b = ctx;
+	struct machine *m;
+	int ret;
+
+	m = running_vm(b, id, &ret);
+	if (!m)
+		return ret;
+	ret = snapshot_vm(b, id, m, rq, res, err, errlen);
+	machine_put(m);
+	return ret;
 }
 
 /* The last @lines lines of the file @path into @buf. */
@@ -392,10 +438,9 @@ static int m_console(void *ctx, uint32_t id, unsigned int lines, char *buf, size
 {
 	struct api_machine_backend *b = ctx;
 	char path[4200];
-	int ret;
 
-	if (!member(b, id, &ret) && ret == -ENOENT)
-		return ret;
+	if (id >= family_size(b->f))
+		return -ENOENT;
 	if (!b->console)
 		return -EOPNOTSUPP;
 	if (id)
@@ -408,10 +453,9 @@ static int m_console(void *ctx, uint32_t id, unsigned int lines, char *buf, size
 static int m_family(void *ctx, struct api_family_stats *st)
 {
 	struct api_machine_backend *b = ctx;
-	struct machine *parent = family_parent(b->f);
 	unsigned int size = family_size(b->f), id;
-	struct family_member *mb;
 	struct pool_stats ps;
+	struct machine *m;
 
 	*st = (struct api_family_stats){
 		.vms = size,
@@ -425,12 +469,12 @@ static int m_family(void *ctx, struct api_family_stats *st)
 		.pinned_frames = API_STAT_NONE,
 	};
 	for (id = 0; id < size; id++) {
-		mb = family_member(b->f, id);
-		st->running += mb && mb->m && !machine_stopped(mb->m);
+		m = family_get(b->f, id);
+		st->running += m && machine_life(m) != MACHINE_STOPPED;
+		machine_put(m);
 	}
-	if (!parent || !parent->pool)
-		return 0;
-	pool_get_stats(parent->pool, &ps);
+	/* The family's pool: there even when VM 0 is gone. */
+	pool_get_stats(family_pool(b->f), &ps);
 	st->frames_used = ps.live_frames;
 	st->cow_copies = ps.copies;
 	st->cow_reuses = ps.reuses;
