@@ -218,8 +218,13 @@ static int host_part(const char *label, unsigned int every)
 	return 0;
 }
 
-/* snapshot_restore() and machine_start(): the time to the guest's first instruction. */
-static double restore_us(const char *dir, struct snap_lazy_opts *lo)
+/*
+ * snapshot_restore() and machine_start(): the time to the guest's first
+ * instruction; then, in *@ws_us, until the working set was touched (through
+ * the window, as the vCPUs would: lazy pages fault in).
+ */
+static double restore_us(const char *dir, struct snap_lazy_opts *lo, const uint64_t *ws, size_t n,
+			 double *ws_us)
 {
 	struct restore_opts ro = { .console = "/dev/null", .quiet_results = true, .lazy = lo };
 	struct restore_timing rt;
@@ -237,6 +242,7 @@ static double restore_us(const char *dir, struct snap_lazy_opts *lo)
 		return -1;
 	}
 	t = now_us() - t0;
+	*ws_us = t + touch_us(space_hva(r->space, 0), ws, n);
 	cpus_stop(&r->cpus, 0, NULL);
 	machine_wait(r, 0);
 	machine_destroy(r);
@@ -246,7 +252,7 @@ static double restore_us(const char *dir, struct snap_lazy_opts *lo)
 static int machine_part(const char *label, unsigned int every)
 {
 	struct snap_lazy_opts lazy = { .lazy = true }, pre = { .lazy = true, .prefetch = true };
-	double eager_us, lazy_us, pre_us;
+	double eager_us, lazy_us, pre_us, eager_ws, lazy_ws, pre_ws;
 	struct snapshot_timing t;
 	struct machine *m;
 	char dir[300], err[512];
@@ -270,16 +276,21 @@ static int machine_part(const char *label, unsigned int every)
 		fprintf(stderr, "bench: %s\n", err);
 		return -1;
 	}
-	eager_us = restore_us(dir, NULL);
-	lazy_us = restore_us(dir, &lazy);
-	pre_us = restore_us(dir, &pre);
+	eager_us = restore_us(dir, NULL, ws, n, &eager_ws);
+	lazy_us = restore_us(dir, &lazy, ws, n, &lazy_ws);
+	pre_us = restore_us(dir, &pre, ws, n, &pre_ws);
 	mm = by_mmap(dir, ws, n);
 	if (eager_us < 0 || lazy_us < 0 || pre_us < 0)
 		return -1;
 	printf("vm.%s.restore_to_start_ms: eager %.2f, lazy %.2f, lazy+prefetch %.2f\n", label,
 	       eager_us / 1e3, lazy_us / 1e3, pre_us / 1e3);
+	printf("vm.%s.restore_and_touch_ws_ms: eager %.2f, lazy %.2f, lazy+prefetch %.2f\n", label,
+	       eager_ws / 1e3, lazy_ws / 1e3, pre_ws / 1e3);
 	printf("vm.%s.mmap_private_plus_touch_ws_ms: %.2f\n", label,
 	       (mm.ready_us + mm.touch_us) / 1e3);
+	printf("vm.%s.with_ws_vs_mmap_touch: eager %.2f, lazy %.2f, lazy+prefetch %.2f\n", label,
+	       eager_ws / (mm.ready_us + mm.touch_us), lazy_ws / (mm.ready_us + mm.touch_us),
+	       pre_ws / (mm.ready_us + mm.touch_us));
 	printf("vm.%s.lazy_vs_eager: %.3f\n", label, lazy_us / eager_us);
 	printf("vm.%s.prefetch_vs_eager: %.3f\n", label, pre_us / eager_us);
 	printf("vm.%s.eager_vs_mmap_touch: %.2f\n", label, eager_us / (mm.ready_us + mm.touch_us));
