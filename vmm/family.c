@@ -213,7 +213,7 @@ static void serve(struct family *f, const struct fork_req *rq)
 		return;
 	}
 	machine_get(parent);
-	answer.cpus = &parent->cpus;
+	answer.cpus = machine_cpus(parent);
 	ret = clone_member(f, rq->from, &answer, &id, err, sizeof(err));
 	pthread_mutex_unlock(&f->clone_lock);
 	if (ret) {
@@ -237,7 +237,7 @@ static void serve(struct family *f, const struct fork_req *rq)
 		fflush(stdout);
 	}
 	if (!answer.given)
-		cpus_fork_done(&parent->cpus, rq->vcpu, ret ? FORK_FAILED : id);
+		cpus_fork_done(machine_cpus(parent), rq->vcpu, ret ? FORK_FAILED : id);
 	machine_put(parent);
 }
 
@@ -342,7 +342,7 @@ static int family_make(const struct family_config *fc, struct machine *m, struct
 			return ret;
 		}
 	}
-	ret = pool_ref_create(f->vm[0].m->pool, &f->pool);
+	ret = pool_ref_create(machine_pool(f->vm[0].m), &f->pool);
 	if (ret) {
 		snprintf(err, errlen, "out of memory");
 		if (m) /* the caller still owns it */
@@ -353,8 +353,8 @@ static int family_make(const struct family_config *fc, struct machine *m, struct
 	machine_share_pool(f->vm[0].m, f->pool);
 	f->n = 1;
 	f->hook[0] = (struct hook_ctx){ .f = f, .id = 0 };
-	f->vm[0].m->cpus.fork_hook =
-	    (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[0] };
+	machine_set_fork_hook(
+	    f->vm[0].m, (struct cpus_fork_hook){ .request = fork_request, .opaque = &f->hook[0] });
 	*out = f;
 	return 0;
 }
@@ -372,12 +372,12 @@ int family_adopt(const struct family_config *fc, struct machine *m, struct famil
 	unsigned int n, i;
 
 	/* What the family reads of its parent's configuration. */
-	r = space_ranges(m->space, &n);
+	r = space_ranges(machine_space(m), &n);
 	c.cfg.mem_size = 0;
 	for (i = 0; i < n; i++)
 		c.cfg.mem_size += r[i].size;
-	c.cfg.ncpus = m->cpus.n;
-	c.cfg.ndisks = m->ndisks;
+	c.cfg.ncpus = machine_ncpus(m);
+	c.cfg.ndisks = machine_ndisks(m);
 	return family_make(&c, m, out, err, errlen);
 }
 
@@ -452,17 +452,10 @@ struct pool *family_pool(struct family *f)
 /* What the report needs of a stopped member, read from @m. */
 static void record_member(struct family_member *mb, struct machine *m, int status)
 {
-	struct cpus *c = &m->cpus;
-
 	mb->status = status;
-	pthread_mutex_lock(&c->lock);
-	if (c->nresults) {
-		mb->result = c->results[c->nresults - 1];
-		mb->has_result = true;
-	}
-	snprintf(mb->reason, sizeof(mb->reason), "%s", c->reason);
-	pthread_mutex_unlock(&c->lock);
-	space_get_stats(m->space, &mb->sst);
+	mb->has_result = machine_last_result(m, &mb->result);
+	snprintf(mb->reason, sizeof(mb->reason), "%s", machine_stop_reason(m));
+	space_get_stats(machine_space(m), &mb->sst);
 }
 
 int family_reap(struct family *f, unsigned int id)
@@ -481,9 +474,7 @@ int family_reap(struct family *f, unsigned int id)
 		pthread_mutex_unlock(&f->clone_lock);
 		return !mb ? -ENOENT : !m ? -ESRCH : -EBUSY;
 	}
-	pthread_mutex_lock(&m->cpus.lock);
-	status = m->cpus.status;
-	pthread_mutex_unlock(&m->cpus.lock);
+	status = machine_exit_status(m);
 	record_member(mb, m, status);
 	mb->m = NULL;
 	mb->reaped = true;
@@ -624,7 +615,7 @@ static void pause_test(struct machine *m, unsigned int n)
 			break; /* the guest finished first */
 		if (ret) {
 			fprintf(stderr, "forkvm: --pause-test: %s\n", err);
-			cpus_stop(&m->cpus, FAMILY_HOST_ERROR, "pause test failed");
+			machine_stop(m, FAMILY_HOST_ERROR, "pause test failed");
 			return;
 		}
 		done++;

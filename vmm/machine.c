@@ -209,6 +209,58 @@ static void see_stop(struct machine *m)
 		m->life = MACHINE_STOPPED;
 }
 
+struct space *machine_space(const struct machine *m)
+{
+	return m->space;
+}
+
+struct pool *machine_pool(const struct machine *m)
+{
+	return m->pool;
+}
+
+struct cpus *machine_cpus(struct machine *m)
+{
+	return &m->cpus;
+}
+
+unsigned int machine_ncpus(const struct machine *m)
+{
+	return m->cpus.n;
+}
+
+unsigned int machine_ndisks(const struct machine *m)
+{
+	return m->ndisks;
+}
+
+int machine_exit_status(struct machine *m)
+{
+	int status;
+
+	pthread_mutex_lock(&m->cpus.lock);
+	status = m->cpus.status;
+	pthread_mutex_unlock(&m->cpus.lock);
+	return status;
+}
+
+bool machine_last_result(struct machine *m, uint32_t *out)
+{
+	bool any;
+
+	pthread_mutex_lock(&m->cpus.lock);
+	any = m->cpus.nresults > 0;
+	if (any)
+		*out = m->cpus.results[m->cpus.nresults - 1];
+	pthread_mutex_unlock(&m->cpus.lock);
+	return any;
+}
+
+void machine_set_fork_hook(struct machine *m, struct cpus_fork_hook hook)
+{
+	m->cpus.fork_hook = hook;
+}
+
 enum machine_life machine_life(struct machine *m)
 {
 	enum machine_life l;

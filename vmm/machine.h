@@ -203,6 +203,26 @@ int machine_pause(struct machine *m);
 /** machine_resume() - undo machine_pause(): release devices, then resume vCPUs. */
 void machine_resume(struct machine *m);
 
+/*
+ * Accessors: what code outside the machine reads of it, so that struct
+ * machine can become opaque (issue 12; family.c and the API use only
+ * these, other callers still reach inside).
+ */
+struct space *machine_space(const struct machine *m);
+struct pool *machine_pool(const struct machine *m);
+struct cpus *machine_cpus(struct machine *m);
+unsigned int machine_ncpus(const struct machine *m);
+unsigned int machine_ndisks(const struct machine *m);
+
+/** machine_exit_status() - the exit status once stopped (cpus_stop()'s first). */
+int machine_exit_status(struct machine *m);
+
+/** machine_last_result() - the last port-0x503 value into *@out; false if none. */
+bool machine_last_result(struct machine *m, uint32_t *out);
+
+/** machine_set_fork_hook() - where @m's guest forks go; before machine_start(). */
+void machine_set_fork_hook(struct machine *m, struct cpus_fork_hook hook);
+
 /**
  * machine_life() - @m's state.  A guest that stopped by itself (exit, crash)
  * is seen, and recorded, here.

@@ -123,9 +123,7 @@ static void fill_info(struct family_member *mb, struct machine *m, uint32_t id,
 	if (m) {
 		vi->state = api_states[machine_life(m)];
 		if (vi->state == API_VM_STOPPED) {
-			pthread_mutex_lock(&m->cpus.lock);
-			vi->exit_status = m->cpus.status;
-			pthread_mutex_unlock(&m->cpus.lock);
+			vi->exit_status = machine_exit_status(m);
 		}
 	} else if (mb->pending) {
 		vi->state = API_VM_CREATED; /* a guest fork's child, being made */
@@ -179,7 +177,7 @@ static int m_get(void *ctx, uint32_t id, struct api_vm_info *info, struct api_vm
 		.vmas = API_STAT_NONE,
 	};
 	if (m) {
-		space_get_stats(m->space, &ss);
+		space_get_stats(machine_space(m), &ss);
 		st->inflight = machine_inflight(m);
 		machine_put(m);
 	} else if (mb->reaped) {
