@@ -7,7 +7,9 @@
  * worker's state; f->clone_lock serializes clones (the worker's and
  * family_clone()'s), so one machine is never paused by two clones at once.
  * Order: clone_lock, then lock; a machine's cpus->lock is never held while
- * either is taken.
+ * either is taken, and its life lock (machine_pause(), machine_life()) is
+ * never taken with lock held: a vCPU that asks for a guest fork takes lock
+ * while machine_pause() holds the life lock waiting for it to park.
  */
 #include "vmm/family.h"
 
@@ -464,17 +466,19 @@ int family_reap(struct family *f, unsigned int id)
 	struct machine *m;
 	int status;
 
-	/* clone_lock: no clone of it is in progress, none starts after. */
+	/* clone_lock: no clone of it is in progress, none starts after, and
+	 * only the holder of clone_lock sets a made member's machine to NULL. */
 	pthread_mutex_lock(&f->clone_lock);
-	pthread_mutex_lock(&f->lock);
-	mb = id < f->n ? &f->vm[id] : NULL;
+	mb = family_member(f, id);
 	m = mb ? mb->m : NULL;
+	/* Not under f->lock: a machine's life lock never is (machine_pause()
+	 * holds it while it waits for vCPUs that may wait for f->lock). */
 	if (!m || machine_life(m) != MACHINE_STOPPED) {
-		pthread_mutex_unlock(&f->lock);
 		pthread_mutex_unlock(&f->clone_lock);
 		return !mb ? -ENOENT : !m ? -ESRCH : -EBUSY;
 	}
 	status = machine_exit_status(m);
+	pthread_mutex_lock(&f->lock);
 	record_member(mb, m, status);
 	mb->m = NULL;
 	mb->reaped = true;

@@ -293,26 +293,21 @@ int machine_stop_fd(struct machine *m)
 	return m->cpus_created ? m->cpus.stop_fd : -1;
 }
 
+/*
+ * Atomic, not under the life lock: machine_pause() holds that lock while it
+ * waits for the vCPUs to park, and a vCPU asking for a guest fork takes the
+ * family's lock first, under which family_get() takes a reference.
+ */
 struct machine *machine_get(struct machine *m)
 {
-	pthread_mutex_lock(&m->pause_lock);
-	m->refs++;
-	pthread_mutex_unlock(&m->pause_lock);
+	__atomic_add_fetch(&m->refs, 1, __ATOMIC_SEQ_CST);
 	return m;
 }
 
 void machine_put(struct machine *m)
 {
-	bool last;
-
-	if (!m)
-		return;
-	pthread_mutex_lock(&m->pause_lock);
-	last = m->refs == 0;
-	if (!last)
-		m->refs--;
-	pthread_mutex_unlock(&m->pause_lock);
-	if (last)
+	/* @refs counts the references besides the first: 0 before is the last. */
+	if (m && __atomic_fetch_sub(&m->refs, 1, __ATOMIC_SEQ_CST) == 0)
 		machine_destroy(m);
 }
 

@@ -90,11 +90,11 @@ struct machine {
 	uint32_t next_dev_id;
 	struct device dev[MACHINE_MAX_DEVS];
 	struct elf_image image;
-	/* The life lock: @life, the pause depth, the references. */
+	/* The life lock: @life and the pause depth. */
 	pthread_mutex_t pause_lock;
 	unsigned int pause_depth; /* machine_pause()/machine_resume() nest */
 	enum machine_life life;
-	unsigned int refs; /* references besides the first (machine_get()) */
+	unsigned int refs; /* atomic: references besides the first (machine_get()) */
 };
 
 /**
