@@ -203,3 +203,38 @@ Test(snapshot_lazy, bad_lazy_options_are_usage_errors, .timeout = 60)
 	cr_assert_eq(restore(dir, "--lazy", NULL, NULL), 1, "%s", out);
 	cr_assert(strstr(out, "forkvm restore: "), "%s", out);
 }
+
+/* A diff chain restored lazily: each page from the newest member that has it. */
+Test(snapshot_lazy, a_diff_chain_restores_lazily_from_the_later_instant, .timeout = 400)
+{
+	char a[300], b[300];
+	const char *run[] = { "run",	  "--guest",
+			      "test",	  "--workload",
+			      "memcheck", "--mem",
+			      MEM,	  "--cpus",
+			      "2",	  "--args",
+			      "passes=8", "--timeout",
+			      TIMEOUT,	  "--snapshot-dir",
+			      a,	  "--snapshot-at-line",
+			      "2",	  "--snapshot-diff-dir",
+			      b,	  "--snapshot-diff-at-line",
+			      "5",	  NULL };
+	const char *plain8[] = { "run",	     "--guest",	  "test",   "--workload", "memcheck",
+				 "--mem",    MEM,	  "--cpus", "2",	  "--args",
+				 "passes=8", "--timeout", TIMEOUT,  NULL };
+	long long want;
+
+	vmm_kvm_or_skip();
+	vmm_path(a, sizeof(a), "chain-a");
+	vmm_path(b, sizeof(b), "chain-b");
+	cr_assert_eq(vmm_run(out, sizeof(out), plain8), 0, "%s", out);
+	want = last_result(out);
+	cr_assert_neq(want, -1, "%s", out);
+	cr_assert_eq(vmm_run(out, sizeof(out), run), 0, "%s", out);
+	cr_assert_eq(last_result(out), want, "%s", out);
+	cr_assert_eq(restore(b, "--lazy", NULL, NULL), 0, "restore diff: %s", out);
+	cr_assert_eq(last_result(out), want, "%s", out);
+	cr_assert_null(strstr(out, "pass 4/8 ok"), "the chain restored an earlier instant: %s",
+		       out);
+	cr_assert_gt(number_after("after start ("), 0, "%s", out);
+}
