@@ -28,13 +28,17 @@
 
 #define LAZY_OFF_BITS 56
 #define LAZY_OFF_MASK ((1ULL << LAZY_OFF_BITS) - 1)
+/* In a source entry: the page was given a source (the entry stays after the load). */
+#define LAZY_SET (1ULL << 63)
+#define LAZY_ID(e) (((e) >> LAZY_OFF_BITS) & 0x7f)
 /* One prefetch read covers at most this many pages (4 MiB). */
 #define LAZY_RUN_MAX 1024
 
 struct lazy {
 	int fd[MM_LAZY_MAX_FILES];
 	unsigned int nfiles;
-	/* Per page, valid where PG_LAZY: file id << 56 | offset in the file.
+	/* Per page: LAZY_SET | file id << 56 | offset in the file, set by
+	 * space_lazy_add() and kept after the load (space_lazy_read_source()).
 	 * Anonymous and NORESERVE: entries never set cost nothing. */
 	uint64_t *src;
 	struct space_lazy_stats st;
@@ -146,8 +150,7 @@ int lazy_load(struct space *s, uint64_t p)
 	int ret;
 
 	mm_assert_held(&pool->lock);
-	ret = pread_full(lz->fd[e >> LAZY_OFF_BITS], frame_ptr(pool, f), MM_PAGE_SIZE,
-			 e & LAZY_OFF_MASK);
+	ret = pread_full(lz->fd[LAZY_ID(e)], frame_ptr(pool, f), MM_PAGE_SIZE, e & LAZY_OFF_MASK);
 	lz->st.load_ns += now_ns() - t0;
 	if (ret < 0) {
 		pool_punch(pool, f, 1);
@@ -179,7 +182,7 @@ static int load_run(struct space *s, uint64_t p, uint64_t n)
 	uint64_t e = lz->src[p], f = s->home->start + p, t0 = now_ns();
 	int ret;
 
-	ret = pread_full(lz->fd[e >> LAZY_OFF_BITS], frame_ptr(pool, f), n << MM_PAGE_SHIFT,
+	ret = pread_full(lz->fd[LAZY_ID(e)], frame_ptr(pool, f), n << MM_PAGE_SHIFT,
 			 e & LAZY_OFF_MASK);
 	lz->st.load_ns += now_ns() - t0;
 	if (ret < 0) {
@@ -329,7 +332,8 @@ int space_lazy_add(struct space *s, unsigned int id, uint64_t gpa, uint64_t len,
 		if (!(s->pflags[p] & PG_LAZY))
 			s->lazy->st.pending++;
 		s->pflags[p] |= PG_LAZY;
-		s->lazy->src[p] = (uint64_t)id << LAZY_OFF_BITS | (file_off + (i << MM_PAGE_SHIFT));
+		s->lazy->src[p] =
+		    LAZY_SET | (uint64_t)id << LAZY_OFF_BITS | (file_off + (i << MM_PAGE_SHIFT));
 	}
 out:
 	pool_unlock(pool);
@@ -380,6 +384,53 @@ int space_lazy_set_readaround(struct space *s, unsigned int pages)
 		s->lazy->readaround = pages;
 	else
 		ret = -EINVAL;
+	pool_unlock(s->pool);
+	return ret;
+}
+
+int space_lazy_fill(struct space *s, const uint64_t *gpas, const void *pages, size_t n,
+		    uint64_t *loaded)
+{
+	struct pool *pool = s->pool;
+	uint64_t done = 0;
+
+	pool_lock(pool);
+	for (size_t i = 0; s->lazy && i < n; i++) {
+		uint64_t p = space_page_of(s, gpas[i]), f;
+
+		if (p == UINT64_MAX || (gpas[i] & (MM_PAGE_SIZE - 1)) || !(s->pflags[p] & PG_LAZY))
+			continue;
+		f = s->home->start + p;
+		memcpy(frame_ptr(pool, f), (const uint8_t *)pages + i * MM_PAGE_SIZE, MM_PAGE_SIZE);
+		s->pflags[p] = (s->pflags[p] & ~PG_LAZY) | PG_EXCL;
+		s->frame[p] = f;
+		frame_init(pool, f);
+		done++;
+	}
+	if (s->lazy) {
+		atomic_fetch_add(&pool->ctr->fresh, done);
+		s->lazy->st.pending -= done;
+		s->lazy->st.loaded += done;
+		s->lazy->st.prefetched += done;
+	}
+	pool_unlock(pool);
+	if (loaded)
+		*loaded = done;
+	return 0;
+}
+
+int space_lazy_read_source(struct space *s, uint64_t gpa, void *buf)
+{
+	uint64_t p = space_page_of(s, gpa), e;
+	int ret;
+
+	if (p == UINT64_MAX || (gpa & (MM_PAGE_SIZE - 1)))
+		return -EFAULT;
+	pool_lock(s->pool);
+	e = s->lazy ? s->lazy->src[p] : 0;
+	ret = e & LAZY_SET
+		  ? pread_full(s->lazy->fd[LAZY_ID(e)], buf, MM_PAGE_SIZE, e & LAZY_OFF_MASK)
+		  : -ENOENT;
 	pool_unlock(s->pool);
 	return ret;
 }
@@ -473,7 +524,7 @@ int lazy_fork(struct space *parent, struct space *child)
 		if (!(parent->pflags[p] & PG_LAZY))
 			continue;
 		child->pflags[p] |= PG_LAZY;
-		cl->src[p] = pl->src[p];
+		cl->src[p] = pl->src[p]; /* only lazy ones: a loaded page's is its parent's data */
 		cl->st.pending++;
 	}
 	return 0;

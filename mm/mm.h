@@ -327,6 +327,24 @@ int space_lazy_prefetch(struct space *space, const uint64_t *gpas, size_t n, uin
     __attribute__((warn_unused_result));
 
 /**
+ * space_lazy_fill() - give the lazy pages among @gpas (page-aligned; others
+ * are skipped) the contents @pages (@n pages, in the order of @gpas), as
+ * if read from their files: a prefetch from a copy of the data the caller
+ * read and checked.  Return: 0 and the pages filled in *@loaded.
+ */
+int space_lazy_fill(struct space *space, const uint64_t *gpas, const void *pages, size_t n,
+		    uint64_t *loaded);
+
+/**
+ * space_lazy_read_source() - read into @buf the file data of the page at
+ * @gpa as space_lazy_add() gave it, loaded since or not (what it held at
+ * the snapshot).  Return: 0, -ENOENT (the page never had a source), -EFAULT
+ * or the read's -errno.
+ */
+int space_lazy_read_source(struct space *space, uint64_t gpa, void *buf)
+    __attribute__((warn_unused_result));
+
+/**
  * space_lazy_record() - start (@on) or stop logging the pages loaded on
  * touch (faults, pins, copies; not prefetches).  space_lazy_take_log()
  * returns them sorted by address (malloc()ed, the caller frees) and empties

@@ -444,3 +444,34 @@ Test(mm_lazy, a_fault_reads_around_on_the_6_1_path, .init = setup_compat, .fini 
 {
 	read_around();
 }
+
+Test(mm_lazy, fill_gives_lazy_pages_the_contents_given, .init = setup, .fini = teardown)
+{
+	struct space *s = lazy_space();
+	uint8_t *w = space_hva(s, 0), *pages = malloc(3 * PAGE), buf[PAGE];
+	uint64_t gpas[] = { 2 * PAGE, 20 * PAGE, 30 * PAGE }, loaded;
+
+	cr_assert_not_null(pages);
+	memset(pages, 0x11, PAGE);
+	memset(pages + PAGE, 0x22, PAGE);
+	memset(pages + 2 * PAGE, 0x33, PAGE);
+	w[30 * PAGE] = 9; /* loaded (by this fault) before: left alone */
+	cr_assert_eq(space_lazy_fill(s, gpas, pages, 3, &loaded), 0);
+	cr_assert_eq(loaded, 1, "only the lazy page of the three");
+	cr_assert_eq(w[2 * PAGE + 7], 0x11);
+	cr_assert(page_is_zero(w + 20 * PAGE), "a hole stays a hole");
+	cr_assert_eq(w[30 * PAGE], 9);
+	cr_assert_eq(stats(s).prefetched, 1);
+	cr_assert_eq(stats(s).faults, 1);
+	/* The file's data stays readable for every page that had a source. */
+	cr_assert_eq(space_lazy_read_source(s, 2 * PAGE, buf), 0);
+	cr_assert(page_is_file(buf, 2));
+	cr_assert_eq(space_lazy_read_source(s, 30 * PAGE, buf), 0);
+	cr_assert(page_is_file(buf, 30), "the file's, not the page's later write");
+	cr_assert_eq(space_lazy_read_source(s, 20 * PAGE, buf), -ENOENT);
+	cr_assert_eq(space_lazy_read_source(s, 0, buf), 0, "page 0 at offset 0 has a source");
+	cr_assert(page_is_file(buf, 0));
+	cr_assert_eq(space_lazy_read_source(s, NPAGES * PAGE, buf), -EFAULT);
+	free(pages);
+	space_destroy(s);
+}
