@@ -6,6 +6,7 @@
  * with a warning (they only make a restore faster).
  */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "tests/integration/test_vmm_helpers.h"
@@ -114,7 +115,9 @@ Test(snapshot_lazy, a_recorded_working_set_is_loaded_before_the_start, .timeout 
 	cr_assert_gt(recorded, 0, "nothing recorded: %s", out);
 	snprintf(ws, sizeof(ws), "%s/%s", snap, SNAP_WS_NAME);
 	cr_assert_eq(stat(ws, &sb), 0);
-	cr_assert_eq(sb.st_size, SNAP_WS_HEADER + 8 * recorded);
+	/* Header, addresses to a page boundary, then a page of data each. */
+	cr_assert_eq(sb.st_size,
+		     ((SNAP_WS_HEADER + 8 * recorded + 4095) & ~4095LL) + 4096 * recorded);
 
 	cr_assert_eq(restore(snap, "--prefetch", NULL, NULL), 0, "%s", out);
 	finished_like_plain("--prefetch");
@@ -146,45 +149,81 @@ static void ignored(const char *what, const char *warning)
 	cr_assert_eq(number_after("pages load on first touch, "), 0, "%s: %s", what, out);
 }
 
-static size_t ws_image(uint8_t *buf, const char *magic, uint32_t count, const uint64_t *gpas,
-		       unsigned int n)
+/* The working-set file's bytes, read whole. */
+static uint8_t *get_ws(size_t *len)
 {
-	memcpy(buf, magic, 8);
-	memcpy(buf + 8, &(uint32_t){ SNAP_WS_VERSION }, 4);
-	memcpy(buf + 12, &count, 4);
-	memcpy(buf + 16, gpas, n * 8);
-	return 16 + n * 8;
+	char ws[400];
+	struct stat sb;
+	uint8_t *buf;
+	int fd;
+
+	snprintf(ws, sizeof(ws), "%s/%s", snap, SNAP_WS_NAME);
+	fd = open(ws, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "%s: %s", ws, strerror(errno));
+	cr_assert_eq(fstat(fd, &sb), 0);
+	*len = (size_t)sb.st_size;
+	buf = malloc(*len);
+	cr_assert_not_null(buf);
+	cr_assert_eq(read(fd, buf, *len), (ssize_t)*len);
+	close(fd);
+	return buf;
 }
 
-Test(snapshot_lazy, a_damaged_working_set_is_ignored_with_a_warning, .timeout = 600)
+/* @good with the 8 bytes at @at replaced by @v, as the working set. */
+static void put_ws_with(const uint8_t *good, size_t len, size_t at, uint64_t v)
 {
-	uint8_t buf[256];
-	uint64_t good[] = { 0x100000, 0x101000, 0x200000 };
-	uint64_t unsorted[] = { 0x101000, 0x100000 };
-	uint64_t outside[] = { 0x100000, 64ULL << 20 };
-	uint64_t unaligned[] = { 0x100010 };
+	uint8_t *bad = malloc(len);
+
+	cr_assert_not_null(bad);
+	memcpy(bad, good, len);
+	memcpy(bad + at, &v, 8);
+	put_ws(bad, len);
+	free(bad);
+}
+
+Test(snapshot_lazy, a_damaged_working_set_is_ignored_with_a_warning, .timeout = 900)
+{
+	const size_t e0 = SNAP_WS_HEADER, e1 = SNAP_WS_HEADER + 8;
+	uint64_t first, second, word;
+	uint8_t *good;
+	uint32_t n;
+	size_t len;
 
 	snapshot_once();
 	put_ws(NULL, 0);
 	ignored("none", "no working set recorded");
-	put_ws(buf, ws_image(buf, SNAP_WS_MAGIC, 3, good, 2));
-	ignored("short", "bytes for 3 entries");
-	put_ws(buf, ws_image(buf, "FORKVMXX", 3, good, 3));
+	cr_assert_eq(restore(snap, "--lazy", "--record-ws", "300"), 0, "%s", out);
+	good = get_ws(&len);
+	memcpy(&n, good + 12, 4);
+	cr_assert_geq(n, 2, "a working set of %u pages: too small to damage", n);
+	memcpy(&first, good + e0, 8);
+	memcpy(&second, good + e1, 8);
+
+	put_ws(good, len - 1);
+	ignored("short", "bytes for");
+	memcpy(&word, good, 8);
+	put_ws_with(good, len, 0, word ^ 1);
 	ignored("magic", "not a working-set file");
-	put_ws(buf, ws_image(buf, SNAP_WS_MAGIC, 2, unsorted, 2));
+	memcpy(&word, good + 16, 8);
+	put_ws_with(good, len, 16, word ^ 1);
+	ignored("another snapshot", "recorded for another snapshot");
+	memcpy(&word, good + len - 8, 8);
+	put_ws_with(good, len, len - 8, word ^ 0x100);
+	ignored("data", "does not match its checksum");
+	put_ws_with(good, len, e0, second);
 	ignored("unsorted", "not above the one before");
-	put_ws(buf, ws_image(buf, SNAP_WS_MAGIC, 2, outside, 2));
-	ignored("outside", "not a page of the memory layout");
-	put_ws(buf, ws_image(buf, SNAP_WS_MAGIC, 1, unaligned, 1));
+	put_ws_with(good, len, e0, first + 16);
 	ignored("unaligned", "not a page of the memory layout");
-	put_ws(buf, 7);
-	ignored("tiny", "7 bytes, expected 16");
-	/* A good one is taken again afterwards. */
-	put_ws(buf, ws_image(buf, SNAP_WS_MAGIC, 3, good, 3));
+	put_ws_with(good, len, SNAP_WS_HEADER + 8 * (n - 1), 64ULL << 20);
+	ignored("outside", "not a page of the memory layout");
+	put_ws(good, 7);
+	ignored("tiny", "7 bytes, expected 32");
+	/* The good one is taken again afterwards. */
+	put_ws(good, len);
 	cr_assert_eq(restore(snap, "--prefetch", NULL, NULL), 0, "%s", out);
 	finished_like_plain("good");
-	cr_assert_eq(number_after("of a working set of "), 3, "%s", out);
-	put_ws(NULL, 0);
+	cr_assert_eq(number_after("pages load on first touch, "), n, "%s", out);
+	free(good);
 }
 
 Test(snapshot_lazy, bad_lazy_options_are_usage_errors, .timeout = 60)

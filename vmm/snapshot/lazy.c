@@ -94,12 +94,59 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
-int snap_ws_write(const char *dir, const uint64_t *gpas, size_t n, char *err, size_t errlen)
+uint64_t snap_ws_hash(const void *buf, size_t len, uint64_t h)
+{
+	const uint8_t *b = buf;
+
+	/* FNV-1a, 64 bits, over the bytes. */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Where the page data starts: after the addresses, on a page boundary. */
+static uint64_t ws_data_off(uint64_t n)
+{
+	return (SNAP_WS_HEADER + n * sizeof(uint64_t) + MM_PAGE_SIZE - 1) & ~(MM_PAGE_SIZE - 1);
+}
+
+/* The page data's checksum: hashed in 64-bit words (FNV-1a's step), fast enough. */
+static uint64_t ws_data_hash(const uint8_t *data, size_t n)
+{
+	uint64_t h = SNAP_WS_HASH_SEED;
+	const uint64_t *w = (const uint64_t *)data;
+
+	for (size_t i = 0; i < n * MM_PAGE_SIZE / sizeof(*w); i++)
+		h = (h ^ le64toh(w[i])) * 0x100000001b3ULL;
+	return h;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+int snap_ws_write(const char *dir, uint64_t man_hash, const uint64_t *gpas, const void *data,
+		  size_t n, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX], path[PATH_MAX], name[64];
-	uint8_t hdr[SNAP_WS_HEADER];
-	uint32_t v;
-	uint64_t *le = NULL;
+	uint64_t off = ws_data_off(n);
+	uint8_t *head = NULL;
 	int fd = -1, dfd, ret;
 
 	snprintf(name, sizeof(name), ".%s.tmp-%d", SNAP_WS_NAME, (int)getpid());
@@ -111,27 +158,28 @@ int snap_ws_write(const char *dir, const uint64_t *gpas, size_t n, char *err, si
 		snprintf(err, errlen, "a working set of %zu pages: too many", n);
 		return -E2BIG;
 	}
-	le = malloc(n ? n * sizeof(*le) : 1);
-	if (!le) {
+	/* Header and addresses, zero-padded to the data. */
+	head = calloc(1, off);
+	if (!head) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	memcpy(head, SNAP_WS_MAGIC, 8);
+	put32(head + 8, SNAP_WS_VERSION);
+	put32(head + 12, (uint32_t)n);
+	put64(head + 16, man_hash);
+	put64(head + 24, ws_data_hash(data, n));
 	for (size_t i = 0; i < n; i++)
-		le[i] = htole64(gpas[i]);
-	memcpy(hdr, SNAP_WS_MAGIC, 8);
-	v = htole32(SNAP_WS_VERSION);
-	memcpy(hdr + 8, &v, 4);
-	v = htole32((uint32_t)n);
-	memcpy(hdr + 12, &v, 4);
+		put64(head + SNAP_WS_HEADER + i * 8, gpas[i]);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "creating %s: %s", tmp, strerror(errno));
 		goto out;
 	}
-	ret = write_all(fd, hdr, sizeof(hdr));
+	ret = write_all(fd, head, off);
 	if (!ret)
-		ret = write_all(fd, le, n * sizeof(*le));
+		ret = write_all(fd, data, n * MM_PAGE_SIZE);
 	if (!ret && fsync(fd))
 		ret = -errno;
 	if (close(fd) && !ret)
@@ -152,7 +200,7 @@ int snap_ws_write(const char *dir, const uint64_t *gpas, size_t n, char *err, si
 	if (dfd >= 0)
 		close(dfd);
 out:
-	free(le);
+	free(head);
 	return ret;
 }
 
@@ -195,18 +243,117 @@ static int check_ws(const struct snap_manifest *man, const uint64_t *gpas, size_
 	return 0;
 }
 
-int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t **gpas, size_t *n,
-		 char *err, size_t errlen)
+static int pread_all(int fd, void *buf, size_t len, uint64_t off)
 {
-	uint64_t max = SNAP_WS_HEADER + layout_pages(man) * sizeof(uint64_t), *v = NULL;
+	uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = pread(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENODATA;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+void snap_ws_free(struct snap_ws *ws)
+{
+	free(ws->gpas);
+	free(ws->data);
+	memset(ws, 0, sizeof(*ws));
+}
+
+/* The checks of snap_ws_read() on an open file; @path for the messages. */
+static int read_ws(int fd, const char *path, const struct snap_manifest *man, uint64_t man_hash,
+		   struct snap_ws *ws, char *err, size_t errlen)
+{
+	uint64_t max_pages = layout_pages(man), size, data_off;
 	uint8_t hdr[SNAP_WS_HEADER];
-	char path[PATH_MAX];
 	uint32_t version, count;
 	struct stat sb;
+	int ret;
+
+	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s: not a regular file", path);
+		return -EINVAL;
+	}
+	size = (uint64_t)sb.st_size;
+	if (size < SNAP_WS_HEADER || size > ws_data_off(max_pages) + max_pages * MM_PAGE_SIZE) {
+		snprintf(err, errlen, "%s: %llu bytes, expected %u to %llu", path,
+			 (unsigned long long)size, SNAP_WS_HEADER,
+			 (unsigned long long)(ws_data_off(max_pages) + max_pages * MM_PAGE_SIZE));
+		return -EINVAL;
+	}
+	if (pread_all(fd, hdr, sizeof(hdr), 0)) {
+		snprintf(err, errlen, "%s: cannot read its header", path);
+		return -EIO;
+	}
+	memcpy(&version, hdr + 8, 4);
+	memcpy(&count, hdr + 12, 4);
+	version = le32toh(version);
+	count = le32toh(count);
+	if (memcmp(hdr, SNAP_WS_MAGIC, 8) || version != SNAP_WS_VERSION) {
+		snprintf(err, errlen, "%s: not a working-set file of version %u", path,
+			 SNAP_WS_VERSION);
+		return -EINVAL;
+	}
+	data_off = ws_data_off(count);
+	if (count > max_pages || size != data_off + (uint64_t)count * MM_PAGE_SIZE) {
+		snprintf(err, errlen, "%s: %llu bytes for %u entries (expected %llu)", path,
+			 (unsigned long long)size, count,
+			 (unsigned long long)(data_off + (uint64_t)count * MM_PAGE_SIZE));
+		return -EINVAL;
+	}
+	if (get64(hdr + 16) != man_hash) {
+		snprintf(err, errlen, "%s: recorded for another snapshot (manifest checksum)",
+			 path);
+		return -EINVAL;
+	}
+	ws->gpas = malloc(count ? count * sizeof(uint64_t) : 1);
+	ws->data = malloc(count ? (size_t)count * MM_PAGE_SIZE : 1);
+	if (!ws->gpas || !ws->data) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	ret = pread_all(fd, ws->gpas, count * sizeof(uint64_t), SNAP_WS_HEADER);
+	/* The pages: one sequential read. */
+	if (!ret)
+		ret = pread_all(fd, ws->data, (size_t)count * MM_PAGE_SIZE, data_off);
+	if (ret) {
+		snprintf(err, errlen, "%s: %s", path,
+			 ret == -ENODATA ? "shorter than its size" : strerror(-ret));
+		return ret;
+	}
+	for (uint32_t i = 0; i < count; i++)
+		ws->gpas[i] = le64toh(ws->gpas[i]);
+	ret = check_ws(man, ws->gpas, count, err, errlen);
+	if (ret) {
+		char what[256];
+
+		snprintf(what, sizeof(what), "%s", err);
+		snprintf(err, errlen, "%s: %s", path, what);
+		return ret;
+	}
+	if (ws_data_hash(ws->data, count) != get64(hdr + 24)) {
+		snprintf(err, errlen, "%s: its page data does not match its checksum", path);
+		return -EINVAL;
+	}
+	ws->n = count;
+	return 0;
+}
+
+int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t man_hash,
+		 struct snap_ws *ws, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
 	int fd, ret;
 
-	*gpas = NULL;
-	*n = 0;
+	memset(ws, 0, sizeof(*ws));
 	if (join(path, sizeof(path), dir, SNAP_WS_NAME)) {
 		snprintf(err, errlen, "%s: name too long", dir);
 		return -ENAMETOOLONG;
@@ -218,67 +365,10 @@ int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t **gp
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return ret;
 	}
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (sb.st_size < SNAP_WS_HEADER || (uint64_t)sb.st_size > max) {
-		snprintf(err, errlen, "%s: %lld bytes, expected %u to %llu", path,
-			 (long long)sb.st_size, SNAP_WS_HEADER, (unsigned long long)max);
-		ret = -EINVAL;
-		goto out;
-	}
-	if (pread(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr)) {
-		snprintf(err, errlen, "%s: cannot read its header", path);
-		ret = -EIO;
-		goto out;
-	}
-	memcpy(&version, hdr + 8, 4);
-	memcpy(&count, hdr + 12, 4);
-	version = le32toh(version);
-	count = le32toh(count);
-	if (memcmp(hdr, SNAP_WS_MAGIC, 8) || version != SNAP_WS_VERSION) {
-		snprintf(err, errlen, "%s: not a working-set file of version %u", path,
-			 SNAP_WS_VERSION);
-		ret = -EINVAL;
-		goto out;
-	}
-	if ((uint64_t)sb.st_size != SNAP_WS_HEADER + (uint64_t)count * sizeof(uint64_t)) {
-		snprintf(err, errlen, "%s: %lld bytes for %u entries (expected %llu)", path,
-			 (long long)sb.st_size, count,
-			 (unsigned long long)(SNAP_WS_HEADER + (uint64_t)count * 8));
-		ret = -EINVAL;
-		goto out;
-	}
-	v = malloc(count ? count * sizeof(*v) : 1);
-	if (!v) {
-		snprintf(err, errlen, "out of memory");
-		ret = -ENOMEM;
-		goto out;
-	}
-	if (count &&
-	    pread(fd, v, count * sizeof(*v), SNAP_WS_HEADER) != (ssize_t)(count * sizeof(*v))) {
-		snprintf(err, errlen, "%s: shorter than its size", path);
-		ret = -EIO;
-		goto out;
-	}
-	for (uint32_t i = 0; i < count; i++)
-		v[i] = le64toh(v[i]);
-	ret = check_ws(man, v, count, err, errlen);
-	if (ret) {
-		char what[256];
-
-		snprintf(what, sizeof(what), "%s", err);
-		snprintf(err, errlen, "%s: %s", path, what);
-		goto out;
-	}
-	*gpas = v;
-	*n = count;
-	v = NULL;
-out:
-	free(v);
+	ret = read_ws(fd, path, man, man_hash, ws, err, errlen);
 	close(fd);
+	if (ret)
+		snap_ws_free(ws);
 	return ret;
 }
 
@@ -338,12 +428,11 @@ static int add_extents(struct snap_loaded *l, struct space *space, unsigned int 
 static int prefetch(const struct snap_loaded *l, const char *dir, struct space *space,
 		    struct snap_lazy_opts *lo, char *err, size_t errlen)
 {
+	struct snap_ws ws;
 	char why[512];
-	uint64_t *gpas;
-	size_t n;
 	int ret;
 
-	ret = snap_ws_read(dir, &l->man, &gpas, &n, why, sizeof(why));
+	ret = snap_ws_read(dir, &l->man, lo->man_hash, &ws, why, sizeof(why));
 	if (ret == -ENOENT) {
 		fprintf(stderr,
 			"forkvm restore: %s: no working set recorded (--record-ws MS): "
@@ -356,9 +445,9 @@ static int prefetch(const struct snap_loaded *l, const char *dir, struct space *
 			"forkvm restore: warning: %s: ignored, restoring without prefetch\n", why);
 		return 0;
 	}
-	lo->ws_pages = n;
-	ret = space_lazy_prefetch(space, gpas, n, &lo->prefetched);
-	free(gpas);
+	lo->ws_pages = ws.n;
+	ret = space_lazy_fill(space, ws.gpas, ws.data, ws.n, &lo->prefetched);
+	snap_ws_free(&ws);
 	if (ret)
 		snprintf(err, errlen, "prefetching the working set: %s", strerror(-ret));
 	return ret;
@@ -382,6 +471,7 @@ int snap_lazy_memory(struct snap_loaded *chain, int n, const char *dir, struct s
 	struct space_lazy_stats st;
 	int ret;
 
+	lo->man_hash = snap_ws_hash(chain[0].blob, chain[0].blob_size, SNAP_WS_HASH_SEED);
 	/* The oldest first: a diff's data overrides its base's. */
 	for (int k = n - 1; k >= 0; k--) {
 		unsigned int id;
@@ -425,10 +515,25 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void record(struct machine *m, const char *dir, unsigned int ms_)
+/* The pages' data at the snapshot's instant (from the files), for the working set. */
+static uint8_t *ws_data(struct space *space, const uint64_t *gpas, size_t n)
 {
-	uint64_t end = now_ms() + ms_, *gpas;
+	uint8_t *data = malloc(n ? n * MM_PAGE_SIZE : 1);
+
+	for (size_t i = 0; data && i < n; i++) {
+		if (space_lazy_read_source(space, gpas[i], data + i * MM_PAGE_SIZE)) {
+			free(data);
+			return NULL;
+		}
+	}
+	return data;
+}
+
+static void record(struct machine *m, const char *dir, const struct snap_lazy_opts *lo)
+{
+	uint64_t end = now_ms() + lo->record_ms, *gpas;
 	struct timespec slice = { 0, 2 * 1000000 };
+	uint8_t *data;
 	char err[512];
 	ssize_t n;
 
@@ -441,13 +546,18 @@ static void record(struct machine *m, const char *dir, unsigned int ms_)
 			strerror((int)-n));
 		return;
 	}
-	if (snap_ws_write(dir, gpas, (size_t)n, err, sizeof(err)))
+	data = ws_data(m->space, gpas, (size_t)n);
+	if (!data)
+		fprintf(stderr, "forkvm restore: warning: working set not saved: its pages could "
+				"not be read from the snapshot\n");
+	else if (snap_ws_write(dir, lo->man_hash, gpas, data, (size_t)n, err, sizeof(err)))
 		fprintf(stderr, "forkvm restore: warning: working set not saved: %s\n", err);
 	else
 		fprintf(stderr,
 			"forkvm: working set: %zd pages loaded in the first %u ms, saved to "
 			"%s/%s\n",
-			n, ms_, dir, SNAP_WS_NAME);
+			n, lo->record_ms, dir, SNAP_WS_NAME);
+	free(data);
 	free(gpas);
 }
 
@@ -461,7 +571,7 @@ void snap_lazy_started(struct machine *m, const char *dir, const struct snap_laz
 		(unsigned long long)lo->lazy_pages, (unsigned long long)lo->prefetched,
 		(unsigned long long)lo->ws_pages, dir);
 	if (lo->record_ms)
-		record(m, dir, lo->record_ms);
+		record(m, dir, lo);
 }
 
 void snap_lazy_report(struct machine *m, const struct snap_lazy_opts *lo)

@@ -22,7 +22,8 @@ struct space;
 #define SNAP_WS_NAME "working-set"
 #define SNAP_WS_MAGIC "FORKVMWS"
 #define SNAP_WS_VERSION 1u
-#define SNAP_WS_HEADER 16u
+#define SNAP_WS_HEADER 32u
+#define SNAP_WS_HASH_SEED 0xcbf29ce484222325ULL /* FNV-1a's offset basis */
 /* Pages a guest fault loads at once (64 KiB; FORKVM_LAZY_READAROUND overrides). */
 #define SNAP_LAZY_READAROUND 16u
 /* --record-ws: at most this long (ms). */
@@ -36,6 +37,7 @@ struct snap_lazy_opts {
 	uint64_t lazy_pages; /* pages left to load on touch at start */
 	uint64_t ws_pages; /* pages in the working-set file read */
 	uint64_t prefetched; /* pages loaded before start */
+	uint64_t man_hash; /* snap_ws_hash() of the snapshot's manifest */
 };
 
 /**
@@ -69,22 +71,37 @@ void snap_lazy_started(struct machine *m, const char *dir, const struct snap_laz
 /** snap_lazy_report() - one line on stderr: what the guest loaded on touch. */
 void snap_lazy_report(struct machine *m, const struct snap_lazy_opts *lo);
 
-/**
- * snap_ws_write() - @n guest addresses (sorted, page-aligned) as @dir's
- * working-set file, atomically (temporary name, fsync, rename, fsync of
- * @dir).  Return: 0 or -errno with @err.
- */
-int snap_ws_write(const char *dir, const uint64_t *gpas, size_t n, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+/* A working set read and checked: its addresses and their pages' data. */
+struct snap_ws {
+	uint64_t *gpas;
+	uint8_t *data; /* n pages, in the order of gpas */
+	size_t n;
+};
+
+/** snap_ws_hash() - FNV-1a (64 bits) of @len bytes, from @h (SNAP_WS_HASH_SEED). */
+uint64_t snap_ws_hash(const void *buf, size_t len, uint64_t h);
 
 /**
- * snap_ws_read() - @dir's working-set file, checked against @man's layout:
- * a regular file, magic and version, length = header + 8 x count, count at
- * most the layout's pages, each address page-aligned, inside a range, and
- * strictly ascending.  Return: 0 and *@gpas (malloc()ed) / *@n, -ENOENT if
- * there is none, or -errno with @err.
+ * snap_ws_write() - @n guest addresses (sorted, page-aligned) and their
+ * pages' data at the snapshot's instant as @dir's working-set file, bound to
+ * the snapshot by @man_hash (snap_ws_hash() of its manifest file), written
+ * atomically (temporary name, fsync, rename, fsync of @dir).
+ * Return: 0 or -errno with @err.
  */
-int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t **gpas, size_t *n,
-		 char *err, size_t errlen) __attribute__((warn_unused_result));
+int snap_ws_write(const char *dir, uint64_t man_hash, const uint64_t *gpas, const void *data,
+		  size_t n, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+/**
+ * snap_ws_read() - @dir's working-set file, checked (docs/snapshot.md): a
+ * regular file, magic and version, length = the data's offset + 4 KiB x
+ * count, count at most the layout's pages, @man_hash its manifest's, each
+ * address page-aligned, inside a range and strictly ascending, the data's
+ * checksum.  Return: 0 and *@ws (snap_ws_free()), -ENOENT if there is none,
+ * or -errno with @err.
+ */
+int snap_ws_read(const char *dir, const struct snap_manifest *man, uint64_t man_hash,
+		 struct snap_ws *ws, char *err, size_t errlen) __attribute__((warn_unused_result));
+
+void snap_ws_free(struct snap_ws *ws);
 
 #endif /* FORKVM_VMM_SNAPSHOT_LAZY_H */
