@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 {
 	static struct cli cli;
 	struct snapshot_cli snap = { 0 };
-	enum vmm_seccomp_mode seccomp = VMM_SECCOMP_OFF;
+	enum vmm_seccomp_mode seccomp = VMM_SECCOMP_DEFAULT;
 	char err[512];
 
 	/* `forkvm ctl`: a client of a running forkvm, with its own arguments. */
