@@ -13,8 +13,8 @@
  * and arguments) with write(2), which every filter allows, then makes the
  * death call that every filter answers with SECCOMP_RET_KILL_PROCESS.  The
  * forbidden call never runs in either mode; REPORT only adds the line.  No
- * confined thread may change the handler: rt_sigaction is in the main set
- * only.
+ * vCPU, device or fault thread may change the handler: rt_sigaction is in
+ * the main set only.
  */
 #include "vmm/seccomp.h"
 
