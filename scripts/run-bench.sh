@@ -19,6 +19,7 @@ run "$OUT/bench/fork10"
 run "$OUT/bench/serverless"
 run "$OUT/bench/disk_layers"
 run "$OUT/bench/api_latency"
+run "$OUT/bench/seccomp_cost"
 # The KVM benches, each through scripts/in-kvm (one nested boot each there).
 run_kvm() {
 	[ -x "$OUT/bench/$1" ] || return 0
