@@ -1206,6 +1206,8 @@ static const char *const seeds[] = {
 	"POST /vms/0/clone HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n{\"count\":1}",
 	"POST /vms/1/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 29\r\n\r\n"
 	"{\"dir\":\"/tmp/a\",\"kind\":\"full\"}",
+	"POST /vms/0/snapshot HTTP/1.1\r\nHost: x\r\nContent-Length: 58\r\n\r\n"
+	"{\"dir\":\"/tmp/b\",\"kind\":\"diff\",\"base\":\"/tmp/a\",\"keep\":true}",
 	"POST /vms/1/pause HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
 	"POST /vms/1/resume HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
 	"chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
