@@ -211,9 +211,15 @@ static int call_everyday(void)
 /* An allowed ioctl number goes through to the fd (not KVM's here: ENOTTY). */
 static int call_kvm_run_on_a_pipe(void)
 {
-	int ret = ioctl(STDERR_FILENO, KVM_RUN, 0);
+	struct kvm_regs regs;
+	struct kvm_sregs sregs;
 
-	return ret < 0 && errno == ENOTTY ? 0 : 4;
+	/* KVM_RUN, and the register reads of a crash report. */
+	if (ioctl(STDERR_FILENO, KVM_RUN, 0) == 0 || errno != ENOTTY)
+		return 4;
+	if (ioctl(STDERR_FILENO, KVM_GET_REGS, &regs) == 0 || errno != ENOTTY)
+		return 13;
+	return ioctl(STDERR_FILENO, KVM_GET_SREGS, &sregs) < 0 && errno == ENOTTY ? 0 : 14;
 }
 
 /* A device thread makes a thread (clone3 says ENOSYS, glibc falls back). */
@@ -401,7 +407,7 @@ Test(seccomp, every_kind_allocates_locks_writes_and_reads_the_clock)
 	}
 }
 
-Test(seccomp, vcpu_thread_may_issue_kvm_run)
+Test(seccomp, vcpu_thread_may_run_and_read_its_registers)
 {
 	struct call c = { VMM_THREAD_VCPU, call_kvm_run_on_a_pipe, NULL };
 
