@@ -110,6 +110,7 @@ struct disk {
 	unsigned int inflight; /* lock */
 	struct req *writes; /* started writes, until done (lock) */
 	struct req *blocked, **blocked_tail; /* allocating writes waiting (lock) */
+	bool folding; /* disk_fold() runs: every write waits (lock) */
 	/* Latency: requests wait here, FIFO = due order (lock). */
 	uint64_t latency_ns;
 	bool have_delay, delay_stop;
@@ -200,8 +201,10 @@ static void req_free(struct req *r)
 	}
 	free(r->subs);
 	free(r->pool);
-	if (r->target)
+	if (r->target) {
+		__atomic_sub_fetch(&r->target->users, 1, __ATOMIC_RELEASE);
 		disk_layer_put(r->target);
+	}
 	free(r);
 }
 
@@ -218,6 +221,9 @@ static bool overlaps(const struct req *a, const struct req *b)
  */
 static bool write_must_wait(struct disk *d, struct req *r)
 {
+	/* disk_fold() is copying the top into the base: no write starts. */
+	if (d->folding)
+		return true;
 	/* Writing only blocks the top holds: no copy-up, nothing to undo. */
 	if (disk_layer_holds_all(d->top, r->b0, r->b1))
 		return false;
@@ -236,6 +242,7 @@ static bool write_must_wait(struct disk *d, struct req *r)
 static void write_register(struct disk *d, struct req *r)
 {
 	r->target = disk_layer_get(d->top);
+	__atomic_add_fetch(&r->target->users, 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&r->target->writers, 1, __ATOMIC_RELAXED);
 	r->wprev = NULL;
 	r->wnext = d->writes;
@@ -250,24 +257,13 @@ static void req_finish(struct req *r);
 static void finish_elsewhere(struct req *r);
 
 /*
- * Take @r out of d->writes and start the waiting writes that no longer
- * have to wait (those that fail to start complete with the error here).
- * Context: d->lock not held; taken and released here, and released before
- * anything is submitted.
+ * The waiting writes that no longer have to wait, registered and taken off
+ * d->blocked, as a list for start_taken().  Context: d->lock held.
  */
-static void write_unregister(struct disk *d, struct req *r)
+static struct req *take_unblocked(struct disk *d)
 {
 	struct req *start = NULL, **start_tail = &start, **pp;
 
-	__atomic_sub_fetch(&r->target->writers, 1, __ATOMIC_RELEASE);
-	pthread_mutex_lock(&d->lock);
-	if (r->wprev)
-		r->wprev->wnext = r->wnext;
-	else
-		d->writes = r->wnext;
-	if (r->wnext)
-		r->wnext->wprev = r->wprev;
-	r->registered = false;
 	for (pp = &d->blocked; *pp;) {
 		struct req *b = *pp;
 
@@ -282,8 +278,15 @@ static void write_unregister(struct disk *d, struct req *r)
 		start_tail = &b->next;
 	}
 	d->blocked_tail = pp;
-	pthread_mutex_unlock(&d->lock);
+	return start;
+}
 
+/*
+ * Start the writes of take_unblocked() (those that fail to start complete
+ * with the error here).  Context: d->lock not held.
+ */
+static void start_taken(struct req *start)
+{
 	while (start) {
 		struct req *b = start;
 		int ret;
@@ -296,6 +299,32 @@ static void write_unregister(struct disk *d, struct req *r)
 			finish_elsewhere(b);
 		}
 	}
+}
+
+/*
+ * Take @r out of d->writes and start the waiting writes that no longer
+ * have to wait.  Context: d->lock not held; taken and released here, and
+ * released before anything is submitted.
+ */
+static void write_unregister(struct disk *d, struct req *r)
+{
+	struct req *start;
+
+	__atomic_sub_fetch(&r->target->writers, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&d->lock);
+	if (r->wprev)
+		r->wprev->wnext = r->wnext;
+	else
+		d->writes = r->wnext;
+	if (r->wnext)
+		r->wnext->wprev = r->wprev;
+	r->registered = false;
+	/* disk_fold() waits for the last write. */
+	if (!d->writes && d->folding)
+		pthread_cond_broadcast(&d->idle_cv);
+	start = take_unblocked(d);
+	pthread_mutex_unlock(&d->lock);
+	start_taken(start);
 }
 
 /*
@@ -737,6 +766,7 @@ static int req_begin(struct req *r)
 		write_register(d, r);
 	} else {
 		r->target = disk_layer_get(d->top);
+		__atomic_add_fetch(&r->target->users, 1, __ATOMIC_RELAXED);
 	}
 	pthread_mutex_unlock(&d->lock);
 	ret = req_plan_and_start(r);
@@ -1148,6 +1178,88 @@ err_p:
 	disk_layer_put(p);
 err_handle:
 	handle_free(n);
+	return ret;
+}
+
+/* Copy the blocks @top holds into @base's file, runs at a time.  Nobody
+ * writes @top meanwhile (disk_fold() drained and holds back the writes). */
+static int fold_copy(struct disk_layer *top, struct disk_layer *base, uint64_t size)
+{
+	const size_t max = 256u * DISK_BLOCK_SIZE;
+	uint64_t b = 0, e, off, len;
+	uint8_t *buf = malloc(max);
+	int ret = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (b < top->nblocks && !ret) {
+		if (!disk_layer_has(top, b)) {
+			b++;
+			continue;
+		}
+		for (e = b + 1; e < top->nblocks && e - b < 256 && disk_layer_has(top, e); e++)
+			;
+		off = b << DISK_BLOCK_SHIFT;
+		len = (e << DISK_BLOCK_SHIFT) < size ? (e - b) << DISK_BLOCK_SHIFT : size - off;
+		if (pread(top->fd, buf, (size_t)len, (off_t)off) != (ssize_t)len ||
+		    pwrite(base->fd, buf, (size_t)len, (off_t)off) != (ssize_t)len)
+			ret = errno ? -errno : -EIO;
+		b = e;
+	}
+	free(buf);
+	return ret;
+}
+
+int disk_fold(struct disk *d)
+{
+	struct disk_layer *top, *base;
+	struct req *start;
+	int ret = 0, mode;
+
+	pthread_mutex_lock(&d->lock);
+	top = d->top;
+	base = top->below;
+	/*
+	 * Only an overlay right over a base file that no other layer stands
+	 * on (no fork shares it: only @top's reference and those of requests
+	 * from before the fork, which are reads since the writes drained
+	 * below; a read in flight across a later write of its block may see
+	 * either), opened for writing (not a snapshot's file under
+	 * disk_config.overlay).
+	 */
+	mode = base ? fcntl(base->fd, F_GETFL) : -1;
+	if (d->readonly || !top->bits || !base || base->bits || d->folding ||
+	    __atomic_load_n(&base->refs, __ATOMIC_ACQUIRE) -
+		    __atomic_load_n(&base->users, __ATOMIC_ACQUIRE) !=
+		1 ||
+	    mode < 0 || (mode & O_ACCMODE) != O_RDWR) {
+		pthread_mutex_unlock(&d->lock);
+		return -EBUSY;
+	}
+	d->folding = true;
+	while (d->writes)
+		pthread_cond_wait(&d->idle_cv, &d->lock);
+	pthread_mutex_unlock(&d->lock);
+
+	errno = 0;
+	ret = fold_copy(top, base, d->size);
+
+	pthread_mutex_lock(&d->lock);
+	if (!ret && d->top == top) {
+		/* The base holds every block again: writes go to the file. */
+		d->top = disk_layer_get(base);
+		__atomic_store_n(&base->dirty, 1, __ATOMIC_RELAXED);
+	} else {
+		top = NULL; /* failed, or forked meanwhile: the overlay stays */
+		if (!ret)
+			ret = -EBUSY;
+	}
+	d->folding = false;
+	start = take_unblocked(d);
+	pthread_mutex_unlock(&d->lock);
+	start_taken(start);
+	if (top)
+		disk_layer_put(top);
 	return ret;
 }
 

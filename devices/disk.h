@@ -107,6 +107,19 @@ int disk_submit(struct disk *d, struct disk_io *io) __attribute__((warn_unused_r
 int disk_fork(struct disk *d, struct disk **child) __attribute__((warn_unused_result));
 
 /**
+ * disk_fold() - undo a fork's overlay: if @d's top is an overlay right over
+ * its image file and nothing else uses that file any more (its forks
+ * closed, no request from before the fork in flight), copy the overlay's
+ * blocks into the file and make the file the top again, so that @d's
+ * writes reach the image as before the fork.  Writes wait meanwhile;
+ * reads go on.  Never for a file opened with disk_config.overlay or
+ * read-only.  Return: 0; -EBUSY when it does not apply (nothing changed);
+ * or -errno of the copy (the overlay stays, the file may hold some of its
+ * blocks, which equal the overlay's).
+ */
+int disk_fold(struct disk *d) __attribute__((warn_unused_result));
+
+/**
  * disk_layers() - the layers a read may look through: 1 before any fork (the
  * file), 2 after the first, then one more for each fork of a handle that
  * wrote since its last fork (a fork of one that did not adds none).

@@ -26,6 +26,7 @@ struct disk_layer {
 	uint64_t nblocks;
 	uint64_t nset; /* atomic: bits set */
 	int writers; /* atomic: writes started into it, not completed */
+	int users; /* atomic: of @refs, those of requests (their target) */
 	int dirty; /* atomic: written since the last flush synced it */
 	struct disk_layer *below; /* a reference; NULL under the base */
 };

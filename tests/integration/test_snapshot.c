@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "tests/integration/test_vmm_helpers.h"
+#include "devices/disk_pattern.h"
 #include "vmm/cli.h"
 #include "vmm/machine.h"
 #include "vmm/machine_state.h"
@@ -675,6 +676,7 @@ static void dma_snapshot(char *dir, size_t len)
 		cr_assert_geq(in_flight_at_snapshot(), 1,
 			      "no request in flight at the snapshot: it proves nothing: %s", out);
 		cr_assert(strstr(out, "dmastress: vm=0 lost=0 misplaced=0"), "%s", out);
+		cr_assert(strstr(out, "the guest writes its image again"), "%s", out);
 		cr_assert_eq(count(out, "-> ok"), 1, "%s", out);
 		cr_log_info("dmastress snapshot: %ld requests in flight", in_flight_at_snapshot());
 	}
@@ -807,6 +809,29 @@ Test(snapshot, a_full_disk_snapshot_mid_write_restores_and_its_files_stay_unchan
 	cr_assert_eq(file_hash(manifest), man_before);
 	cr_assert_eq(restore(dir), 0, "second restore: %s", out);
 	cr_assert(strstr(out, "written, flushed, read back ok"), "%s", out);
+}
+
+/*
+ * A live snapshot forks the disk; once the snapshot is written the guest's
+ * disk is folded back onto its image: every write of the run, before and
+ * after the snapshot, is in the image file at the end.
+ */
+Test(snapshot, after_a_live_disk_snapshot_the_guests_writes_reach_its_image, .timeout = 600)
+{
+	char disk[300], spec[400], dir[300], cmd[400], err[512];
+
+	vmm_kvm_or_skip();
+	make_disk(disk, sizeof(disk), "live-write.img");
+	snprintf(cmd, sizeof(cmd), "truncate -s 512K '%s'", disk);
+	cr_assert_eq(system(cmd), 0);
+	snprintf(spec, sizeof(spec), "%s,latency=500ms", disk);
+	vmm_path(dir, sizeof(dir), "live-write-snap");
+	cr_assert_eq(run_disk("blkwrite", "", spec, dir, "live", "4", false), 0, "%s", out);
+	cr_assert(strstr(out, "written, flushed, read back ok"), "%s", out);
+	cr_assert(strstr(out, "the guest writes its image again"), "%s", out);
+	/* blkwrite's pattern everywhere. */
+	cr_assert_eq(mkdisk_check(disk, 512 << 10, DISK_PATTERN_SEED_WRITE, err, sizeof(err)), 0,
+		     "the image lacks writes of the run: %s", err);
 }
 
 static void set_disk_u32(void *fdt, void *arg)

@@ -577,6 +577,54 @@ Test(snapshot, a_disk_is_written_sparse_and_checked_at_open)
 	space_destroy(a);
 }
 
+/* The byte at @off of @path. */
+static int byte_at(const char *path, off_t off)
+{
+	uint8_t b = 0;
+	int fd = open(path, O_RDONLY);
+
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pread(fd, &b, 1, off), 1);
+	close(fd);
+	return b;
+}
+
+Test(snapshot, a_live_snapshots_disk_folds_back_onto_its_image)
+{
+	struct disk_config dc = { 0 };
+	struct disk *d, *fork;
+	char err[256], img[512];
+
+	path_of(img, sizeof(img), "fold.img");
+	make_image(img);
+	dc.path = img;
+	cr_assert_eq(disk_open(&dc, &d, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(disk_fold(d), -EBUSY, "nothing to fold before a fork");
+	cr_assert_eq(disk_fork(d, &fork), 0);
+	disk_write_sync(d, 8192, 4096, 0x77);
+	cr_assert_eq(byte_at(img, 8192), 0x41, "a write after the fork reached the image");
+	/* The fork stands on the image: folding now would change its view. */
+	cr_assert_eq(disk_fold(d), -EBUSY);
+	cr_assert_eq(disk_layers(d), 2);
+	disk_close(fork);
+	cr_assert_eq(disk_fold(d), 0);
+	cr_assert_eq(disk_layers(d), 1);
+	cr_assert_eq(byte_at(img, 8192), 0x77, "the overlay's block was not copied in");
+	cr_assert_eq(byte_at(img, 0), 0x40, "a block the overlay did not hold changed");
+	/* From now on the disk is its file again. */
+	disk_write_sync(d, 16384, 4096, 0x55);
+	cr_assert_eq(byte_at(img, 16384), 0x55);
+	disk_close(d);
+
+	/* A snapshot's file opened under an overlay is never folded into. */
+	dc.overlay = true;
+	cr_assert_eq(disk_open(&dc, &d, err, sizeof(err)), 0, "%s", err);
+	disk_write_sync(d, 0, 4096, 0x11);
+	cr_assert_eq(disk_fold(d), -EBUSY);
+	cr_assert_eq(byte_at(img, 0), 0x40);
+	disk_close(d);
+}
+
 Test(snapshot, not_a_tree_and_a_truncated_tree_are_refused)
 {
 	static struct snap_manifest a, b;

@@ -231,11 +231,15 @@ static void report(const struct snapshot_opts *o, const struct snapshot_timing *
 	if (t->ndisks)
 		fprintf(stderr,
 			"forkvm: snapshot %s: %u disk%s, %llu blocks, %llu KiB on disk, written in "
-			"%.3f ms; %u device requests in flight at the instant\n",
+			"%.3f ms; %u device requests in flight at the instant%s\n",
 			o->dir, t->ndisks, t->ndisks == 1 ? "" : "s",
 			(unsigned long long)t->w.disk_blocks,
 			(unsigned long long)(t->w.disks_disk_bytes >> 10), ms(t->w.disks_ns),
-			t->inflight);
+			t->inflight,
+			o->kind == SNAP_FULL ? ""
+			: t->folded == t->ndisks
+			    ? "; the guest writes its image again"
+			    : "; the guest's disk writes stay on an overlay (the image is shared)");
 }
 
 int snapshot_cmd_run(const struct cli *cli, const struct snapshot_cli *sc)

@@ -236,8 +236,8 @@ static int fill_disks(struct machine *m, struct snap_manifest *man, char *err, s
  * disks themselves while the guest stays paused; the others fork each one
  * (its contents at the instant, nobody writes the fork) and write the fork.
  */
-static int freeze_disks(struct machine *m, bool fork, struct disk **out, unsigned int *n, char *err,
-			size_t errlen)
+static int freeze_disks(struct machine *m, bool fork, struct disk **out, struct disk **orig,
+			unsigned int *n, char *err, size_t errlen)
 {
 	struct virtio_blk_info bi;
 	unsigned int i;
@@ -248,6 +248,7 @@ static int freeze_disks(struct machine *m, bool fork, struct disk **out, unsigne
 
 		if (!v || virtio_blk_info(v, &bi))
 			continue;
+		orig[*n] = bi.disk;
 		if (!fork) {
 			out[(*n)++] = bi.disk;
 			continue;
@@ -340,7 +341,7 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 		     char *err, size_t errlen)
 {
 	struct machine_state ms = { .buf = NULL };
-	struct disk *disks[SNAP_MAX_DISKS] = { NULL };
+	struct disk *disks[SNAP_MAX_DISKS] = { NULL }, *orig[SNAP_MAX_DISKS] = { NULL };
 	unsigned int ndisks = 0, i;
 	struct snapshot_timing local;
 	struct space *frozen = NULL;
@@ -391,7 +392,7 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 	t->inflight = machine_inflight(m);
 	ret = machine_save_state(m, &ms, err, errlen);
 	if (!ret)
-		ret = freeze_disks(m, o->kind != SNAP_FULL, disks, &ndisks, err, errlen);
+		ret = freeze_disks(m, o->kind != SNAP_FULL, disks, orig, &ndisks, err, errlen);
 	if (!ret && fork) {
 		/* The reference to every frame: the guest's writes copy away. */
 		ret = space_fork(m->space, &frozen);
@@ -424,9 +425,16 @@ int machine_snapshot(struct machine *m, const struct snapshot_opts *o, struct sn
 	if (!ret && o->keep)
 		ret = keep_base(o, &frozen, err, errlen);
 out:
-	/* The forks only: a full snapshot wrote the disks themselves. */
-	for (i = 0; o->kind != SNAP_FULL && i < ndisks; i++)
+	/*
+	 * The forks only: a full snapshot wrote the disks themselves.  Then the
+	 * guest's disk gets its image back (what it wrote since the instant
+	 * copied in), unless a clone shares the image (-EBUSY: it stays on its
+	 * overlay, as a clone's parent does).
+	 */
+	for (i = 0; o->kind != SNAP_FULL && i < ndisks; i++) {
 		disk_close(disks[i]);
+		t->folded += disk_fold(orig[i]) == 0;
+	}
 	space_destroy(frozen);
 	mstate_free(&ms);
 	free(man);

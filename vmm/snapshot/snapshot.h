@@ -28,6 +28,7 @@ struct snapshot_timing {
 	uint64_t total_ns; /* from the pause to the snapshot on disk */
 	unsigned int inflight; /* device requests in flight at the instant */
 	unsigned int ndisks;
+	unsigned int folded; /* live/diff: disks whose writes reach their image again */
 	struct snap_write_stats w;
 };
 
@@ -61,8 +62,9 @@ void snap_base_free(struct snap_base *b);
  * machine_snapshot() - snapshot the started machine @m into @o->dir, which
  * must not exist; @m runs on afterwards.  Its disks' contents at the
  * instant go into the snapshot (live and diff: a disk_fork() in the pause,
- * written while the guest runs, whose later writes then go to an overlay as
- * after a clone; full: written from the disk itself, paused).  Refused
+ * written while the guest runs, then the fork closed and the guest's disk
+ * folded back onto its image (disk_fold()); full: written from the disk
+ * itself, paused).  Refused
  * (-EOPNOTSUPP, naming it) if a device cannot be snapshotted.
  * Return: 0; -ESRCH if @m already stopped; or -errno with @err.
  */
