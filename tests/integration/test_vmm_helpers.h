@@ -203,7 +203,7 @@ static inline void vmm_release(struct machine *m, uint64_t gpa)
 {
 	const uint64_t go = 1;
 
-	cr_assert_eq(space_write(m->space, gpa, &go, sizeof(go)), 0, "release at 0x%llx",
+	cr_assert_eq(space_write(machine_space(m), gpa, &go, sizeof(go)), 0, "release at 0x%llx",
 		     (unsigned long long)gpa);
 }
 
